@@ -1,0 +1,194 @@
+"""The pipeline: composes the registered stages into the contract's verbs.
+
+Stages are loaded lazily by name (see :mod:`engine.registry`) and kept for the life of the pipeline, so a
+process pays for model loading once. Stage interfaces:
+
+- ``sections.detect(text) -> list[Section]``
+- ``ner.predict(texts) -> list[list[Span]]`` (batched)
+- ``assertion.judge(text, spans, sections) -> list[Judgement]`` (``spans``: ``(start, end)`` pairs)
+- ``icd.link(mention, label, traits) -> list[Code]`` (empty for findings that must not be coded)
+- ``summarizer.summarize(text, k) -> list[SummarySentence]``
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError, ErrorCode
+from engine.registry import load_stage
+from engine.settings import Settings
+from engine.types import LABELS, AnalysisResult, Code, Entity, Section, SummaryResult
+
+UNCODED_TRAITS = ("negated", "hypothetical", "possible")
+"""Findings with any of these traits are never coded (the coder sees why in ``Entity.note``)."""
+
+
+def section_at(sections: Sequence[Section], offset: int) -> str | None:
+    """Name of the section containing character ``offset``, or ``None``."""
+    for section in sections:
+        if section.start <= offset < section.end:
+            return section.name
+    return None
+
+
+def model_version(model_dir: Path, stage: str) -> str:
+    """The ``version`` written in ``model_dir/stage/config.json``, or ``"unknown"``."""
+    config = model_dir / stage / "config.json"
+    try:
+        return str(json.loads(config.read_text(encoding="utf-8")).get("version", "unknown"))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+class Pipeline:
+    """The clinical NLP engine: NER, assertion, ICD-10-CM coding and extractive summarisation.
+
+    Args:
+        settings: Engine settings (model set, device, rules, caches).
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._stages: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def stage(self, name: str) -> Any:
+        """Return the stage registered as ``name``, loading it on first use (thread-safe)."""
+        if name not in self._stages:
+            with self._lock:
+                if name not in self._stages:
+                    self._stages[name] = load_stage(name, self.settings)
+        return self._stages[name]
+
+    def warm(self, names: Iterable[str] = ("sections", "ner", "assertion", "icd", "summarizer")) -> None:
+        """Load the given stages now and run a tiny note through them, so the first real request is fast."""
+        for name in names:
+            self.stage(name)
+        self.analyze("Patient denies chest pain. History of hypertension treated with lisinopril.")
+        if "summarizer" in self._stages:
+            self.summarize("Patient is stable. Follow up in two weeks.", k=1)
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Versions of the models behind each stage, as written in the analysis result."""
+        return {
+            "ner": model_version(self.settings.model_dir, "ner"),
+            "assertion": str(getattr(self.stage("assertion"), "version", "unknown")),
+            "icd": str(getattr(self.stage("icd"), "version", "unknown")),
+            "summarizer": model_version(self.settings.model_dir, "summarizer"),
+        }
+
+    def analyze(self, text: str, note_id: str | None = None) -> AnalysisResult:
+        """Analyse one note. See :meth:`analyze_many`."""
+        return self.analyze_many([(note_id, text)])[0]
+
+    def analyze_many(self, notes: Sequence[tuple[str | None, str]]) -> list[AnalysisResult]:
+        """Analyse several notes, batching the NER forward passes across them.
+
+        Args:
+            notes: ``(id, text)`` pairs; ``text`` is used exactly as given (offsets index into it).
+
+        Returns:
+            One :class:`AnalysisResult` per note, in input order.
+        """
+        t0 = time.perf_counter()
+        texts = [text for _, text in notes]
+        all_spans = self.stage("ner").predict(texts)
+        ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
+        models = self.models
+        results: list[AnalysisResult] = []
+        for (note_id, text), spans in zip(notes, all_spans, strict=True):
+            t1 = time.perf_counter()
+            sections = self.stage("sections").detect(text)
+            judgements = self.stage("assertion").judge(text, [(s.start, s.end) for s in spans], sections)
+            t2 = time.perf_counter()
+            entities: list[Entity] = []
+            icd = self.stage("icd")
+            for span, judgement in zip(spans, judgements, strict=True):
+                entity = Entity(
+                    start=span.start,
+                    end=span.end,
+                    text=text[span.start : span.end],
+                    label=span.label,
+                    score=span.score,
+                    traits=list(judgement.traits),
+                    trigger=judgement.trigger,
+                    section=section_at(sections, span.start),
+                )
+                if span.label == "DIAG":
+                    blocked = [t for t in UNCODED_TRAITS if t in entity.traits]
+                    if blocked:
+                        entity.note = f"{entity.assertion}: not coded"
+                    else:
+                        entity.codes = icd.link(entity.text, span.label, entity.traits)
+                entities.append(entity)
+            t3 = time.perf_counter()
+            timings = {
+                "ner": ner_ms,
+                "assertion": (t2 - t1) * 1000.0,
+                "icd": (t3 - t2) * 1000.0,
+            }
+            timings["total"] = sum(timings.values())
+            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings))
+        return results
+
+    def summarize(self, text: str, k: int | None = None, note_id: str | None = None) -> SummaryResult:
+        """Extract the note's key sentences, verbatim, in the note's own order.
+
+        Args:
+            text: The note.
+            k: Number of sentences; ``None`` for the default proportional to note length.
+            note_id: Echoed in the result.
+        """
+        if k is not None and k < 0:
+            raise EngineError(ErrorCode.BAD_INPUT, f"--sentences must be 0 or more, got {k}")
+        sentences = self.stage("summarizer").summarize(text, k)
+        return SummaryResult(id=note_id, sentences=sorted(sentences, key=lambda s: s.start))
+
+    def assert_span(self, text: str, start: int, end: int, note_id: str | None = None) -> dict[str, Any]:
+        """Judge the assertion of ``text[start:end]`` in its context (the ``assert`` verb).
+
+        Raises:
+            EngineError: ``BAD_SPAN`` when the span does not fit the text.
+        """
+        if not (0 <= start < end <= len(text)):
+            raise EngineError(ErrorCode.BAD_SPAN, f"span [{start}, {end}) does not fit a text of {len(text)} chars")
+        sections = self.stage("sections").detect(text)
+        judgement = self.stage("assertion").judge(text, [(start, end)], sections)[0]
+        return {
+            "id": note_id,
+            "assertion": judgement.assertion,
+            "traits": list(judgement.traits),
+            "trigger": judgement.trigger,
+        }
+
+    def link(self, mention: str, label: str = "DIAG", note_id: str | None = None) -> dict[str, Any]:
+        """Suggest ICD-10-CM codes for a mention (the ``link`` verb).
+
+        Raises:
+            EngineError: ``BAD_LABEL`` when ``label`` is not one of the contract's five.
+        """
+        if label not in LABELS:
+            raise EngineError(ErrorCode.BAD_LABEL, f"label {label!r} is not one of {', '.join(LABELS)}")
+        codes: list[Code] = self.stage("icd").link(mention, label, [])
+        return {"id": note_id, "codes": [c.to_dict() for c in codes]}
+
+
+def load_pipeline(model_dir: str | Path | None = None, device: str = "auto", **overrides: Any) -> Pipeline:
+    """Build the engine.
+
+    Args:
+        model_dir: A model set folder (``ner/``, ``summarizer/`` inside); ``None`` for the committed defaults.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        **overrides: Any other :class:`~engine.settings.Settings` field.
+
+    Returns:
+        A :class:`Pipeline` whose stages load on first use (call :meth:`Pipeline.warm` to load them now).
+    """
+    settings = Settings().with_overrides(model_dir=model_dir, device=device, **overrides)
+    return Pipeline(settings)

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real default engine on CPU, the shared data folder (skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_DATA = Path(os.environ.get("CLINICAL_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared public datasets; tests using this skip cleanly when they are absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """The real engine with the committed default models, on CPU, with a per-session index cache."""
+    from engine import load_pipeline
+
+    cache = tmp_path_factory.getbasetemp().parent / "engine-cache"
+    return load_pipeline(device="cpu", cache_dir=str(cache))
