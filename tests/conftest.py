@@ -21,9 +21,8 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory):
-    """The real engine with the committed default models, on CPU, with a per-session index cache."""
+def pipeline():
+    """The real engine with the committed default models, on CPU (ICD index cached as configured)."""
     from engine import load_pipeline
 
-    cache = tmp_path_factory.getbasetemp().parent / "engine-cache"
-    return load_pipeline(device="cpu", cache_dir=str(cache))
+    return load_pipeline(device="cpu")
