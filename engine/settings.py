@@ -38,6 +38,7 @@ class Settings:
         batch_size: Windows per forward pass (halved automatically on GPU out-of-memory).
         max_mention_chars: Longer ICD mentions are truncated to this many characters.
         max_codes: Codes returned per entity.
+        registry_dir: Retrained model versions and the pointer to the active one (outside git).
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -54,6 +55,9 @@ class Settings:
     batch_size: int = 16
     max_mention_chars: int = 256
     max_codes: int = 5
+    registry_dir: Path = field(
+        default_factory=lambda: _env_path("CLINICAL_NLP_REGISTRY_DIR", REPO_ROOT / "model_registry")
+    )
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""
