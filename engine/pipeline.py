@@ -13,6 +13,7 @@ process pays for model loading once. Stage interfaces:
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -183,7 +184,8 @@ def load_pipeline(model_dir: str | Path | None = None, device: str = "auto", **o
     """Build the engine.
 
     Args:
-        model_dir: A model set folder (``ner/``, ``summarizer/`` inside); ``None`` for the committed defaults.
+        model_dir: A model set folder (``ner/``, ``summarizer/`` inside); ``None`` for ``CLINICAL_NLP_MODEL_DIR``
+            when set, else the registry's active version (:mod:`engine.versions`), else the committed defaults.
         device: ``cpu``, ``cuda`` or ``auto``.
         **overrides: Any other :class:`~engine.settings.Settings` field.
 
@@ -191,4 +193,12 @@ def load_pipeline(model_dir: str | Path | None = None, device: str = "auto", **o
         A :class:`Pipeline` whose stages load on first use (call :meth:`Pipeline.warm` to load them now).
     """
     settings = Settings().with_overrides(model_dir=model_dir, device=device, **overrides)
+    if model_dir is None and not os.environ.get("CLINICAL_NLP_MODEL_DIR"):
+        # No model set named anywhere: run the registry's active version when one was activated (a clean clone
+        # has no registry, so the committed defaults run unchanged).
+        from engine.versions import active_model_dir
+
+        active = active_model_dir(settings)
+        if active is not None:
+            settings = settings.with_overrides(model_dir=active)
     return Pipeline(settings)
