@@ -129,6 +129,18 @@ def extract_note(name: str, data: bytes) -> str:
     return validate_text(text, name)
 
 
+def find_occurrence(text: str, mention: str, occurrence: int = 1) -> int:
+    """Start offset of the ``occurrence``-th (1-based) appearance of ``mention`` in ``text``, or -1."""
+    if not mention or not mention.strip() or occurrence < 1:
+        return -1
+    start = -1
+    for _ in range(occurrence):
+        start = text.find(mention, start + 1)
+        if start < 0:
+            return -1
+    return start
+
+
 @dataclass
 class Batch:
     """Notes read from a batch upload and the problems met on the way (one line each)."""

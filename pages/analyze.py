@@ -1,0 +1,212 @@
+"""Analyze: a note in, entities highlighted, and a review of each entity's ICD-10-CM suggestions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine.types import LABELS
+from ui.ingest import IngestError, extract_note, find_occurrence, validate_text
+from ui.render import highlight_entities, legend_html
+from ui.resources import engine_error_message, get_db_engine, get_pipeline
+from ui.review import ReviewError, add_missed_entity, record_decision, store_analysis
+
+ASSERTIONS = ("present", "negated", "possible", "hypothetical", "family", "historical")
+state = st.session_state
+state.setdefault("decided", {})
+state.setdefault("analysis_run", 0)
+
+st.title("Analyze a note")
+with st.form("analyze_form", border=False):
+    left, right = st.columns([3, 1])
+    text = left.text_area("Note text", height=220, key="note_text", placeholder="Paste a clinical note…")
+    note_id = right.text_input("Note id (optional)", key="note_id")
+    upload = right.file_uploader("…or upload .txt, .docx or .pdf", key="note_upload")
+    submitted = right.form_submit_button("Analyze", type="primary", key="analyze", width="stretch")
+
+if submitted:
+    try:
+        source = upload.name if upload is not None else "pasted"
+        note_text = extract_note(upload.name, upload.getvalue()) if upload is not None else validate_text(text)
+    except IngestError as err:
+        st.error(str(err), icon="⚠️")
+    else:
+        try:
+            pipeline = get_pipeline()
+            result = pipeline.analyze(note_text, note_id.strip() or None).to_dict()
+        except Exception as err:
+            st.error(engine_error_message(err), icon="🛑")
+        else:
+            try:
+                stored = store_analysis(get_db_engine(), note_text, result, source)
+            except Exception as err:  # show the result anyway; decisions need the stored ids
+                st.error(f"The analysis could not be stored, so decisions are disabled: {err}", icon="🛑")
+                stored = None
+            state.analysis_run += 1
+            state.analysis = {
+                "text": note_text,
+                "result": result,
+                "source": source,
+                "analysis_id": stored.analysis_id if stored else None,
+                "suggestion_ids": stored.suggestion_ids if stored else [],
+                "run": state.analysis_run,
+                "added": [],
+            }
+
+analysis = state.get("analysis")
+if not analysis:
+    st.info("Paste or upload a note, then press **Analyze**.")
+    st.stop()
+
+result, note_text = analysis["result"], analysis["text"]
+entities = result["entities"]
+timings = result.get("timings_ms", {})
+st.caption(
+    f"{len(entities)} entities · {timings.get('total', 0):.0f} ms in the engine · models: "
+    + ", ".join(f"{k} {v}" for k, v in result.get("models", {}).items())
+)
+
+f1, f2 = st.columns(2)
+types = f1.multiselect("Entity types", LABELS, default=list(LABELS), key="filter_types")
+assertions = f2.multiselect("Assertions", ASSERTIONS, default=list(ASSERTIONS), key="filter_assertions")
+shown = [i for i, e in enumerate(entities) if e["label"] in types and e["assertion"] in assertions]
+
+note_col, review_col = st.columns([3, 2], gap="medium")
+with note_col:
+    st.html(legend_html())
+    st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
+
+reviewer = state.get("reviewer", "")
+
+
+def _decide(position: int, decision: str, target: str, **extra) -> None:
+    """Button callback: record one decision and remember it for display."""
+    try:
+        sid = analysis["suggestion_ids"][position]
+        record_decision(get_db_engine(), reviewer=state.get("reviewer"), suggestion_id=sid, decision=decision,
+                        target=target, **extra)
+    except (ReviewError, IndexError) as err:
+        state.flash = ("error", str(err) if isinstance(err, ReviewError) else "This analysis was not stored.")
+        return
+    except Exception as err:
+        state.flash = ("error", f"Not recorded: {err}")
+        return
+    key = (analysis["analysis_id"], position, target, extra.get("code") or "")
+    state.decided[key] = decision
+    what = extra.get("corrected_code") or extra.get("code") or entities[position]["text"]
+    state.flash = ("success", f"Recorded: {decision} {target} {what}")
+
+
+def _status(position: int, target: str, code: str = "") -> str:
+    return state.decided.get((analysis["analysis_id"], position, target, code), "")
+
+
+with review_col:
+    rows = []
+    for i in shown:
+        e = entities[i]
+        top = e["codes"][0] if e["codes"] else {}
+        rows.append({
+            "#": i, "entity": e["text"], "type": e["label"], "assertion": e["assertion"],
+            "trigger": e.get("trigger") or "", "top code": top.get("code", ""),
+            "description": top.get("description", e.get("note") or ""), "score": top.get("score"),
+            "billable": top.get("billable"), "codes": len(e["codes"]),
+            "review": ", ".join(f"{t}:{d}" for (a, p, t, _c), d in state.decided.items()
+                                if a == analysis["analysis_id"] and p == i),
+        })
+    st.dataframe(pd.DataFrame(rows), hide_index=True, height=260, key="entity_table",
+                 column_config={"score": st.column_config.NumberColumn(format="%.2f")})
+
+    if not reviewer.strip():
+        st.warning("Enter your name in the sidebar to record decisions.", icon="👤")
+    flash = state.pop("flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
+
+    if not shown:
+        st.info("No entity matches the filters.")
+    else:
+        default = next((k for k, i in enumerate(shown) if entities[i]["codes"]), 0)
+        pos = st.selectbox(
+            "Review entity", shown, index=default, key=f"review_entity_{analysis['run']}",
+            format_func=lambda i: f"#{i} {entities[i]['text']} [{entities[i]['label']}, {entities[i]['assertion']}]",
+        )
+        ent = entities[pos]
+        with st.container(border=True, key="review_panel"):
+            st.markdown(f"**{ent['text']}** · {ent['label']} · {ent['assertion']}"
+                        + (f" (trigger: *{ent['trigger']}*)" if ent.get("trigger") else "")
+                        + (f" · section: {ent['section']}" if ent.get("section") else ""))
+            b1, b2, b3 = st.columns([1, 1, 2])
+            b1.button("Entity ✓", key=f"ent-acc-{pos}", on_click=_decide, args=(pos, "accept", "entity"),
+                      help="The span and type are right.")
+            b2.button("Not an entity", key=f"ent-rej-{pos}", on_click=_decide, args=(pos, "reject", "entity"))
+            with b3.popover("Correct span / type"):
+                new_label = st.selectbox("Type", LABELS, index=LABELS.index(ent["label"]), key=f"fix-label-{pos}")
+                c_start = st.number_input("Start", 0, len(note_text), ent["start"], key=f"fix-start-{pos}")
+                c_end = st.number_input("End", 0, len(note_text), ent["end"], key=f"fix-end-{pos}")
+                st.caption(f"Span text: “{note_text[int(c_start):int(c_end)]}”")
+                st.button("Save correction", key=f"ent-fix-{pos}", on_click=_decide, args=(pos, "correct", "entity"),
+                          kwargs={"corrected_label": new_label, "corrected_start": int(c_start),
+                                  "corrected_end": int(c_end)})
+            if _status(pos, "entity"):
+                st.caption(f"Entity: {_status(pos, 'entity')}")
+
+            if not ent["codes"]:
+                st.caption(ent.get("note") or "No ICD-10-CM suggestion for this entity.")
+            for j, code in enumerate(ent["codes"]):
+                c1, c2, c3 = st.columns([5, 1, 1], vertical_alignment="center")
+                done = _status(pos, "code", code["code"])
+                c1.markdown(f"`{code['code']}` {code['description']}  \n"
+                            f"score {code['score']:.2f} · {'billable' if code['billable'] else 'not billable'}"
+                            + (f" · **{done}ed**" if done else ""))
+                c2.button("Accept", key=f"code-acc-{pos}-{j}", on_click=_decide,
+                          args=(pos, "accept", "code"), kwargs={"code": code["code"]})
+                c3.button("Reject", key=f"code-rej-{pos}-{j}", on_click=_decide,
+                          args=(pos, "reject", "code"), kwargs={"code": code["code"]})
+
+            query = st.text_input("Correct the code: search ICD-10-CM by code or words", key=f"code-search-{pos}")
+            if query.strip():
+                try:
+                    found = get_pipeline().stage("icd").search(query.strip(), limit=20)
+                except Exception as err:
+                    st.error(f"Search failed: {err}")
+                    found = []
+                if found:
+                    pick = st.selectbox("Matches", found, key=f"code-pick-{pos}",
+                                        format_func=lambda c: f"{c.code} {c.description}"
+                                        + ("" if c.billable else " (not billable)"))
+                    top_code = ent["codes"][0]["code"] if ent["codes"] else None
+                    st.button("Use this code", key=f"code-fix-{pos}", on_click=_decide,
+                              args=(pos, "correct", "code"), kwargs={"code": top_code, "corrected_code": pick.code})
+                else:
+                    st.caption("No ICD-10-CM code matches.")
+
+with st.expander("Add an entity the engine missed"):
+    with st.form("add_entity", clear_on_submit=True):
+        mention = st.text_input("Mention exactly as written in the note", key="add_mention")
+        a1, a2 = st.columns(2)
+        label = a1.selectbox("Type", LABELS, key="add_label")
+        occurrence = a2.number_input("Occurrence", 1, 1000, 1, key="add_occurrence",
+                                     help="Which occurrence of the mention, counting from the start of the note.")
+        if st.form_submit_button("Add entity", key="add_submit"):
+            start = find_occurrence(note_text, mention, int(occurrence))
+            if not mention.strip() or start < 0:
+                st.error(f"“{mention}” (occurrence {int(occurrence)}) is not in the note.")
+            elif analysis["analysis_id"] is None:
+                st.error("This analysis was not stored, so nothing can be added to it.")
+            else:
+                try:
+                    add_missed_entity(get_db_engine(), reviewer=reviewer, analysis_id=analysis["analysis_id"],
+                                      start=start, end=start + len(mention), label=label)
+                except ReviewError as err:
+                    st.error(str(err))
+                except Exception as err:
+                    st.error(f"Not recorded: {err}")
+                else:
+                    analysis["added"].append({"start": start, "end": start + len(mention), "text": mention,
+                                              "label": label})
+                    st.success(f"Added {label} “{mention}” at {start}.")
+    if analysis["added"]:
+        st.dataframe(pd.DataFrame(analysis["added"]), hide_index=True, key="added_table")
+
+st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"></div>')

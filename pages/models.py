@@ -1,0 +1,69 @@
+"""Models: the model versions, their metrics, and which one is active and loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from engine import versions
+from ui.resources import active_version, engine_error_message, get_pipeline
+
+st.title("Models")
+active = active_version()
+try:
+    loaded = get_pipeline().models
+except Exception as err:
+    loaded = {}
+    st.error(engine_error_message(err))
+
+st.subheader("Loaded now")
+st.caption(f"Active version: **{active}**. Activate or roll back with `python -m engine models activate VERSION` "
+           "or `python -m engine models rollback`; the app picks the change up on the next page load.")
+if loaded:
+    st.dataframe(pd.DataFrame([{"stage": k, "version": v} for k, v in loaded.items()]), hide_index=True,
+                 key="loaded_models")
+
+try:
+    listed = versions.list_versions()
+except Exception as err:
+    st.error(f"The model registry could not be read: {err}")
+    st.stop()
+
+st.subheader("Versions")
+st.dataframe(
+    pd.DataFrame([
+        {"version": v.id, "active": "✅" if v.id == active else "", "status": v.status, "parent": v.parent,
+         "created": v.created, "trained": ", ".join(f"{k}: {s}" for k, s in v.stages.items()),
+         "data hash": (v.data_hash or "")[:12]}
+        for v in listed
+    ]),
+    hide_index=True, key="model_versions",
+)
+
+st.subheader("Metrics")
+choice = st.selectbox("Version", [v.id for v in listed], index=[v.id for v in listed].index(active)
+                      if active in [v.id for v in listed] else 0, key="metrics_version")
+info = next(v for v in listed if v.id == choice)
+metrics = dict(info.metrics)
+folder = versions.version_model_dir(None, choice)
+for stage in versions.STAGES:  # each model folder describes itself (metrics.json next to its weights)
+    path = folder / stage / "metrics.json"
+    if path.is_file():
+        try:
+            metrics.setdefault(stage, json.loads(path.read_text(encoding="utf-8")))
+        except ValueError:
+            st.warning(f"{path} is not valid JSON.")
+if metrics:
+    flat = pd.json_normalize(metrics, sep=" / ").T.reset_index()
+    flat.columns = ["metric", "value"]
+    st.dataframe(flat.astype({"value": str}), hide_index=True, key="metrics_table")
+else:
+    st.info(f"No metrics recorded for {choice}.")
+if info.gate:
+    with st.expander("Promotion gate"):
+        st.json(info.gate)
+if info.training_config:
+    with st.expander("Training configuration"):
+        st.json(info.training_config)

@@ -1,0 +1,95 @@
+"""Reviewer actions against the feedback store, shared by the pages.
+
+Thin wrappers over :mod:`db.repository` that add the app's rules: a decision needs the reviewer's name, and every
+write happens in one short transaction. Functions return plain ids, so pages keep no ORM objects in session state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from db import repository
+from db.session import session_scope
+
+
+class ReviewError(ValueError):
+    """An action the app refuses before touching the database; ``str(err)`` is the message to show."""
+
+
+NO_REVIEWER = "Enter your name in the sidebar (Reviewer name) before recording a decision."
+
+
+def require_reviewer(name: str | None) -> str:
+    """The reviewer's name, stripped.
+
+    Raises:
+        ReviewError: The name is empty.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ReviewError(NO_REVIEWER)
+    return name
+
+
+@dataclass
+class StoredAnalysis:
+    """Ids of a stored analysis and of its suggestions, by entity position."""
+
+    analysis_id: int
+    suggestion_ids: list[int] = field(default_factory=list)
+
+
+def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str | None) -> StoredAnalysis:
+    """Store the note (once per distinct text) and one analysis of it with a suggestion per entity."""
+    with session_scope(engine) as session:
+        note = repository.save_note(session, text, source=source)
+        analysis = repository.save_analysis(session, note, result)
+        session.flush()
+        ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
+        return StoredAnalysis(analysis.id, ids)
+
+
+def record_decision(engine: Any, *, reviewer: str | None, suggestion_id: int, decision: str, **kwargs: Any) -> int:
+    """Record a decision on an entity or one of its codes and return its id (see ``db.repository``)."""
+    name = require_reviewer(reviewer)
+    with session_scope(engine) as session:
+        row = repository.record_decision(
+            session, suggestion_id=suggestion_id, reviewer=name, decision=decision, **kwargs
+        )
+        session.flush()
+        return int(row.id)
+
+
+def add_missed_entity(
+    engine: Any, *, reviewer: str | None, analysis_id: int, start: int, end: int, label: str, **kwargs: Any
+) -> int:
+    """Store an entity the engine missed and return its suggestion id."""
+    name = require_reviewer(reviewer)
+    with session_scope(engine) as session:
+        row = repository.add_missed_entity(
+            session, analysis_id=analysis_id, start=start, end=end, label=label, reviewer=name, **kwargs
+        )
+        session.flush()
+        return int(row.id)
+
+
+def store_summary(engine: Any, text: str, summary: dict[str, Any], model_version: str | None) -> list[int]:
+    """Store a summary of the note and return its sentence ids in the summary's order."""
+    with session_scope(engine) as session:
+        note = repository.save_note(session, text, source="summary")
+        rows = repository.save_summary(session, note, summary, model_version=model_version)
+        session.flush()
+        by_span = {(r.start, r.end): r.id for r in rows}
+        return [by_span[(int(s["start"]), int(s["end"]))] for s in summary["sentences"]]
+
+
+def record_sentence_decision(engine: Any, *, reviewer: str | None, sentence_id: int, decision: str) -> int:
+    """Record ``keep`` or ``drop`` on a summary sentence and return the decision id."""
+    name = require_reviewer(reviewer)
+    with session_scope(engine) as session:
+        row = repository.record_sentence_decision(
+            session, sentence_id=sentence_id, reviewer=name, decision=decision
+        )
+        session.flush()
+        return int(row.id)
