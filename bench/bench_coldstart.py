@@ -90,8 +90,10 @@ def run_child(env: dict[str, str], threads: int | None, all_models: bool, app: b
 def show(label: str, runs: list[dict]) -> dict:
     walls = [r["process_wall_s"] for r in runs]
     med = statistics.median(walls)
-    print(f"{label}: process start -> first analysis done: median {med:.2f} s over {len(runs)} run(s) "
-          f"(each: {', '.join(f'{w:.2f}' for w in walls)})")
+    print(
+        f"{label}: process start -> first analysis done: median {med:.2f} s over {len(runs)} run(s) "
+        f"(each: {', '.join(f'{w:.2f}' for w in walls)})"
+    )
     last = runs[-1]
     print("  phases of the last run (s): " + ", ".join(f"{k} {v:.2f}" for k, v in last["phases"].items()))
     return {"median_s": med, "runs_s": walls, "phases": last["phases"]}
@@ -125,11 +127,17 @@ def main() -> None:
     full = run_child(env, args.threads, all_models=True, app=args.app)
     rss = full["peak_rss_all_mb"]
     what = "all models" + (" + app libraries" if args.app else "")
-    print(f"peak resident memory: {full['peak_rss_ready_mb']:.0f} MiB ready to analyse, {rss:.0f} MiB with {what}"
-          + (f" (summarizer not loaded: {full['summarizer_error']})" if full["summarizer_error"] else ""))
+    print(
+        f"peak resident memory: {full['peak_rss_ready_mb']:.0f} MiB ready to analyse, {rss:.0f} MiB with {what}"
+        + (f" (summarizer not loaded: {full['summarizer_error']})" if full["summarizer_error"] else "")
+    )
     print(f"  peak RSS {rss:.0f} MiB: {verdict(rss, TARGET_RSS_MB, higher_is_better=False)}")
-    payload["peak_rss_mb"] = {"ready": full["peak_rss_ready_mb"], "all": rss, "what": what,
-                              "summarizer_error": full["summarizer_error"]}
+    payload["peak_rss_mb"] = {
+        "ready": full["peak_rss_ready_mb"],
+        "all": rss,
+        "what": what,
+        "summarizer_error": full["summarizer_error"],
+    }
     emit_json(args.json, payload)
 
 

@@ -102,8 +102,10 @@ def main() -> None:
     peak = peak_tflops(gpu, args.peak_tflops)
     fpt = flops_per_token(model.config, args.seq)
     bound = peak * 1e12 / fpt
-    print(f"model: {config.get('version', '?')} on {backbone.name}; {fpt / 1e9:.4f} GFLOP per token at {args.seq} "
-          f"tokens; bound at {peak:.0f} TFLOP/s: {bound / 1e6:.1f} M tokens/s")
+    print(
+        f"model: {config.get('version', '?')} on {backbone.name}; {fpt / 1e9:.4f} GFLOP per token at {args.seq} "
+        f"tokens; bound at {peak:.0f} TFLOP/s: {bound / 1e6:.1f} M tokens/s"
+    )
     print(f"attention implementation: {getattr(model.config, '_attn_implementation', '?')}")
 
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
@@ -137,13 +139,23 @@ def main() -> None:
         tps = batch * args.seq / secs
         best = max(best, tps)
         results.append({"batch": batch, "variant": name, "tokens_per_s": tps, "fraction_of_bound": tps / bound})
-        print(f"  batch {batch:6d}  {name:<40} {tps / 1e6:8.2f} M tokens/s  "
-              f"({100 * tps / bound:5.1f}% of bound, {tps * fpt / 1e12:6.1f} TFLOP/s)")
-    print(f"best forward: {best / 1e6:.2f} M tokens/s: {verdict(best / 1e6, TARGET_TOKENS_PER_S / 1e6, True)} "
-          f"(M tokens/s)")
+        print(
+            f"  batch {batch:6d}  {name:<40} {tps / 1e6:8.2f} M tokens/s  "
+            f"({100 * tps / bound:5.1f}% of bound, {tps * fpt / 1e12:6.1f} TFLOP/s)"
+        )
+    print(
+        f"best forward: {best / 1e6:.2f} M tokens/s: {verdict(best / 1e6, TARGET_TOKENS_PER_S / 1e6, True)} "
+        f"(M tokens/s)"
+    )
 
-    payload = {"machine": info, "gpu": gpu, "flops_per_token": fpt, "bound_tokens_per_s": bound,
-               "forward": results, "best_tokens_per_s": best}
+    payload = {
+        "machine": info,
+        "gpu": gpu,
+        "flops_per_token": fpt,
+        "bound_tokens_per_s": bound,
+        "forward": results,
+        "best_tokens_per_s": best,
+    }
 
     # The engine end to end on real notes: what the batch job gets from a GPU actor.
     notes_dir = Path(args.notes) if args.notes else None
@@ -155,8 +167,15 @@ def main() -> None:
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in paths]
     if texts:
         for window, batch_size in ((512, 256), (128, 1024)):
-            stage = NerStage(model, tokenizer, config, torch.device("cuda"), window_tokens=window,
-                             window_overlap=min(128, window // 4), batch_size=batch_size)
+            stage = NerStage(
+                model,
+                tokenizer,
+                config,
+                torch.device("cuda"),
+                window_tokens=window,
+                window_overlap=min(128, window // 4),
+                batch_size=batch_size,
+            )
             stage.predict(texts[:4])
             tokens = sum(len(stage.encode(t)) for t in texts)
             torch.cuda.synchronize()
@@ -174,12 +193,19 @@ def main() -> None:
             spans = [annotate(e, p, stage.id2label, stage.decoder) for e, p in zip(encodings, probs, strict=True)]
             dec_s = time.perf_counter() - t_dec
             total = time.perf_counter() - t
-            print(f"engine NerStage.predict, window {window}, batch {batch_size}: {len(texts)} notes, {tokens} tokens "
-                  f"in {total:.2f} s = {tokens / total / 1e6:.2f} M tokens/s ({len(texts) / total:.0f} notes/s; "
-                  f"tokenise {enc_s:.2f} s, windows+forward {fwd_s:.2f} s, decode {dec_s:.2f} s; "
-                  f"{sum(len(s) for s in spans)} entities)")
-            payload[f"engine_predict_w{window}"] = {"tokens": tokens, "seconds": total, "tokenise_s": enc_s,
-                                                    "forward_s": fwd_s, "decode_s": dec_s}
+            print(
+                f"engine NerStage.predict, window {window}, batch {batch_size}: {len(texts)} notes, {tokens} tokens "
+                f"in {total:.2f} s = {tokens / total / 1e6:.2f} M tokens/s ({len(texts) / total:.0f} notes/s; "
+                f"tokenise {enc_s:.2f} s, windows+forward {fwd_s:.2f} s, decode {dec_s:.2f} s; "
+                f"{sum(len(s) for s in spans)} entities)"
+            )
+            payload[f"engine_predict_w{window}"] = {
+                "tokens": tokens,
+                "seconds": total,
+                "tokenise_s": enc_s,
+                "forward_s": fwd_s,
+                "decode_s": dec_s,
+            }
     emit_json(args.json, payload)
 
 

@@ -60,11 +60,15 @@ def main() -> None:
         per_note.append((ms, note_id, len(text), len(result.entities)))
 
     chars = [n[2] for n in per_note]
-    print(f"notes: {len(notes)} (chars per note: mean {sum(chars) / len(chars):.0f}, max {max(chars)}), "
-          f"torch threads: {threads}")
+    print(
+        f"notes: {len(notes)} (chars per note: mean {sum(chars) / len(chars):.0f}, max {max(chars)}), "
+        f"torch threads: {threads}"
+    )
     s = summary(wall)
-    print(f"analyze wall ms per note: p50 {s['p50']:.1f}  p95 {s['p95']:.1f}  p99 {s['p99']:.1f}  "
-          f"mean {s['mean']:.1f}  max {s['max']:.1f}")
+    print(
+        f"analyze wall ms per note: p50 {s['p50']:.1f}  p95 {s['p95']:.1f}  p99 {s['p99']:.1f}  "
+        f"mean {s['mean']:.1f}  max {s['max']:.1f}"
+    )
     for key, values in stages.items():
         ss = summary(values)
         print(f"  timings_ms.{key:<10} p50 {ss['p50']:8.1f}  p95 {ss['p95']:8.1f}  mean {ss['mean']:8.1f}")

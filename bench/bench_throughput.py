@@ -43,8 +43,10 @@ def main() -> None:
     pipeline = load_pipeline(model_dir=args.model_dir, device=args.device, batch_size=args.batch_size)
     stage = pipeline.stage("ner")
     tokens = sum(len(stage.encode(t)) for t in texts)
-    print(f"notes: {len(texts)}, word pieces: {tokens} ({tokens / len(texts):.0f} per note), "
-          f"torch threads: {threads}, batch size: {args.batch_size}")
+    print(
+        f"notes: {len(texts)}, word pieces: {tokens} ({tokens / len(texts):.0f} per note), "
+        f"torch threads: {threads}, batch size: {args.batch_size}"
+    )
     print(f"engine windows: {stage.window_tokens} tokens, overlap {stage.window_overlap}")
 
     hf = transformers.pipeline(
@@ -70,11 +72,15 @@ def main() -> None:
     hf_ents = sum(len(s) for s in hf_out)
     rows = [("engine NER (stage.predict)", engine_s, engine_ents), ("transformers pipeline", hf_s, hf_ents)]
     for name, secs, ents in rows:
-        print(f"{name:<28} {secs:8.2f} s  {len(texts) / secs:8.2f} notes/s  {tokens / secs:10.0f} tokens/s  "
-              f"{ents} entities")
+        print(
+            f"{name:<28} {secs:8.2f} s  {len(texts) / secs:8.2f} notes/s  {tokens / secs:10.0f} tokens/s  "
+            f"{ents} entities"
+        )
     ratio = hf_s / engine_s
-    print(f"ratio engine / transformers pipeline (throughput): {ratio:.2f}x: "
-          f"{verdict(ratio, TARGET_RATIO, higher_is_better=True)}")
+    print(
+        f"ratio engine / transformers pipeline (throughput): {ratio:.2f}x: "
+        f"{verdict(ratio, TARGET_RATIO, higher_is_better=True)}"
+    )
 
     payload = {
         "machine": info,
@@ -91,8 +97,10 @@ def main() -> None:
         for i in range(0, len(notes), args.batch_size):
             pipeline.analyze_many(notes[i : i + args.batch_size])
         full_s = time.perf_counter() - t
-        print(f"{'engine analyze_many (all)':<28} {full_s:8.2f} s  {len(texts) / full_s:8.2f} notes/s  "
-              f"{tokens / full_s:10.0f} tokens/s")
+        print(
+            f"{'engine analyze_many (all)':<28} {full_s:8.2f} s  {len(texts) / full_s:8.2f} notes/s  "
+            f"{tokens / full_s:10.0f} tokens/s"
+        )
         payload["engine_analyze"] = {"seconds": full_s, "notes_per_s": len(texts) / full_s}
     emit_json(args.json, payload)
 

@@ -212,6 +212,37 @@ def iter_notes(path: Path, id_column: str = "id", text_column: str = "text") -> 
     return iter_parquet(path, id_column, text_column)
 
 
+def validate_input(path: Path, id_column: str = "id", text_column: str = "text") -> str:
+    """Check that ``path`` can be read as notes at all (type, and the id/text columns of a table) before any
+    model is loaded; returns its kind.
+
+    Raises:
+        InputError: The input as a whole is unusable.
+    """
+    kind = input_kind(path)
+    if kind == "csv":
+        try:
+            with path.open("r", encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle), [])
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid UTF-8 (byte {exc.start})") from exc
+        except csv.Error as exc:
+            raise InputError(f"{path}: unreadable CSV header ({exc})") from exc
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            header = pq.ParquetFile(path).schema_arrow.names
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
+    else:
+        return kind
+    missing = [c for c in (id_column, text_column) if c not in header]
+    if missing:
+        raise InputError(f"{path}: no {' or '.join(repr(c) for c in missing)} column (columns: {header})")
+    return kind
+
+
 def count_notes(path: Path) -> int | None:
     """The number of input rows when it is cheap to know (for the progress bar), else ``None``."""
     kind = input_kind(path)
@@ -830,7 +861,7 @@ def run_ray(
 
     stderr = stderr or sys.stderr
     started = time.perf_counter()
-    input_kind(input_path)  # fail early on an unusable input
+    validate_input(input_path, id_column, text_column)
     done = done_ids(output, fmt)
     _ray_init(address, num_cpus)
     context = ray.data.DataContext.get_current()
@@ -839,9 +870,7 @@ def run_ray(
     ds, pool = build_ray_dataset(
         input_path, done, model_dir, device, overrides or {}, batch_size, actors, id_column, text_column
     )
-    stderr.write(
-        f"ray: {pool['actors']} engine actor(s) on {pool['device']}, cluster {ray.cluster_resources()}\n"
-    )
+    stderr.write(f"ray: {pool['actors']} engine actor(s) on {pool['device']}, cluster {ray.cluster_resources()}\n")
     stats = RunStats(skipped=len(done))
     writer: JsonlWriter | ParquetWriter = (
         ParquetWriter(output, rows_per_file) if fmt == "parquet" else JsonlWriter(output)
@@ -913,6 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     input_path, output = Path(args.input), Path(args.output)
     fmt = output_format(output, args.format)
     try:
+        # An unusable input or output is refused before any model is loaded (minutes on a cluster).
+        validate_input(input_path, args.id_column, args.text_column)
+        done_ids(output, fmt)
         if args.ray:
             stats = run_ray(
                 input_path,
@@ -932,7 +964,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from engine.pipeline import load_pipeline
 
-            input_kind(input_path)  # fail on a missing input before loading any model
             pipeline = load_pipeline(model_dir=args.model_dir, device=args.device)
             for name in ANALYSIS_STAGES:
                 pipeline.stage(name)
