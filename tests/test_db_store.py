@@ -120,12 +120,22 @@ def test_decisions_history_and_filters(db_url):
         repo.record_decision(s, suggestion_id=sids[0], reviewer="ann", decision="accept")
         repo.record_decision(s, suggestion_id=sids[0], reviewer="ann", decision="accept", target="code", code="I21.9")
         repo.record_decision(
-            s, suggestion_id=sids[0], reviewer="bob", decision="correct", target="code", code="I21.9",
-            corrected_code="i21.4", comment="NSTEMI per troponin",
+            s,
+            suggestion_id=sids[0],
+            reviewer="bob",
+            decision="correct",
+            target="code",
+            code="I21.9",
+            corrected_code="i21.4",
+            comment="NSTEMI per troponin",
         )
         repo.record_decision(s, suggestion_id=sids[1], reviewer="bob", decision="reject")
         corr = repo.record_decision(
-            s, suggestion_id=sids[3], reviewer="ann", decision="correct", corrected_end=NOTE_TEXT.index(" daily"),
+            s,
+            suggestion_id=sids[3],
+            reviewer="ann",
+            decision="correct",
+            corrected_end=NOTE_TEXT.index(" daily"),
         )
         start = NOTE_TEXT.index("Start")
         added = repo.add_missed_entity(s, analysis_id=aid, start=start, end=start + 5, label="PROC", reviewer="cy")
@@ -141,9 +151,7 @@ def test_decisions_history_and_filters(db_url):
             ("I21.9", "I", "ICD-10-CM 2025"),
             ("I21.4", "I", "ICD-10-CM 2025"),
         }
-        assert {v.id for v in repo.list_decisions(s, reviewer="bob")} == {
-            v.id for v in views if v.reviewer == "bob"
-        }
+        assert {v.id for v in repo.list_decisions(s, reviewer="bob")} == {v.id for v in views if v.reviewer == "bob"}
         assert [v.decision for v in repo.list_decisions(s, decision="reject")] == ["reject"]
         assert {v.label for v in repo.list_decisions(s, label="PROC")} == {"PROC"}
         assert len(repo.list_decisions(s, model_version="ner-test-1")) == 4
@@ -215,7 +223,12 @@ INVALID = {
     ),
     "malformed code": (
         lambda s, ids, aid: repo.record_decision(
-            s, suggestion_id=ids[0], reviewer="ann", decision="correct", target="code", code="I21.9",
+            s,
+            suggestion_id=ids[0],
+            reviewer="ann",
+            decision="correct",
+            target="code",
+            code="I21.9",
             corrected_code="heart attack",
         ),
         FeedbackCode.BAD_CODE,
@@ -240,7 +253,11 @@ INVALID = {
     ),
     "missed entity already there": (
         lambda s, ids, aid: repo.add_missed_entity(
-            s, analysis_id=aid, start=NOTE_TEXT.index("aspirin"), end=NOTE_TEXT.index("aspirin") + 7, label="MED",
+            s,
+            analysis_id=aid,
+            start=NOTE_TEXT.index("aspirin"),
+            end=NOTE_TEXT.index("aspirin") + 7,
+            label="MED",
             reviewer="ann",
         ),
         FeedbackCode.DUPLICATE,
@@ -251,7 +268,8 @@ INVALID = {
     ),
     "analysis span text differs": (
         lambda s, ids, aid: repo.save_analysis(
-            s, repo.save_note(s, NOTE_TEXT),
+            s,
+            repo.save_note(s, NOTE_TEXT),
             {"entities": [{"start": 0, "end": 7, "text": "history", "label": "DIAG"}]},
         ),
         FeedbackCode.BAD_SPAN,
@@ -293,12 +311,24 @@ def test_model_registry(db_url):
     engine = get_engine(db_url)
     with session_scope(engine) as s:
         v1 = repo.register_model_version(
-            s, name="ner-1", stage="ner", path="/models/ner-1", metrics={"f1": 0.61}, data_hash="aa", config={},
+            s,
+            name="ner-1",
+            stage="ner",
+            path="/models/ner-1",
+            metrics={"f1": 0.61},
+            data_hash="aa",
+            config={},
             activate=True,
         )
         v2 = repo.register_model_version(
-            s, name="ner-2", stage="ner", path="/models/ner-2", metrics={"f1": 0.66}, parent="ner-1",
-            data_hash="bb", config={"lr": 1e-4},
+            s,
+            name="ner-2",
+            stage="ner",
+            path="/models/ner-2",
+            metrics={"f1": 0.66},
+            parent="ner-1",
+            data_hash="bb",
+            config={"lr": 1e-4},
         )
         repo.register_model_version(
             s, name="sum-1", stage="summarizer", path="/m/s", metrics={}, data_hash=None, config={}, activate=True
