@@ -1,0 +1,350 @@
+"""Assertion stage: is a finding negated, possible, hypothetical, historical, or about a family member?
+
+A ConText-style engine (Harkema et al. 2009) in plain Python, driven by rule files in ``assets/rules/``:
+
+- ``assertion_triggers.tsv``: trigger phrases with a trait, a direction (forward, backward, bidirectional), a
+  maximum scope in words, plus termination terms ("but", "however", a new clause) and pseudo-triggers
+  ("no change", "not only") that look like triggers but modify nothing.
+- ``assertion_sections.tsv``: sections whose findings all carry a trait (past medical history -> historical,
+  family history -> family).
+
+Each note is split into sentences once; only sentences holding a span are tokenised and scanned for triggers
+(longest match wins, left to right), and every span in a sentence is judged against that one scan, so judging
+many spans of a note costs little more than judging one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import EngineError, ErrorCode
+from engine.settings import Settings
+from engine.types import TRAITS, Judgement, Section, sort_traits
+
+TRIGGERS_FILE = "assertion_triggers.tsv"
+SECTIONS_FILE = "assertion_sections.tsv"
+RULES_VERSION = "1.0"
+
+DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
+
+# Words are split at hyphens and apostrophes so "non-tender" and "mother's" expose their parts to the rules.
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+# Sentence ends: a newline, or . ! ? followed by space or a capital (MTSamples glues "pain.He"), not inside a number.
+_SENTENCE_END = re.compile(r"\n|[.!?](?=\s|[A-Z]|$)")
+_ABBREVIATIONS = frozenset(
+    {
+        *("dr", "mr", "mrs", "ms", "st", "vs", "fig", "figs", "no", "approx", "e", "g", "i", "eg", "ie", "etc"),
+        *("pt", "pts", "sr", "jr", "mg", "ml", "dl", "cm", "mm", "inc", "resp", "temp", "wt", "ht"),
+    }
+)
+_YEAR = re.compile(r"(?:19|20)\d\d\Z")
+_NUMBER_WORDS = frozenset(
+    {
+        *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"),
+        *("fifteen", "twenty", "thirty", "forty", "fifty", "several", "few", "many"),
+    }
+)
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+def expand(phrase: str) -> list[str]:
+    """Expand ``{a|b}`` choices in a rule phrase into every plain phrase (an empty choice drops the word)."""
+    match = _BRACES.search(phrase)
+    if match is None:
+        return [" ".join(phrase.split())]
+    out: list[str] = []
+    for choice in match.group(1).split("|"):
+        out.extend(expand(phrase[: match.start()] + choice + phrase[match.end() :]))
+    return [p for p in dict.fromkeys(out) if p]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One trigger rule: a trait (or the traits a terminator/pseudo applies to), a direction and a scope."""
+
+    traits: tuple[str, ...]
+    direction: str
+    max_scope: int
+    source: str = ""
+
+
+@dataclass(slots=True)
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+
+
+def _tokens_of(phrase: str) -> list[str]:
+    words: list[str] = []
+    for word in phrase.lower().split():
+        if word in {"#year", "#num"}:
+            words.append(word)
+        else:
+            words.extend(_TOKEN.findall(word))
+    return words
+
+
+def read_triggers(path: Path) -> list[tuple[list[str], Rule]]:
+    """Read a trigger file into ``(tokens, rule)`` pairs, one per expanded phrase.
+
+    Raises:
+        EngineError: ``MODEL_NOT_FOUND`` for a missing file, ``MODEL_INVALID`` for a malformed line.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"assertion rule file {path} cannot be read ({exc})") from exc
+    rules: list[tuple[list[str], Rule]] = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        where = f"{path.name}:{lineno}"
+        if len(parts) != 4:
+            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: expected phrase<TAB>category<TAB>direction<TAB>scope")
+        phrase, category, direction, scope = (p.strip() for p in parts)
+        if direction not in DIRECTIONS:
+            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: unknown direction {direction!r}")
+        traits = TRAITS if category == "all" else tuple(c.strip() for c in category.split(","))
+        if any(t not in TRAITS for t in traits):
+            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: unknown category {category!r}")
+        if direction not in {"terminate", "pseudo"} and len(traits) != 1:
+            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: a trigger sets exactly one trait")
+        try:
+            max_scope = int(scope)
+        except ValueError as exc:
+            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: max_scope must be an integer") from exc
+        rule = Rule(traits=traits, direction=direction, max_scope=max_scope, source=where)
+        for variant in expand(phrase):
+            tokens = _tokens_of(variant)
+            if tokens:
+                rules.append((tokens, rule))
+    return rules
+
+
+def read_section_traits(path: Path) -> dict[str, str]:
+    """Read ``section name -> trait`` from a section trait file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"assertion rule file {path} cannot be read ({exc})") from exc
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) != 2 or parts[1] not in TRAITS:
+            raise EngineError(ErrorCode.MODEL_INVALID, f"{path.name}:{lineno}: expected section<TAB>trait")
+        out[parts[0].lower()] = parts[1]
+    return out
+
+
+@dataclass(slots=True)
+class _Match:
+    start: int  # token index
+    end: int  # token index, exclusive
+    rule: Rule
+    char_start: int
+    char_end: int
+
+
+@dataclass(slots=True)
+class _Sentence:
+    tokens: list[tuple[int, int]]  # character offsets of each token
+    token_starts: list[int]
+    words_before: list[int]  # number of word tokens before token i (punctuation does not count toward scope)
+    triggers: list[_Match]
+    terminators: dict[str, list[int]]  # trait -> sorted token indices where its scopes end
+
+
+class AssertionStage:
+    """Judges spans in their context with ConText-style trigger rules and section traits.
+
+    Args:
+        rules: ``(tokens, rule)`` pairs from :func:`read_triggers`.
+        section_traits: Section name -> trait.
+        version: Version string written in results.
+    """
+
+    def __init__(self, rules: list[tuple[list[str], Rule]], section_traits: dict[str, str], version: str) -> None:
+        self.version = version
+        self.section_traits = section_traits
+        self._root = _Node()
+        for tokens, rule in rules:
+            node = self._root
+            for token in tokens:
+                node = node.children.setdefault(token, _Node())
+            node.rules.append(rule)
+
+    # ---- scanning
+    def _longest(self, words: list[str], i: int) -> tuple[int, list[Rule]]:
+        best_len, best_rules = 0, []
+        frontier = [(self._root, i)]
+        while frontier:
+            node, j = frontier.pop()
+            if node.rules and j - i > best_len:
+                best_len, best_rules = j - i, node.rules
+            if j >= len(words):
+                continue
+            word = words[j]
+            child = node.children.get(word)
+            if child is not None:
+                frontier.append((child, j + 1))
+            if "#year" in node.children and _YEAR.match(word):
+                frontier.append((node.children["#year"], j + 1))
+            if "#num" in node.children and (word.isdigit() or word in _NUMBER_WORDS):
+                frontier.append((node.children["#num"], j + 1))
+        return best_len, best_rules
+
+    def _scan(self, text: str, start: int, end: int) -> _Sentence:
+        tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text, start, end)]
+        words = [text[s:e].lower() for s, e in tokens]
+        words_before: list[int] = []
+        count = 0
+        for w in words:
+            words_before.append(count)
+            if w[0].isalnum() or w[0] == "_":
+                count += 1
+        words_before.append(count)
+        triggers: list[_Match] = []
+        terminators: dict[str, list[int]] = {t: [] for t in TRAITS}
+        i = 0
+        while i < len(words):
+            length, rules = self._longest(words, i)
+            if not length:
+                i += 1
+                continue
+            for rule in rules:
+                if rule.direction == "terminate":
+                    for trait in rule.traits:
+                        terminators[trait].append(i)
+                elif rule.direction != "pseudo":
+                    triggers.append(_Match(i, i + length, rule, tokens[i][0], tokens[i + length - 1][1]))
+            i += length
+        return _Sentence(tokens, [s for s, _ in tokens], words_before, triggers, terminators)
+
+    @staticmethod
+    def _sentences(text: str, cuts: Sequence[int]) -> list[int]:
+        """Sorted sentence start offsets (0 first)."""
+        starts = {0}
+        for m in _SENTENCE_END.finditer(text):
+            if m.group() == ".":
+                j = m.start()
+                k = j
+                while k > 0 and text[k - 1].isalpha():
+                    k -= 1
+                if text[k:j].lower() in _ABBREVIATIONS and j - k > 0:
+                    continue
+            starts.add(m.end())
+        starts.update(c for c in cuts if 0 < c < len(text))
+        return sorted(starts)
+
+    # ---- judging
+    def _judge_in(self, sentence: _Sentence, start: int, end: int) -> dict[str, tuple[int, int, int]]:
+        """Traits of span ``[start, end)`` from the sentence's triggers: ``trait -> (distance, trigger offsets)``."""
+        starts = sentence.token_starts
+        ts = max(bisect.bisect_right(starts, start) - 1, 0)
+        if ts < len(sentence.tokens) and sentence.tokens[ts][1] <= start:
+            ts += 1
+        te = max(bisect.bisect_left(starts, end), ts + 1)
+        wb = sentence.words_before
+        found: dict[str, tuple[int, int, int]] = {}
+        for match in sentence.triggers:
+            if match.start < te and match.end > ts:
+                continue  # a trigger inside the span (an entity such as "no-reflow") does not modify it
+            rule = match.rule
+            trait = rule.traits[0]
+            stops = sentence.terminators[trait]
+            distance = -1
+            if match.end <= ts and rule.direction in {"forward", "bidirectional"}:
+                # A terminator between the trigger and the span ends the scope before the span.
+                k = bisect.bisect_left(stops, match.end)
+                if k < len(stops) and stops[k] < ts:
+                    continue
+                distance = wb[ts] - wb[match.end]
+            elif match.start >= te and rule.direction in {"backward", "bidirectional"}:
+                k = bisect.bisect_left(stops, te)
+                if k < len(stops) and stops[k] < match.start:
+                    continue
+                distance = wb[match.start] - wb[te]
+            if distance < 0 or (rule.max_scope and distance > rule.max_scope):
+                continue
+            if trait not in found or distance < found[trait][0]:
+                found[trait] = (distance, match.char_start, match.char_end)
+        return found
+
+    def judge(
+        self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section] | None = None
+    ) -> list[Judgement]:
+        """Judge each span of a note in its context.
+
+        Args:
+            text: The note, exactly as given.
+            spans: ``(start, end)`` character offsets of the findings to judge.
+            sections: The note's sections (from :mod:`engine.sections`), or ``None``.
+
+        Returns:
+            One :class:`~engine.types.Judgement` per span, in order: traits in the contract's order and the trigger
+            text (as written in the note) that caused the first of them.
+        """
+        sections = list(sections or [])
+        cuts: list[int] = []
+        headers: list[tuple[int, int]] = []
+        for section in sections:
+            header_end = _header_end(text, section.start, section.end)
+            headers.append((section.start, header_end))
+            cuts.extend((section.start, header_end))
+        starts = self._sentences(text, cuts)
+        cache: dict[int, _Sentence] = {}
+        results: list[Judgement] = []
+        for start, end in spans:
+            k = bisect.bisect_right(starts, start) - 1
+            s_start = starts[k]
+            s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
+            while s_end < end and k + 1 < len(starts):  # a span across a sentence end judges in both
+                k += 1
+                s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
+            key = s_start * 1_000_003 + s_end
+            sentence = cache.get(key)
+            if sentence is None:
+                sentence = cache[key] = self._scan(text, s_start, s_end)
+            found = self._judge_in(sentence, start, end)
+            triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
+            for (h_start, h_end), section in zip(headers, sections, strict=True):
+                if section.start <= start < section.end:
+                    trait = self.section_traits.get(section.name)
+                    if trait and trait not in triggers and start >= h_end:
+                        triggers[trait] = text[h_start:h_end].rstrip(" :\t\r\n,")
+                    break
+            traits = sort_traits(list(triggers))
+            results.append(Judgement(traits=traits, trigger=triggers[traits[0]] if traits else None))
+        return results
+
+
+def _header_end(text: str, start: int, end: int) -> int:
+    """Where a section's header ends: after its colon (and a following comma), else at the end of its line."""
+    limit = min(end, start + 80)
+    colon = text.find(":", start, limit)
+    newline = text.find("\n", start, limit)
+    if colon != -1 and (newline == -1 or colon < newline):
+        stop = colon + 1
+        if stop < len(text) and text[stop] == ",":
+            stop += 1
+        return stop
+    return newline + 1 if newline != -1 else limit
+
+
+def load(settings: Settings) -> AssertionStage:
+    """Build the assertion stage from the rule files in ``settings.rules_dir``."""
+    rules_dir = Path(settings.rules_dir)
+    triggers_path = rules_dir / TRIGGERS_FILE
+    sections_path = rules_dir / SECTIONS_FILE
+    rules = read_triggers(triggers_path)
+    section_traits = read_section_traits(sections_path)
+    digest = hashlib.sha256(triggers_path.read_bytes() + sections_path.read_bytes()).hexdigest()[:10]
+    return AssertionStage(rules, section_traits, version=f"context-rules-{RULES_VERSION}-{digest}")
