@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.resources import engine_error_message, get_pipeline
+from ui.resources import engine_error_message, get_db_engine, get_pipeline
 
-st.set_page_config(page_title="Clinical NLP review", page_icon="🩺", layout="wide")
+st.set_page_config(page_title="Clinical NLP review", page_icon=":material/stethoscope:", layout="wide")
 
 PAGES = [
-    st.Page("pages/analyze.py", title="Analyze", icon="🔎", url_path="analyze", default=True),
-    st.Page("pages/summary.py", title="Summary", icon="📝", url_path="summary"),
-    st.Page("pages/history.py", title="History", icon="📊", url_path="history"),
-    st.Page("pages/export.py", title="Export", icon="📦", url_path="export"),
-    st.Page("pages/models.py", title="Models", icon="🧠", url_path="models"),
-    st.Page("pages/batch.py", title="Batch", icon="🗂️", url_path="batch"),
+    st.Page("app_pages/analyze.py", title="Analyze", icon=":material/search:", default=True),
+    st.Page("app_pages/summary.py", title="Summary", icon=":material/summarize:", url_path="summary"),
+    st.Page("app_pages/history.py", title="History", icon=":material/monitoring:", url_path="history"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),
+    st.Page("app_pages/batch.py", title="Batch", icon=":material/folder_zip:", url_path="batch"),
 ]
 
+# The page scripts live in app_pages/, not pages/: Streamlit treats a folder named pages/ as a legacy multipage app
+# and, on a fresh server, serves /analyze from it directly, bypassing this router (no sidebar, no warm engine).
 page = st.navigation(PAGES)
 
 with st.sidebar:
@@ -34,6 +36,10 @@ with st.sidebar:
     if not st.session_state.get("reviewer", "").strip():
         st.caption("Enter your name to record decisions.")
 
+try:
+    get_db_engine()
+except Exception as err:
+    st.sidebar.error(f"The feedback database could not be opened: {err}")
 try:
     get_pipeline()
 except Exception as err:  # the review pages still work without the engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from db.errors import FeedbackError
 from engine.types import LABELS
 from ui.ingest import IngestError, extract_note, find_occurrence, validate_text
 from ui.render import highlight_entities, legend_html
@@ -29,18 +30,18 @@ if submitted:
         source = upload.name if upload is not None else "pasted"
         note_text = extract_note(upload.name, upload.getvalue()) if upload is not None else validate_text(text)
     except IngestError as err:
-        st.error(str(err), icon="⚠️")
+        st.error(str(err), icon=":material/warning:")
     else:
         try:
             pipeline = get_pipeline()
             result = pipeline.analyze(note_text, note_id.strip() or None).to_dict()
         except Exception as err:
-            st.error(engine_error_message(err), icon="🛑")
+            st.error(engine_error_message(err), icon=":material/error:")
         else:
             try:
                 stored = store_analysis(get_db_engine(), note_text, result, source)
             except Exception as err:  # show the result anyway; decisions need the stored ids
-                st.error(f"The analysis could not be stored, so decisions are disabled: {err}", icon="🛑")
+                st.error(f"The analysis could not be stored, so decisions are disabled: {err}", icon=":material/error:")
                 stored = None
             state.analysis_run += 1
             state.analysis = {
@@ -85,11 +86,14 @@ def _decide(position: int, decision: str, target: str, **extra) -> None:
         sid = analysis["suggestion_ids"][position]
         record_decision(get_db_engine(), reviewer=state.get("reviewer"), suggestion_id=sid, decision=decision,
                         target=target, **extra)
-    except (ReviewError, IndexError) as err:
-        state.flash = ("error", str(err) if isinstance(err, ReviewError) else "This analysis was not stored.")
+    except ReviewError as err:
+        state.flash = ("error", str(err))
         return
-    except Exception as err:
-        state.flash = ("error", f"Not recorded: {err}")
+    except IndexError:
+        state.flash = ("error", "This analysis was not stored, so decisions cannot be recorded.")
+        return
+    except FeedbackError as err:
+        state.flash = ("error", f"Not recorded: {err.message}")
         return
     key = (analysis["analysis_id"], position, target, extra.get("code") or "")
     state.decided[key] = decision
@@ -114,11 +118,11 @@ with review_col:
             "review": ", ".join(f"{t}:{d}" for (a, p, t, _c), d in state.decided.items()
                                 if a == analysis["analysis_id"] and p == i),
         })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, height=260, key="entity_table",
+    st.dataframe(pd.DataFrame(rows), hide_index=True, height=min(300, 38 + 35 * max(len(rows), 1)), key="entity_table",
                  column_config={"score": st.column_config.NumberColumn(format="%.2f")})
 
     if not reviewer.strip():
-        st.warning("Enter your name in the sidebar to record decisions.", icon="👤")
+        st.warning("Enter your name in the sidebar to record decisions.", icon=":material/person:")
     flash = state.pop("flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
@@ -136,11 +140,12 @@ with review_col:
             st.markdown(f"**{ent['text']}** · {ent['label']} · {ent['assertion']}"
                         + (f" (trigger: *{ent['trigger']}*)" if ent.get("trigger") else "")
                         + (f" · section: {ent['section']}" if ent.get("section") else ""))
-            b1, b2, b3 = st.columns([1, 1, 2])
-            b1.button("Entity ✓", key=f"ent-acc-{pos}", on_click=_decide, args=(pos, "accept", "entity"),
-                      help="The span and type are right.")
-            b2.button("Not an entity", key=f"ent-rej-{pos}", on_click=_decide, args=(pos, "reject", "entity"))
-            with b3.popover("Correct span / type"):
+            row = st.container(horizontal=True)
+            row.button("Entity right", key=f"ent-acc-{pos}", on_click=_decide, args=(pos, "accept", "entity"),
+                       icon=":material/check:", help="The span and type are right.")
+            row.button("Not an entity", key=f"ent-rej-{pos}", on_click=_decide, args=(pos, "reject", "entity"),
+                       icon=":material/close:")
+            with row.popover("Correct span / type", icon=":material/edit:"):
                 new_label = st.selectbox("Type", LABELS, index=LABELS.index(ent["label"]), key=f"fix-label-{pos}")
                 c_start = st.number_input("Start", 0, len(note_text), ent["start"], key=f"fix-start-{pos}")
                 c_end = st.number_input("End", 0, len(note_text), ent["end"], key=f"fix-end-{pos}")
@@ -154,16 +159,15 @@ with review_col:
             if not ent["codes"]:
                 st.caption(ent.get("note") or "No ICD-10-CM suggestion for this entity.")
             for j, code in enumerate(ent["codes"]):
-                c1, c2, c3 = st.columns([5, 1, 1], vertical_alignment="center")
                 done = _status(pos, "code", code["code"])
-                c1.markdown(f"`{code['code']}` {code['description']}  \n"
-                            f"score {code['score']:.2f} · {'billable' if code['billable'] else 'not billable'}"
-                            + (f" · **{done}ed**" if done else ""))
-                c2.button("Accept", key=f"code-acc-{pos}-{j}", on_click=_decide,
-                          args=(pos, "accept", "code"), kwargs={"code": code["code"]})
-                c3.button("Reject", key=f"code-rej-{pos}-{j}", on_click=_decide,
-                          args=(pos, "reject", "code"), kwargs={"code": code["code"]})
-
+                line = st.container(horizontal=True, vertical_alignment="center", key=f"code-row-{pos}-{j}")
+                line.markdown(f"`{code['code']}` {code['description']}  \n"
+                              f"score {code['score']:.2f} · {'billable' if code['billable'] else 'not billable'}"
+                              + (f" · **{done}ed**" if done else ""), width="stretch")
+                line.button("", key=f"code-acc-{pos}-{j}", on_click=_decide, icon=":material/check:",
+                            help=f"Accept {code['code']}", args=(pos, "accept", "code"), kwargs={"code": code["code"]})
+                line.button("", key=f"code-rej-{pos}-{j}", on_click=_decide, icon=":material/close:",
+                            help=f"Reject {code['code']}", args=(pos, "reject", "code"), kwargs={"code": code["code"]})
             query = st.text_input("Correct the code: search ICD-10-CM by code or words", key=f"code-search-{pos}")
             if query.strip():
                 try:
@@ -200,8 +204,8 @@ with st.expander("Add an entity the engine missed"):
                                       start=start, end=start + len(mention), label=label)
                 except ReviewError as err:
                     st.error(str(err))
-                except Exception as err:
-                    st.error(f"Not recorded: {err}")
+                except FeedbackError as err:
+                    st.error(f"Not recorded: {err.message}")
                 else:
                     analysis["added"].append({"start": start, "end": start + len(mention), "text": mention,
                                               "label": label})

@@ -10,22 +10,26 @@ from pathlib import Path
 
 import streamlit as st
 
+from db import export as db_export
 from db.errors import FeedbackError
 from db.session import session_scope
 from ui.resources import get_db_engine
 
 st.title("Export reviewed data")
-try:
-    from db import export as db_export
-except ImportError as err:
-    st.error(f"The export module of the feedback store is not available: {err}")
-    st.stop()
-
-formats = list(getattr(db_export, "FORMATS", ("jsonl",)))
-c1, c2, c3 = st.columns(3)
-fmt = c1.selectbox("Format", formats, key="export_fmt")
+FORMAT_HELP = {
+    "jsonl": "analyses with decisions and gold entities (JSON lines)",
+    "conll": "IOB2 tokens with offsets",
+    "docbin": "spaCy DocBin shards",
+    "brat": "BRAT standoff .txt/.ann pairs",
+    "summary_jsonl": "summaries with keep/drop per sentence",
+}
+c1, c2, c3, c4 = st.columns(4)
+fmt = c1.selectbox("Format", db_export.FORMATS, key="export_fmt",
+                   format_func=lambda f: f"{f}: {FORMAT_HELP.get(f, '')}")
 reviewer = c2.text_input("Only this reviewer", key="export_reviewer").strip() or None
 days = c3.date_input("Dates", value=(), key="export_dates", help="A start and an end day (inclusive).")
+dev = c4.number_input("Dev split (fraction of notes)", 0.0, 0.9, 0.0, 0.05, key="export_split",
+                      help="0 writes one file; otherwise train and dev files, split by note.")
 since = until = None
 if isinstance(days, tuple | list) and len(days) == 2:
     since = dt.datetime.combine(days[0], dt.time())
@@ -36,7 +40,8 @@ if st.button("Prepare export", type="primary", key="export_run"):
         out = Path(tmp) / "export"
         try:
             with session_scope(get_db_engine(), write=False) as session:
-                manifest = db_export.export_dataset(session, fmt, out, since=since, until=until, reviewer=reviewer)
+                manifest = db_export.export_dataset(session, fmt, out, since=since, until=until, reviewer=reviewer,
+                                                     split=dev or None)
         except FeedbackError as err:
             st.error(err.message)
             st.stop()
@@ -47,10 +52,10 @@ if st.button("Prepare export", type="primary", key="export_run"):
 result = st.session_state.get("export_result")
 if result:
     manifest = result["manifest"]
-    as_dict = manifest.to_dict() if hasattr(manifest, "to_dict") else dict(getattr(manifest, "__dict__", {}))
-    st.success(f"{result['fmt']} export ready: {len(result['files'])} file(s).")
+    counts = ", ".join(f"{v} {k}" for k, v in manifest.counts.items()) or "nothing matched"
+    st.success(f"{result['fmt']} export ready: {counts}.")
     with st.expander("Manifest"):
-        st.json(as_dict, expanded=False)
+        st.json(manifest.to_dict(), expanded=False)
     for name, data in result["files"].items():
         st.download_button(f"Download {name}", data, file_name=name.replace("/", "_"), key=f"dl-{name}")
     if len(result["files"]) > 1:

@@ -27,9 +27,9 @@ if st.button("Summarize", type="primary", key="summarize") or (stale and current
         summary = get_pipeline().summarize(note, k=k).to_dict()
         version = get_pipeline().models.get("summarizer")
     except IngestError as err:
-        st.error(str(err), icon="⚠️")
+        st.error(str(err), icon=":material/warning:")
     except Exception as err:
-        st.error(engine_error_message(err), icon="🛑")
+        st.error(engine_error_message(err), icon=":material/error:")
     else:
         state.summary = {"text": note, "k": k, "result": summary, "version": version, "sentence_ids": None,
                          "decided": {}}
@@ -66,7 +66,7 @@ with left:
     st.html(highlight_sentences(current["text"], sentences, dropped=dropped, marker={"k": current["k"]}))
 with right:
     if not (state.get("reviewer") or "").strip():
-        st.warning("Enter your name in the sidebar to record decisions.", icon="👤")
+        st.warning("Enter your name in the sidebar to record decisions.", icon=":material/person:")
     flash = state.pop("summary_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])

@@ -22,12 +22,12 @@ if upload is not None and st.button("Run batch", type="primary", key="run_batch"
     try:
         batch = read_batch(upload.name, upload.getvalue())
     except IngestError as err:
-        st.error(str(err), icon="⚠️")
+        st.error(str(err), icon=":material/warning:")
     else:
         try:
             pipeline = get_pipeline()
         except Exception as err:
-            st.error(engine_error_message(err), icon="🛑")
+            st.error(engine_error_message(err), icon=":material/error:")
         else:
             results, problems = [], list(batch.problems)
             bar = st.progress(0.0, text=f"0 / {len(batch.notes)} notes")
