@@ -59,6 +59,11 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
     except (ValueError, OSError, AttributeError):
         pass
     try:
+        # Other work on the machine inflates wall-clock figures: record how busy it was.
+        info["load_average_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    try:
         import transformers
 
         info["transformers"] = transformers.__version__
