@@ -5,6 +5,7 @@ Every benchmark prints :func:`machine_info` first, so a figure is never separate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -58,11 +59,9 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
         info["memory_gb"] = round(pages * page_size / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    try:
+    with contextlib.suppress(OSError):
         # Other work on the machine inflates wall-clock figures: record how busy it was.
         info["load_average_1m"] = round(os.getloadavg()[0], 2)
-    except OSError:
-        pass
     try:
         import transformers
 
