@@ -1,0 +1,474 @@
+"""ICD-10-CM code suggestions for diagnosis mentions (the ``icd`` stage and the ``link`` verb).
+
+How a mention is matched (every step is data in ``assets/rules/`` or the tabular list, see
+:mod:`engine.icd_index`):
+
+1. The mention is truncated to ``settings.max_mention_chars``, lower-cased, and clinical abbreviations are
+   expanded (``assets/rules/abbreviations.tsv``: ``CHF`` -> congestive heart failure).
+2. Words are stemmed (plurals, inflections, ``-ic``/``-ion`` forms), so word order, inverted index forms
+   ("infarct, myocardial, acute") and inflections do not matter. Lay terms and eponyms
+   (``assets/rules/icd_synonyms.tsv``) add a rewritten reading of the mention; one-word rules add alternative
+   words; unknown words are corrected to the closest word of the tabular list (misspellings).
+3. Every index entry (descriptions, inclusion terms, includes notes, excludes cross references, synonyms) is
+   scored by an IDF-weighted F-measure: how much of the mention it covers and how little essential wording it
+   adds. Nonessential words (parenthesised, "NOS", "unspecified", "initial encounter for closed fracture")
+   cost almost nothing, so the unspecified code wins when the note says no more, and "left", "acute",
+   "type 1" pick the specific code when it does.
+4. A category that matches stands for its default billable code (the ``.9``/unspecified child, the initial
+   encounter extension). Billable codes are ranked first.
+
+Semantic re-ranking with the backbone encoder was measured (``python -m engine evaluate icd --semantic``) and
+is off by default: see ``engine/evaluation/icd.py`` for the figures and why.
+
+Assertions: negated, possible and hypothetical findings get no codes; family findings get the family-history
+code (Z80-Z84) and historical ones the personal-history code (Z85-Z87; an old myocardial infarction is I25.2),
+from the tabular list's "conditions classifiable to" notes and ``assets/rules/icd_history.tsv``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import icd_index as ix
+from engine.settings import Settings
+from engine.types import Code
+
+BETA = 1.0
+"""F-measure balance between covering the mention (recall) and adding no unasked wording (precision)."""
+ALT_SIMILARITY = 0.9
+"""Credit for a word matched through a one-word synonym rule instead of the word itself."""
+CATEGORY_FACTOR = 0.98
+"""A billable code reached through its category's match ranks just below a direct match."""
+MIN_SCORE = 0.2
+"""Suggestions scoring below this are dropped (the mention matched almost nothing)."""
+UNKNOWN_WORD_WEIGHT = 1.0
+"""Weight of a mention word found nowhere in the tabular list (lowers every score alike)."""
+UNCODED_TRAITS = ("negated", "hypothetical", "possible")
+FAMILY_RANGE = ("Z80", "Z84")
+PERSONAL_RANGE = ("Z85", "Z87")
+
+
+def _nodot(code: str) -> str:
+    return code.replace(".", "").upper()
+
+
+def normalize_code(text: str) -> str:
+    """``"i219"``, ``"I21.9"`` or ``" I21.9 "`` -> ``"I21.9"`` (no validation)."""
+    c = _nodot(text.strip())
+    return c if len(c) <= 3 else c[:3] + "." + c[3:]
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    lo: str
+    hi: str
+    codes: tuple[str, ...]
+    authoritative: bool
+
+    def covers(self, code: str) -> bool:
+        c = _nodot(code)
+        return c[: len(self.lo)] >= self.lo and c[: len(self.hi)] <= self.hi
+
+    @property
+    def narrowness(self) -> tuple[int, int, int]:
+        return (len(self.lo), int(self.lo == self.hi), int(self.authoritative))
+
+
+def _parse_range(text: str) -> tuple[str, str] | None:
+    text = text.strip().rstrip(".-").rstrip(".")
+    if not text:
+        return None
+    lo, _, hi = text.partition("-")
+    lo, hi = _nodot(lo.rstrip(".")), _nodot((hi or lo).rstrip("."))
+    if not lo or not hi:
+        return None
+    return lo, hi
+
+
+class IcdLinker:
+    """Links diagnosis mentions to ranked ICD-10-CM codes.
+
+    Args:
+        settings: Engine settings (``rules_dir``, ``max_mention_chars``, ``max_codes``).
+        data: A loaded index (see :func:`engine.icd_index.load_or_build`).
+    """
+
+    def __init__(self, settings: Settings, data: ix.IndexData) -> None:
+        self.settings = settings
+        self.data = data
+        year = data.meta.get("year") or "unknown"
+        self.version = f"ICD-10-CM {year}"
+        self._code_pos = {c: i for i, c in enumerate(data.codes)}
+        self._vocab_pos = {s: i for i, s in enumerate(data.vocab)}
+        self._n_docs = data.n_docs
+        # Plain arrays and lists: memmap indexing and numpy scalars cost microseconds per access in the hot loop.
+        self._billable: list[bool] = np.asarray(data.billable).tolist()
+        self._default_leaf: list[int] = np.asarray(data.default_leaf).tolist()
+        self._doc_code = np.asarray(data.doc_code)
+        self._desc_len = [len(d) for d in data.descriptions]
+        self._post_ptr = np.asarray(data.post_ptr)
+        self._post_doc = np.asarray(data.post_doc)
+        self._post_w = np.asarray(data.post_w)
+        self._idf = np.asarray(data.idf)
+        self._doc_den = np.asarray(data.doc_den, dtype=np.float32)
+        self._doc_factor = ix.KIND_FACTOR[np.asarray(data.doc_kind)]
+        self._lock = threading.Lock()
+        self._trigram_index: dict[str, list[int]] | None = None
+        self._load_rules(settings)
+        self._doc_family: np.ndarray | None = None
+        self._doc_personal: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- rules
+    def _load_rules(self, settings: Settings) -> None:
+        abbreviations = ix.read_rules(settings.rules_dir / "abbreviations.tsv")
+        self._abbrev = {a.lower(): e.lower() for a, e in abbreviations}
+        keys = sorted(self._abbrev, key=len, reverse=True)
+        self._abbrev_re = (
+            re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(?![a-z0-9/])") if keys else None
+        )
+        self._word_alts: dict[str, list[str]] = {}
+        self._phrases: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for term, target in ix.read_rules(settings.rules_dir / "icd_synonyms.tsv"):
+            src = tuple(self._stems(term))
+            if ix.is_code(target):
+                # The term is an index entry of the code (see icd_index); a multi-word term also rewrites the
+                # mention to the code's own wording, so extra words ("right", "open") still pick the sibling.
+                if len(src) < 2 or target not in self._code_pos:
+                    continue
+                desc = self.data.descriptions[self._code_pos[target]]
+                dst = tuple(s for s, essential in ix.term_tokens(desc) if essential)
+            else:
+                dst = tuple(self._stems(target))
+            if not src or not dst or src == dst:
+                continue
+            if len(src) == 1 and len(dst) == 1:
+                self._word_alts.setdefault(src[0], []).append(dst[0])
+            else:
+                targets = self._phrases.setdefault(src, [])
+                if dst not in targets:
+                    targets.append(dst)
+        # Longest phrases first, so "broken wrist" wins over "broken".
+        self._phrase_order = sorted(self._phrases, key=lambda k: (-len(k), k))
+        self._ranges: dict[str, list[_Range]] = {"family": [], "historical": []}
+        for line_range, fam, hist in self._history_rows(settings):
+            parsed = _parse_range(line_range)
+            if not parsed:
+                continue
+            for kind, codes in (("family", fam), ("historical", hist)):
+                codes_t = tuple(c for c in codes.split() if c != "-" and c in self._code_pos)
+                if codes_t:
+                    self._ranges[kind].append(_Range(parsed[0], parsed[1], codes_t, False))
+        # The tabular list's own "Conditions classifiable to C50.-" notes of the Z80-Z87 codes.
+        for ci, code in enumerate(self.data.codes):
+            if not ("Z80" <= code[:3] <= "Z87"):
+                continue
+            kind = "family" if code[:3] <= FAMILY_RANGE[1] else "historical"
+            if not self._billable[ci]:
+                continue
+            for doc_text in self._terms_of(ci):
+                m = re.match(r"(?:personal history of )?conditions classifiable to (.+)$", doc_text.lower())
+                if not m or "elsewhere" in m.group(1):
+                    continue
+                for part in m.group(1).split(","):
+                    parsed = _parse_range(part.upper())
+                    if parsed:
+                        self._ranges[kind].append(_Range(parsed[0], parsed[1], (code,), True))
+
+    def _history_rows(self, settings: Settings) -> list[tuple[str, str, str]]:
+        path = settings.rules_dir / "icd_history.tsv"
+        rows = []
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if not line.strip() or line.startswith("#"):
+                    continue
+                parts = line.split("\t")
+                if len(parts) >= 3:
+                    rows.append((parts[0], parts[1], parts[2]))
+        return rows
+
+    def _terms_of(self, ci: int) -> list[str]:
+        # "Conditions classifiable to ..." notes carry no words worth indexing; the index keeps them apart.
+        return list(self.data.classifiable.get(self.data.codes[ci], ()))
+
+    # ----------------------------------------------------------------- text
+    def _stems(self, text: str) -> list[str]:
+        return [ix.stem(w) for w in ix.words(text) if w not in ix.STOPWORDS]
+
+    def _expand_abbreviations(self, text: str) -> str:
+        lowered = text.lower()
+        if self._abbrev_re is None:
+            return lowered
+        return self._abbrev_re.sub(lambda m: self._abbrev[m.group(1)], lowered)
+
+    def _rewrite(self, stems: list[str], alternative: int = 0) -> list[str] | None:
+        """Apply lay-term/eponym phrase rules; ``None`` when none applies.
+
+        A phrase matches when all its words occur in the mention in any order (mentions are short; "broken left
+        wrist" still contains "broken wrist"), longest phrases first. ``alternative`` picks the n-th target of
+        rules that have several (falling back to the first).
+        """
+        remaining = list(stems)
+        added: list[str] = []
+        changed = False
+        present = set(remaining)
+        for key in self._phrase_order:
+            if not present.issuperset(key):
+                continue
+            targets = self._phrases[key]
+            dst = targets[alternative] if alternative < len(targets) else targets[0]
+            for w in key:
+                if w in remaining:
+                    remaining.remove(w)
+            present = set(remaining)
+            added.extend(dst)
+            changed = True
+        return added + remaining if changed else None
+
+    def _correct(self, word_stem: str) -> list[tuple[str, float]]:
+        """Closest stems of the tabular list for an unknown word (spelling correction)."""
+        if len(word_stem) < 4 or word_stem.isdigit():
+            return []
+        with self._lock:
+            if self._trigram_index is None:
+                index: dict[str, list[int]] = {}
+                for i, s in enumerate(self.data.vocab):
+                    padded = f"#{s}#"
+                    for k in range(len(padded) - 2):
+                        index.setdefault(padded[k : k + 3], []).append(i)
+                self._trigram_index = index
+        padded = f"#{word_stem}#"
+        counts: dict[int, int] = {}
+        for k in range(len(padded) - 2):
+            for i in self._trigram_index.get(padded[k : k + 3], ()):
+                counts[i] = counts.get(i, 0) + 1
+        best = sorted(counts.items(), key=lambda kv: -kv[1])[:30]
+        scored = []
+        for i, _ in best:
+            cand = self.data.vocab[i]
+            ratio = difflib.SequenceMatcher(None, word_stem, cand).ratio()
+            if ratio >= 0.8:
+                scored.append((cand, ratio))
+        scored.sort(key=lambda t: -t[1])
+        return scored[:2]
+
+    # ----------------------------------------------------------------- scoring
+    def _slots(self, stems: list[str]) -> list[tuple[float, list[tuple[int, float]]]]:
+        """Query slots: ``(weight, [(stem id, similarity), ...])`` per distinct mention word."""
+        slots = []
+        seen = set()
+        for s in stems:
+            if s in seen:
+                continue
+            seen.add(s)
+            alts: dict[int, float] = {}
+            if s in self._vocab_pos:
+                alts[self._vocab_pos[s]] = 1.0
+            for a in self._word_alts.get(s, ()):
+                if a in self._vocab_pos:
+                    alts.setdefault(self._vocab_pos[a], ALT_SIMILARITY)
+            if not alts:
+                for cand, ratio in self._correct(s):
+                    alts.setdefault(self._vocab_pos[cand], ratio * ALT_SIMILARITY)
+            if s in self._vocab_pos:
+                weight = float(self._idf[self._vocab_pos[s]])
+            elif alts:
+                weight = max(float(self._idf[i]) for i in alts)
+            else:
+                weight = UNKNOWN_WORD_WEIGHT
+            slots.append((weight, list(alts.items())))
+        return slots
+
+    def _score_docs(self, stems: list[str], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """F-measure of every matching entry: ``(entry ids, scores)``."""
+        slots = self._slots(stems)
+        q_total = sum(w for w, _ in slots)
+        if not slots or q_total <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        acc_r = np.zeros(self._n_docs, dtype=np.float32)
+        acc_p = np.zeros(self._n_docs, dtype=np.float32)
+        ptr, pdoc, pw = self._post_ptr, self._post_doc, self._post_w
+        for weight, alts in slots:
+            if not alts:
+                continue
+            if len(alts) == 1 and alts[0][1] == 1.0:
+                sid = alts[0][0]
+                docs = pdoc[ptr[sid] : ptr[sid + 1]]
+                acc_r[docs] += weight
+                acc_p[docs] += pw[ptr[sid] : ptr[sid + 1]]
+                continue
+            tmp_r = np.zeros(self._n_docs, dtype=np.float32)
+            tmp_p = np.zeros(self._n_docs, dtype=np.float32)
+            for sid, sim in alts:
+                docs = pdoc[ptr[sid] : ptr[sid + 1]]
+                tmp_r[docs] = np.maximum(tmp_r[docs], sim)
+                tmp_p[docs] = np.maximum(tmp_p[docs], sim * pw[ptr[sid] : ptr[sid + 1]])
+            acc_r += weight * tmp_r
+            acc_p += tmp_p
+        cand = np.flatnonzero(acc_r)
+        if mask is not None:
+            cand = cand[mask[cand]]
+        if cand.size == 0:
+            return cand, np.zeros(0, dtype=np.float32)
+        recall = acc_r[cand] / q_total
+        precision = np.minimum(acc_p[cand] / np.maximum(self._doc_den[cand], 1e-6), 1.0)
+        b2 = BETA * BETA
+        f = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-9)
+        return cand, (f * self._doc_factor[cand]).astype(np.float32)
+
+    def _variants(self, mention: str) -> list[list[str]]:
+        stems = self._stems(self._expand_abbreviations(mention))
+        variants = [stems]
+        for alternative in range(2):
+            rewritten = self._rewrite(stems, alternative)
+            if rewritten and rewritten not in variants:
+                variants.append(rewritten)
+        return variants
+
+    def _rank(
+        self, mention: str, mask: np.ndarray | None = None, resolve_categories: bool = True, top_docs: int = 80
+    ) -> list[tuple[int, float, str]]:
+        """Codes for a mention: ``[(code index, score, evidence)]`` best first (billable and not)."""
+        best: dict[int, tuple[float, str]] = {}
+        billable = self._billable
+        for stems in self._variants(mention):
+            docs, scores = self._score_docs(stems, mask)
+            if docs.size == 0:
+                continue
+            if docs.size > top_docs:
+                keep = np.argpartition(-scores, top_docs)[:top_docs]
+                docs, scores = docs[keep], scores[keep]
+            for d, ci, s in zip(docs.tolist(), self._doc_code[docs].tolist(), scores.tolist(), strict=True):
+                evidence = self.data.doc_text[d]
+                if s > best.get(ci, (-1.0, ""))[0]:
+                    best[ci] = (s, evidence)
+                if resolve_categories and not billable[ci]:
+                    leaf = self._default_leaf[ci]
+                    if leaf != ci and billable[leaf]:
+                        s2 = s * CATEGORY_FACTOR
+                        if s2 > best.get(leaf, (-1.0, ""))[0]:
+                            best[leaf] = (s2, evidence)
+        ranked = sorted(
+            best.items(),
+            key=lambda kv: (-round(kv[1][0], 6), not billable[kv[0]], self._desc_len[kv[0]]),
+        )
+        return [(ci, s, ev) for ci, (s, ev) in ranked]
+
+    def _code(self, ci: int, score: float, evidence: str | None) -> Code:
+        return Code(
+            code=self.data.codes[ci],
+            description=self.data.descriptions[ci],
+            score=float(min(max(score, 0.0), 1.0)),
+            billable=bool(self._billable[ci]),
+            evidence=evidence,
+        )
+
+    def _finish(self, ranked: list[tuple[int, float, str]], limit: int) -> list[Code]:
+        if not ranked:
+            return []
+        top = ranked[0][1]
+        keep = [r for r in ranked if r[1] >= MIN_SCORE and r[1] >= 0.5 * top]
+        billable = [r for r in keep if self._billable[r[0]]]
+        others = [r for r in keep if not self._billable[r[0]]]
+        return [self._code(ci, s, ev) for ci, s, ev in (billable + others)[:limit]]
+
+    # ----------------------------------------------------------------- history codes
+    def _zone_mask(self, lo: str, hi: str) -> np.ndarray:
+        codes = self.data.codes
+        in_zone = np.array([lo <= c[:3] <= hi for c in codes], dtype=bool)
+        return in_zone[np.asarray(self.data.doc_code)]
+
+    def _history(self, mention: str, kind: str) -> list[Code]:
+        with self._lock:
+            if self._doc_family is None:
+                self._doc_family = self._zone_mask(*FAMILY_RANGE)
+                self._doc_personal = self._zone_mask(*PERSONAL_RANGE)
+        mask = self._doc_family if kind == "family" else self._doc_personal
+        prefix = "family history of " if kind == "family" else "personal history of "
+        found: dict[int, tuple[float, str]] = {}
+        # 1. the disease's own code, mapped through the classifiable ranges
+        for rank, (ci, score, evidence) in enumerate(self._rank(mention)[:3]):
+            if not self._billable[ci] and rank > 0:
+                continue
+            code = self.data.codes[ci]
+            covering = [r for r in self._ranges[kind] if r.covers(code)]
+            if not covering:
+                continue
+            chosen = max(covering, key=lambda r: r.narrowness)
+            for k, z in enumerate(chosen.codes):
+                zi = self._code_pos[z]
+                s = score * (0.95 - 0.05 * rank - 0.05 * k)
+                if s > found.get(zi, (-1.0, ""))[0]:
+                    found[zi] = (s, f"{evidence} ({code})")
+        # 2. the Z codes' own wording ("Family history of diabetes mellitus")
+        for ci, score, evidence in self._rank(prefix + mention, mask=mask)[:5]:
+            if score > found.get(ci, (-1.0, ""))[0]:
+                found[ci] = (score, evidence)
+        ranked = sorted(found.items(), key=lambda kv: (-kv[1][0], not self._billable[kv[0]]))
+        return self._finish([(ci, s, ev) for ci, (s, ev) in ranked], self.settings.max_codes)
+
+    # ----------------------------------------------------------------- public API
+    def link(self, mention: str, label: str = "DIAG", traits: Sequence[str] = ()) -> list[Code]:
+        """Ranked ICD-10-CM suggestions for one mention.
+
+        Args:
+            mention: The mention text; empty or whitespace gives no codes, and text longer than
+                ``settings.max_mention_chars`` is truncated to that many characters.
+            label: Entity label; only ``DIAG`` mentions are coded (ICD-10-CM codes diagnoses).
+            traits: Assertion traits. ``negated``/``possible``/``hypothetical`` give no codes; ``family`` gives
+                family-history codes (Z80-Z84) and ``historical`` personal-history codes (Z85-Z87, I25.2).
+
+        Returns:
+            At most ``settings.max_codes`` codes, billable first, each with a score in [0, 1] and the matched
+            term as ``evidence``.
+        """
+        if label != "DIAG" or not isinstance(mention, str):
+            return []
+        text = mention[: self.settings.max_mention_chars].strip()
+        if not text or any(t in UNCODED_TRAITS for t in traits):
+            return []
+        if "family" in traits:
+            return self._history(text, "family")
+        if "historical" in traits:
+            return self._history(text, "historical")
+        direct = normalize_code(text)
+        if ix.is_code(direct) and direct in self._code_pos:
+            return [self._code(self._code_pos[direct], 1.0, text)]
+        return self._finish(self._rank(text), self.settings.max_codes)
+
+    def search(self, query: str, limit: int = 20) -> list[Code]:
+        """Codes for the app's correction box: by code prefix (``"I21"``, ``"i21.9"``) or by words.
+
+        Args:
+            query: A code prefix or free words.
+            limit: Most codes returned.
+
+        Returns:
+            For a prefix, matching codes in tabular order; for words, ranked matches (billable or not).
+        """
+        q = (query or "").strip()[: self.settings.max_mention_chars]
+        if not q or limit <= 0:
+            return []
+        if re.fullmatch(r"[A-Za-z][0-9][0-9A-Za-z]?\.?[0-9A-Za-z]{0,4}", q):
+            prefix = normalize_code(q).rstrip(".")
+            hits = [i for i, c in enumerate(self.data.codes) if c.startswith(prefix)][:limit]
+            if hits:
+                return [self._code(i, 1.0, None) for i in hits]
+        ranked = self._rank(q, resolve_categories=False)
+        return [self._code(ci, s, ev) for ci, s, ev in ranked[:limit] if s >= MIN_SCORE]
+
+    def describe(self, code: str) -> Code | None:
+        """The code's description and billability, or ``None`` for an unknown code (dot optional)."""
+        ci = self._code_pos.get(normalize_code(code or ""))
+        return None if ci is None else self._code(ci, 1.0, None)
+
+
+def load(settings: Settings) -> IcdLinker:
+    """Load the ICD stage, building and caching the index on first use (see :mod:`engine.icd_index`)."""
+    data, _ = ix.load_or_build(settings)
+    return IcdLinker(settings, data)
