@@ -18,7 +18,7 @@ st.caption("Upload a .zip of .txt notes, a .csv with `id` and `text` columns, or
            '`{"id": …, "text": …}` a line. Results are the engine\'s analysis objects, one per note.')
 upload = st.file_uploader("Notes", key="batch_upload")
 
-if upload is not None and st.button("Run batch", type="primary", key="run_batch"):
+if st.button("Run batch", type="primary", key="run_batch", disabled=upload is None) and upload is not None:
     try:
         batch = read_batch(upload.name, upload.getvalue())
     except IngestError as err:

@@ -130,3 +130,14 @@ def test_batch_zip_csv_jsonl():
 def test_bad_batches(name, data, needle):
     with pytest.raises(IngestError, match=needle):
         read_batch(name, data)
+
+
+def test_find_occurrence():
+    from ui.ingest import find_occurrence
+
+    text = "pain in chest; chest pain; pain"
+    assert find_occurrence(text, "pain") == 0
+    assert find_occurrence(text, "pain", 2) == text.index("pain", 1)
+    assert find_occurrence(text, "pain", 3) == len(text) - 4
+    assert find_occurrence(text, "pain", 4) == -1
+    assert find_occurrence(text, "  ") == -1 and find_occurrence(text, "fever") == -1
