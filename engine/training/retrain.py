@@ -38,7 +38,7 @@ from typing import Any
 from engine import versions
 from engine.corpora.document import Document, split_documents
 from engine.errors import EngineError, ErrorCode
-from engine.settings import DEFAULT_MODEL_DIR, Settings
+from engine.settings import Settings
 from engine.training.feedback_data import (
     RetrainData,
     build_retrain_data,
@@ -72,6 +72,8 @@ class RetrainConfig:
         train_window: Tokens per training window.
         feedback_weight: Times each feedback training note is repeated per epoch (reviewer gold is scarce).
         max_base_docs: Train on at most this many base documents (a deterministic sample), ``None`` for all.
+        base_dev_count: Documents of the base data held out as its dev set; ``None`` reuses the parent model's
+            recorded dev split (its ``dev_ids``, else its ``dev_count``), so the dev set is one it never trained on.
         margin: How much lower than the active model's F1 the candidate may score and still be promoted.
         min_support: Per-type gate checks only for types with at least this many gold spans in a set.
         pending: What an undecided model span becomes: ``keep`` or ``drop`` (see feedback_data).
@@ -87,6 +89,7 @@ class RetrainConfig:
     train_window: int = 256
     feedback_weight: int = 3
     max_base_docs: int | None = None
+    base_dev_count: int | None = None
     margin: float = 0.01
     min_support: int = 5
     pending: str = "keep"
@@ -396,7 +399,9 @@ def _retrain_lock(root: Path) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def load_base_data(spec: str | None, settings: Settings, parent_ner: Path) -> tuple[list[Document], list[Document]]:
+def load_base_data(
+    spec: str | None, settings: Settings, parent_ner: Path, dev_count: int | None = None
+) -> tuple[list[Document], list[Document]]:
     """Base training documents and the base dev set.
 
     Args:
@@ -404,6 +409,7 @@ def load_base_data(spec: str | None, settings: Settings, parent_ner: Path) -> tu
             (its recorded ``dev_count``), or ``None`` for MACCROBAT in the data folder when it exists.
         settings: For the data folder.
         parent_ner: The parent NER folder (its recorded dev split is reused so the dev set stays unseen).
+        dev_count: Hold out this many documents (the last by sorted id) instead of the parent's split.
     """
     from engine.ner import read_config
     from engine.training.ner import load_data_specs
@@ -417,6 +423,8 @@ def load_base_data(spec: str | None, settings: Settings, parent_ner: Path) -> tu
         spec = f"brat:{maccrobat}:maccrobat"
     training = read_config(parent_ner).get("training", {})
     documents = load_data_specs([spec])
+    if dev_count is not None:
+        return split_documents(documents, dev_count=dev_count)
     # The exact documents the parent was early-stopped on when they are in this corpus, else its split rule.
     dev_ids = set(training.get("dev_ids") or [])
     if dev_ids and dev_ids <= {d.id for d in documents}:
@@ -472,10 +480,10 @@ def retrain(
     with _retrain_lock(root):
         tell(0.0, "reading decisions")
         parent = versions.active_version(settings)
-        parent_dir = versions.version_model_dir(settings, parent) if parent != versions.BASE else DEFAULT_MODEL_DIR
+        parent_dir = versions.version_model_dir(settings, parent)
         feedback = load_feedback(decisions, pending=cfg.pending)
         sentences = load_sentence_labels(summary_labels) if summary_labels else []
-        base_train, base_dev = load_base_data(base_data, settings, parent_dir / "ner")
+        base_train, base_dev = load_base_data(base_data, settings, parent_dir / "ner", cfg.base_dev_count)
         base_train = _sample(base_train, cfg.max_base_docs, cfg.seed)
         data = build_retrain_data(feedback, base_train, base_dev, sentences)
         if not any(n.split == "train" for n in feedback) and not data.sentences_train:
@@ -584,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-data", help="base training data FORMAT:PATH[:LABELMAP], or 'none' "
                    "(default: MACCROBAT in the data folder when present)")
     p.add_argument("--max-base-docs", type=int, help="train on at most this many base documents")
+    p.add_argument("--base-dev-count", type=int, help="base documents held out as the dev set "
+                   "(default: the parent model's recorded dev split)")
     p.add_argument("--margin", type=float, default=d.margin, help="allowed F1 drop for promotion")
     p.add_argument("--min-support", type=int, default=d.min_support, help="gold spans a type needs to be gated")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -609,7 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = RetrainConfig(
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, feedback_weight=args.feedback_weight,
-        max_base_docs=args.max_base_docs, margin=args.margin, min_support=args.min_support, pending=args.pending,
+        max_base_docs=args.max_base_docs, base_dev_count=args.base_dev_count, margin=args.margin,
+        min_support=args.min_support, pending=args.pending,
         device=args.device, seed=args.seed, activate=not args.no_activate,
     )
     settings = Settings().with_overrides(registry_dir=args.registry_dir)
