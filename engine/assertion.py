@@ -35,7 +35,7 @@ DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
 # Words are split at hyphens and apostrophes so "non-tender" and "mother's" expose their parts to the rules.
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 # Sentence ends: a newline, or . ! ? followed by space or a capital (MTSamples glues "pain.He"), not inside a number.
-_SENTENCE_END = re.compile(r"\n|[.!?](?=\s|[A-Z]|$)")
+_SENTENCE_END = re.compile(r"[\n.!?]")
 _ABBREVIATIONS = frozenset(
     {
         *("dr", "mr", "mrs", "ms", "st", "vs", "fig", "figs", "no", "approx", "e", "g", "i", "eg", "ie", "etc"),
@@ -174,6 +174,7 @@ class AssertionStage:
     def __init__(self, rules: list[tuple[list[str], Rule]], section_traits: dict[str, str], version: str) -> None:
         self.version = version
         self.section_traits = section_traits
+        self._sentence_cache: dict[tuple[str, tuple[int, ...]], list[int]] = {}
         self._root = _Node()
         for tokens, rule in rules:
             node = self._root
@@ -228,21 +229,45 @@ class AssertionStage:
             i += length
         return _Sentence(tokens, [s for s, _ in tokens], words_before, triggers, terminators)
 
-    @staticmethod
-    def _sentences(text: str, cuts: Sequence[int]) -> list[int]:
-        """Sorted sentence start offsets (0 first)."""
+    def _sentences(self, text: str, cuts: Sequence[int]) -> list[int]:
+        """Sorted sentence start offsets (0 first); the last few notes are remembered for repeated calls."""
+        key = (text, tuple(cuts))
+        cached = self._sentence_cache.get(key)
+        if cached is not None:
+            return cached
         starts = {0}
-        for m in _SENTENCE_END.finditer(text):
-            if m.group() == ".":
-                j = m.start()
-                k = j
-                while k > 0 and text[k - 1].isalpha():
-                    k -= 1
-                if text[k:j].lower() in _ABBREVIATIONS and j - k > 0:
-                    continue
-            starts.add(m.end())
+        starts.update(m.start() + 1 for m in _SENTENCE_END.finditer(text) if _is_sentence_end(text, m.start()))
         starts.update(c for c in cuts if 0 < c < len(text))
-        return sorted(starts)
+        result = sorted(starts)
+        if len(self._sentence_cache) >= 64:
+            self._sentence_cache.clear()
+        self._sentence_cache[key] = result
+        return result
+
+    @staticmethod
+    def _sentence_around(text: str, start: int, end: int, cuts: Sequence[int]) -> tuple[int, int]:
+        """The sentence holding ``[start, end)``, found by looking outward from the span only (one-span calls)."""
+        left = 0
+        window = 512
+        while True:
+            lo = max(0, start - window)
+            ends = _SENTENCE_END.finditer(text, lo, start)
+            found = [m.start() + 1 for m in ends if _is_sentence_end(text, m.start())]
+            if found or lo == 0:
+                left = found[-1] if found else 0
+                break
+            window *= 4
+        right = len(text)
+        for m in _SENTENCE_END.finditer(text, max(end - 1, start)):
+            if _is_sentence_end(text, m.start()):
+                right = m.start() + 1
+                break
+        for cut in cuts:
+            if left < cut <= start:
+                left = cut
+            elif end <= cut < right:
+                right = cut
+        return left, right
 
     # ---- judging
     def _judge_in(self, sentence: _Sentence, start: int, end: int) -> dict[str, tuple[int, int, int]]:
@@ -299,16 +324,19 @@ class AssertionStage:
             header_end = _header_end(text, section.start, section.end)
             headers.append((section.start, header_end))
             cuts.extend((section.start, header_end))
-        starts = self._sentences(text, cuts)
+        starts = self._sentences(text, cuts) if len(spans) > 1 else []
         cache: dict[int, _Sentence] = {}
         results: list[Judgement] = []
         for start, end in spans:
-            k = bisect.bisect_right(starts, start) - 1
-            s_start = starts[k]
-            s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
-            while s_end < end and k + 1 < len(starts):  # a span across a sentence end judges in both
-                k += 1
+            if starts:
+                k = bisect.bisect_right(starts, start) - 1
+                s_start = starts[k]
                 s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
+                while s_end < end and k + 1 < len(starts):  # a span across a sentence end judges in both
+                    k += 1
+                    s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
+            else:
+                s_start, s_end = self._sentence_around(text, start, end, cuts)
             key = s_start * 1_000_003 + s_end
             sentence = cache.get(key)
             if sentence is None:
@@ -324,6 +352,23 @@ class AssertionStage:
             traits = sort_traits(list(triggers))
             results.append(Judgement(traits=traits, trigger=triggers[traits[0]] if traits else None))
         return results
+
+
+def _is_sentence_end(text: str, j: int) -> bool:
+    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "e.g.", "Dr.")."""
+    char = text[j]
+    if char == "\n":
+        return True
+    nxt = text[j + 1] if j + 1 < len(text) else " "
+    if not (nxt.isspace() or nxt.isupper()):
+        return False
+    if char == ".":
+        k = j
+        while k > 0 and text[k - 1].isalpha():
+            k -= 1
+        if j > k and text[k:j].lower() in _ABBREVIATIONS:
+            return False
+    return True
 
 
 def _header_end(text: str, start: int, end: int) -> int:

@@ -20,9 +20,11 @@ from engine.types import Section
 HEADERS_FILE = "section_headers.tsv"
 
 # A header may start a line or follow a sentence end: MTSamples glues sections together ("...disease.ALLERGIES:").
-_START = r"(?:(?<=\A)|(?<=\n)|(?<=[.;!?])|(?<=[.;!?] )|(?<=[.;!?]  ))[ \t*\-•]*"
+# Only these places are tried, so a note costs one pass to find them and a few anchored matches.
+_CANDIDATE = re.compile(r"[\n.;!?][ \t*\-•]*[A-Za-z]")
+_LEAD = re.compile(r"[ \t*\-•]*")
 # An unknown ALL-CAPS header still closes the previous section (so family history does not run into the next one).
-_GENERIC = re.compile(_START + r"(?P<header>[A-Z][A-Z0-9/&,()' -]{1,48}[A-Z)])[ \t]*:")
+_GENERIC = re.compile(r"(?P<header>[A-Z][A-Z0-9/&,()' -]{1,48}[A-Z)])[ \t]*:")
 
 
 def read_headers(path: Path) -> dict[str, str]:
@@ -64,36 +66,51 @@ class SectionDetector:
     def __init__(self, headers: dict[str, str], version: str) -> None:
         self.headers = headers
         self.version = version
-        alternatives = sorted(headers, key=len, reverse=True)
-        body = "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in alternatives)
-        # Known headers: any case, followed by a colon, or alone on their line.
-        self._known = re.compile(
-            _START + r"(?P<header>" + body + r")(?:[ \t]*:|[ \t]*(?=\r?\n))", re.IGNORECASE
-        )
+        # One anchored regex per first letter: a candidate place tries only the headers that can start there.
+        by_letter: dict[str, list[str]] = {}
+        for header in sorted(headers, key=len, reverse=True):
+            by_letter.setdefault(header[0], []).append(header)
+        self._known: dict[str, re.Pattern[str]] = {}
+        for letter, group in by_letter.items():
+            body = "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in group)
+            pattern = re.compile(r"(?P<header>" + body + r")(?:[ \t]*:|[ \t]*(?=\r?\n|\Z))", re.IGNORECASE)
+            self._known[letter] = pattern
+            self._known[letter.upper()] = pattern
+        self._cache: dict[str, list[_Header]] = {}
 
     def _headers(self, text: str) -> list[_Header]:
-        found: dict[int, _Header] = {}
-        for match in self._known.finditer(text):
-            header = match.group("header")
-            # A lower-case header word alone on a line ("exam") is prose, not a header: require a colon or caps.
-            if not match.group(0).rstrip().endswith(":"):
-                # Without a colon a header must stand alone on its own line ("Family History\n").
-                before = text[: match.start("header")].rstrip(" \t*-•")
-                if before and not before.endswith("\n"):
-                    continue
-            canonical = self.headers[" ".join(header.lower().split())]
-            found[match.start("header")] = _Header(
-                match.start("header"), match.end(), None if canonical == "-" else canonical
-            )
-        for match in _GENERIC.finditer(text):
-            start = match.start("header")
-            if any(h.start <= start < h.end for h in found.values()):
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        found = self._find(text)
+        if len(self._cache) >= 64:  # the assert verb often judges many spans of one note in a row
+            self._cache.clear()
+        self._cache[text] = found
+        return found
+
+    def _find(self, text: str) -> list[_Header]:
+        found: list[_Header] = []
+        last_end = -1
+        places = [(_LEAD.match(text).end(), True)]
+        places += [(m.end() - 1, m.group()[0] == "\n") for m in _CANDIDATE.finditer(text)]
+        for pos, at_line_start in places:
+            if pos < last_end or pos >= len(text) or not text[pos].isalpha():
                 continue
-            key = " ".join(match.group("header").lower().split())
-            # Short unknown capitals ("BMI:", "ENT:", "TEMP:") are values or sub-headers, not sections.
-            canonical = self.headers.get(key, key if (" " in key or len(key) >= 8) else "-")
-            found[start] = _Header(start, match.end(), None if canonical == "-" else canonical)
-        return sorted(found.values(), key=lambda h: h.start)
+            known = self._known.get(text[pos])
+            match = known.match(text, pos) if known is not None else None
+            if match is not None and (match.group().rstrip().endswith(":") or at_line_start):
+                # Without a colon a header must stand alone on its own line ("Family History\n").
+                canonical = self.headers[" ".join(match.group("header").lower().split())]
+            else:
+                match = _GENERIC.match(text, pos)
+                if match is None:
+                    continue
+                key = " ".join(match.group("header").lower().split())
+                # Short unknown capitals ("BMI:", "ENT:", "TEMP:") are values or sub-headers, not sections.
+                canonical = self.headers.get(key, key if (" " in key or len(key) >= 8) else "-")
+            found.append(_Header(pos, match.end(), None if canonical == "-" else canonical))
+            last_end = match.end()
+        return found
 
     def detect(self, text: str) -> list[Section]:
         """Return the note's sections in order, each from its header to the next section's header.
