@@ -9,6 +9,7 @@ import streamlit as st
 
 from engine import versions
 from ui.resources import active_version, engine_error_message, get_pipeline
+from ui.retrain_panel import render_retrain_panel
 
 st.title("Models")
 active = active_version()
@@ -67,3 +68,5 @@ if info.gate:
 if info.training_config:
     with st.expander("Training configuration"):
         st.json(info.training_config)
+
+render_retrain_panel()  # retrain from feedback with progress, activate, roll back (ui/retrain_panel.py)

@@ -40,7 +40,7 @@ from engine.corpora.document import Document, split_documents
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
 from engine.training.feedback_data import (
-    RetrainData,
+    SentenceExample,
     build_retrain_data,
     data_hash,
     load_feedback,
@@ -362,24 +362,57 @@ def evaluate_ner(folder: Path, sets: dict[str, Sequence[Document]], settings: Se
 
 
 # ----- summarizer ---------------------------------------------------------------------------------------------------
-def retrain_summarizer(parent: Path, data: RetrainData, out: Path, cfg: RetrainConfig) -> dict[str, Any] | None:
-    """Fine-tune the summarizer on reviewer sentence labels when its trainer offers a programmatic entry point.
+def _sentence_examples(examples: Sequence[SentenceExample]) -> tuple[list[SentenceExample], int]:
+    """Examples whose labelled spans are still sentences of the current segmenter (others cannot be trained on)."""
+    from engine.sentences import split_sentences
+
+    usable, dropped = [], 0
+    for ex in examples:
+        spans = set(split_sentences(ex.text))
+        labels = [lab for lab in ex.labels if (lab[0], lab[1]) in spans]
+        dropped += len(ex.labels) - len(labels)
+        if labels:
+            usable.append(SentenceExample(ex.note_hash, ex.id, ex.text, labels))
+    return usable, dropped
+
+
+def retrain_summarizer(
+    parent: Path, examples: Sequence[SentenceExample], out: Path, cfg: RetrainConfig, version: str, parent_name: str
+) -> dict[str, Any]:
+    """Fine-tune the parent's summarizer on reviewer keep/drop labels (kept = 1, dropped = 0).
 
     Returns:
-        Training facts, or ``None`` when the summarizer was not retrained (no labels, or no trainer).
+        The trainer's metrics.
     """
-    if not data.sentences_train:
-        return None
-    try:
-        from engine.training import summarizer as summarizer_training
-    except ImportError:
-        return None
-    train = getattr(summarizer_training, "retrain", None) or getattr(summarizer_training, "fine_tune", None)
-    if train is None:
-        return None
-    examples = [(s.text, [(start, end, keep) for start, end, keep in s.labels]) for s in data.sentences_train]
-    result = train(init=parent, examples=examples, out=out, epochs=cfg.epochs, device=cfg.device, seed=cfg.seed)
-    return result if isinstance(result, dict) else {"trained": True}
+    from engine.training.summarizer import train
+
+    extra = [(ex.text, [(s, e, float(keep)) for s, e, keep in ex.labels]) for ex in examples]
+    return train(
+        [], out, extra_examples=extra, init_dir=parent, epochs=cfg.epochs, device=cfg.device, seed=cfg.seed,
+        version=version, extra_config={"parent_version": parent_name, "retraining": "reviewer keep/drop labels"},
+    )
+
+
+def evaluate_summarizer(folder: Path, examples: Sequence[SentenceExample], settings: Settings) -> dict[str, Any]:
+    """How often the summarizer scores a kept sentence above a dropped one of the same note (pairwise AUC).
+
+    Returns:
+        ``{"auc": float, "pairs": int, "notes": int}`` (``auc`` 0 when there are no pairs).
+    """
+    from engine.backbone import resolve_device
+    from engine.summarizer import Summarizer
+
+    stage = Summarizer(folder, resolve_device(settings.device), max_length=settings.window_tokens)
+    pairs, wins = 0, 0.0
+    for ex in examples:
+        scores = stage.score_sentences([ex.text[s:e] for s, e, _ in ex.labels])
+        kept = [sc for sc, (_, _, keep) in zip(scores, ex.labels, strict=True) if keep]
+        dropped = [sc for sc, (_, _, keep) in zip(scores, ex.labels, strict=True) if not keep]
+        for a in kept:
+            for b in dropped:
+                pairs += 1
+                wins += 1.0 if a > b else 0.5 if a == b else 0.0
+    return {"auc": round(wins / pairs, 4) if pairs else 0.0, "pairs": pairs, "notes": len(examples)}
 
 
 # ----- the run ------------------------------------------------------------------------------------------------------
@@ -483,14 +516,14 @@ def retrain(
         parent_dir = versions.version_model_dir(settings, parent)
         feedback = load_feedback(decisions, pending=cfg.pending)
         sentences = load_sentence_labels(summary_labels) if summary_labels else []
-        base_train, base_dev = load_base_data(base_data, settings, parent_dir / "ner", cfg.base_dev_count)
-        base_train = _sample(base_train, cfg.max_base_docs, cfg.seed)
-        data = build_retrain_data(feedback, base_train, base_dev, sentences)
-        if not any(n.split == "train" for n in feedback) and not data.sentences_train:
+        if not any(n.split == "train" for n in feedback) and not any(s.split == "train" for s in sentences):
             raise EngineError(
                 ErrorCode.DATA_NOT_FOUND,
                 f"{decisions}: no reviewed note outside the frozen test split; nothing to learn from yet",
             )
+        base_train, base_dev = load_base_data(base_data, settings, parent_dir / "ner", cfg.base_dev_count)
+        base_train = _sample(base_train, cfg.max_base_docs, cfg.seed)
+        data = build_retrain_data(feedback, base_train, base_dev, sentences)
         feedback_hashes = {n.note_hash for n in feedback if n.split == "train"}
         train_docs = [
             doc for doc in data.train for _ in range(cfg.feedback_weight if note_hash(doc.text) in feedback_hashes
@@ -509,12 +542,20 @@ def retrain(
                 progress=lambda f, m: tell(0.02 + 0.78 * f, m),
             )
             stages = {"ner": "trained"}
-            summarizer_facts = retrain_summarizer(parent_dir / "summarizer", data, staging / "summarizer", cfg)
-            if summarizer_facts is None:
-                versions.link_or_copy_tree(parent_dir / "summarizer", staging / "summarizer")
-                stages["summarizer"] = f"copied from {parent}"
-            else:
+            sentences_train, unusable = _sentence_examples(data.sentences_train)
+            sentences_test, _ = _sentence_examples(data.sentences_test)
+            data.stats["sentence_labels_not_sentences"] = unusable
+            summarizer_facts: dict[str, Any] | None = None
+            if sentences_train and sentences_test:
+                tell(0.8, f"fine-tuning the summarizer on {len(sentences_train)} reviewed summaries")
+                summarizer_facts = retrain_summarizer(
+                    parent_dir / "summarizer", sentences_train, staging / "summarizer", cfg, version, parent
+                )
                 stages["summarizer"] = "trained"
+            else:
+                versions.link_or_copy_tree(parent_dir / "summarizer", staging / "summarizer")
+                why = "no new sentence labels" if not sentences_train else "no frozen test labels to judge it on"
+                stages["summarizer"] = f"copied from {parent} ({why})" if sentences_train else f"copied from {parent}"
 
             eval_sets = {"feedback_test": data.feedback_test, "base_dev": data.base_dev}
             tell(0.82, "scoring the active model on the held-out sets")
@@ -522,6 +563,19 @@ def retrain(
             tell(0.9, "scoring the candidate on the held-out sets")
             candidate_metrics = evaluate_ner(staging / "ner", eval_sets, settings)
             promote, checks, reasons = gate(active_metrics, candidate_metrics, cfg.margin, cfg.min_support)
+            if summarizer_facts is not None:
+                before = evaluate_summarizer(parent_dir / "summarizer", sentences_test, settings)
+                after = evaluate_summarizer(staging / "summarizer", sentences_test, settings)
+                active_metrics["summary_test"], candidate_metrics["summary_test"] = before, after
+                check = GateCheck("summary_test", "keep/drop AUC", before["auc"], after["auc"], before["pairs"],
+                                  gated=True, passed=after["auc"] >= before["auc"] - cfg.margin - 1e-9)
+                checks.append(check)
+                if not check.passed:
+                    reasons = [r for r in reasons if not r.startswith("promoted")] + [
+                        f"refused: summary_test keep/drop AUC fell {-check.delta:.4f} ({check.active:.4f} -> "
+                        f"{check.candidate:.4f}, {check.support} pairs), more than the margin {cfg.margin:.4f}"
+                    ]
+                    promote = False
 
             final = root / "versions" / version
             os.replace(staging, final)
