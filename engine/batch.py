@@ -823,7 +823,7 @@ def build_ray_dataset(
         fn_constructor_kwargs={"model_dir": model_dir, "device": pool["device"], "overrides": overrides},
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=pool["actors"],
+        compute=ray.data.ActorPoolStrategy(size=pool["actors"]),
         num_cpus=pool["num_cpus"],
         num_gpus=pool["num_gpus"],
     )

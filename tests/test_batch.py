@@ -140,6 +140,22 @@ def test_unusable_inputs_are_refused_whole(tmp_path, capsys):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_cli_writes_parquet_and_exits_2_when_a_note_failed(tmp_path, capsys):
+    folder = write_folder(tmp_path / "notes")
+    out = tmp_path / "results.parquet"
+
+    status = batch.main([str(folder), str(out), "--device", "cpu", "--no-progress", "--batch-size", "2"])
+
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "latin1" in err and "3 notes written" in err and "1 failed" in err
+    import pyarrow.parquet as pq
+
+    assert sorted(pq.read_table(out).column("id").to_pylist()) == ["n1", "n2", "sub/n3"]
+    assert batch.main([str(folder), str(out), "--device", "cpu", "--no-progress"]) == 2
+    assert "0 notes written, 3 already done" in capsys.readouterr().err
+
+
 def run_cli(args: list[str], timeout: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DISABLE_USAGE_STATS": "1"}
     return subprocess.run(
@@ -154,23 +170,22 @@ def run_cli(args: list[str], timeout: int) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_cli_and_ray_pipeline_give_the_same_results(tmp_path):
+def test_ray_pipeline_gives_the_local_results(pipeline, tmp_path):
     folder = write_folder(tmp_path / "notes")
     local_out = tmp_path / "local.jsonl"
-    proc = run_cli([str(folder), str(local_out)], timeout=300)
-    assert proc.returncode == 2, proc.stderr  # one note failed, the others were written
-    assert "latin1" in proc.stderr and "3 notes written" in proc.stderr
+    batch.run_local(folder, local_out, "jsonl", pipeline, progress=False)
 
     ray_out = tmp_path / "ray.jsonl"
     # Resume under Ray as well: one note is already in the output.
     ray_out.write_text(local_out.read_text(encoding="utf-8").splitlines(keepends=True)[0], encoding="utf-8")
     proc = run_cli([str(folder), str(ray_out), "--ray", "--num-cpus", "2", "--batch-size", "2"], timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    assert "latin1" in proc.stderr and "2 notes written" in proc.stderr
 
+    assert proc.returncode == 2, proc.stderr  # one note failed, the others were written
+    assert "latin1" in proc.stderr and "2 notes written" in proc.stderr
     local = {r["id"]: r for r in read_jsonl(local_out)}
     remote = {r["id"]: r for r in read_jsonl(ray_out)}
     assert sorted(remote) == sorted(local) == ["n1", "n2", "sub/n3"]
     for note_id, result in remote.items():
         check_contract(result, NOTES[note_id.split("/")[-1]])
         assert entities_key(result) == entities_key(local[note_id])
+    assert [e["id"] for e in read_jsonl(batch.errors_path(ray_out))] == ["latin1"]
