@@ -297,7 +297,7 @@ class AssertionStage:
                 if k < len(stops) and stops[k] < match.start:
                     continue
                 distance = wb[match.start] - wb[te]
-            if distance < 0 or (rule.max_scope and distance > rule.max_scope):
+            if distance < 0 or (rule.max_scope and distance >= rule.max_scope):
                 continue
             if trait not in found or distance < found[trait][0]:
                 found[trait] = (distance, match.char_start, match.char_end)
