@@ -1,0 +1,170 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright against the real app and engine.
+
+Starts ``streamlit run app.py`` once for the module on a free port with a temporary SQLite feedback store, then
+pastes a note, analyses it, accepts one code and rejects another, finds both in History and exports JSON lines.
+A screenshot of the page is saved under ``tests/artifacts/`` when a step fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+STARTUP_S = 900  # a cold start loads and warms the engine (and may build the ICD index) before the first page
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: run .ci/browser-deps to install Debian's chromium", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer at {url} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def run_app(db_url: str, log_path: Path) -> Iterator[str]:
+    """The real app on a free port with ``db_url`` as its feedback store; yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, CLINICAL_NLP_DB_URL=db_url, CLINICAL_NLP_DEVICE="cpu")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, proc, 60)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("browser")
+    with run_app(f"sqlite:///{tmp / 'feedback.sqlite'}", tmp / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    yield context.new_page()
+    context.close()
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(pg, name: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        raise
+
+
+def click_key(pg, key: str) -> None:
+    """Click the button Streamlit rendered for widget ``key`` (its container has class ``st-key-<key>``)."""
+    pg.locator(f".st-key-{key} button:visible").first.click()
+
+
+def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
+    with screenshot_on_failure(page, "review_flow"):
+        page.goto(app_url)
+        reviewer = page.locator(".st-key-reviewer input")
+        reviewer.wait_for(timeout=STARTUP_S * 1000)
+        page.locator(".st-key-note_text textarea").wait_for(timeout=STARTUP_S * 1000)
+        reviewer.fill("Dr Browser")
+        reviewer.press("Enter")
+        page.locator(".st-key-note_text textarea").fill(NOTE)
+        page.get_by_role("button", name="Analyze").click()
+        page.locator(".analysis-done[data-run='1']").wait_for(state="attached", timeout=120_000)
+
+        marks = page.locator(".ent-note mark.ent")
+        assert marks.count() >= 3
+        negated = page.locator(".ent-note mark.ent.asr-negated").first
+        assert "trigger" in (negated.get_attribute("title") or "")
+        assert page.locator(".ent-legend").count() == 1
+
+        acc = page.locator("[class*='st-key-code-acc-']").first
+        acc.wait_for()
+        key = re.search(r"st-key-(code-acc-(\d+)-0)", acc.get_attribute("class") or "")
+        assert key, "the review panel shows no code to accept"
+        pos = key.group(2)
+        code0 = page.locator(f".st-key-code-row-{pos}-0 code").first.inner_text()
+        code1 = page.locator(f".st-key-code-row-{pos}-1 code").first.inner_text()
+        click_key(page, f"code-acc-{pos}-0")
+        page.get_by_text(f"Recorded: accept code {code0}").wait_for()
+        click_key(page, f"code-rej-{pos}-1")
+        page.get_by_text(f"Recorded: reject code {code1}").wait_for()
+
+        page.get_by_role("link", name="History").click()
+        page.get_by_text("Review history").wait_for()
+        metric = page.locator("[data-testid=stMetric]").first
+        metric.wait_for()
+        assert "2" in metric.inner_text()
+        grid = page.locator("[data-testid=stDataFrame]").first
+        grid.wait_for()
+        grid_text = grid.text_content() or ""
+        assert code0 in grid_text and code1 in grid_text and "Dr Browser" in grid_text
+
+        page.get_by_role("link", name="Export").click()
+        page.get_by_role("button", name="Prepare export").click()
+        download_button = page.get_by_role("button", name="Download data.jsonl")
+        download_button.wait_for(timeout=60_000)
+        with page.expect_download() as info:
+            download_button.click()
+        path = tmp_path / "data.jsonl"
+        info.value.save_as(path)
+        docs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert len(docs) == 1 and docs[0]["text"] == NOTE
+        decisions = [d for e in docs[0]["entities"] for d in e.get("decisions", [])]
+        got = {(d["decision"], d["target"], d["code"], d["reviewer"]) for d in decisions}
+        assert got == {("accept", "code", code0, "Dr Browser"), ("reject", "code", code1, "Dr Browser")}
