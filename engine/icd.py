@@ -27,6 +27,7 @@ from the tabular list's "conditions classifiable to" notes and ``assets/rules/ic
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 import threading
@@ -50,6 +51,14 @@ MIN_SCORE = 0.2
 UNKNOWN_WORD_WEIGHT = 1.0
 """Weight of a mention word found nowhere in the tabular list (lowers every score alike)."""
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
+HISTORY_CUES = (
+    (re.compile(r"^\s*(?:family history|family hx|fhx|fh)\s*(?:of|:|-)?\s+", re.IGNORECASE), "family"),
+    (
+        re.compile(r"^\s*(?:personal history|past history|history|hx|h/o|pmh)\s*(?:of|:|-)?\s+", re.IGNORECASE),
+        "historical",
+    ),
+)
+"""A mention that itself says "family history of X" / "history of X" is coded like a family/historical X."""
 FAMILY_RANGE = ("Z80", "Z84")
 PERSONAL_RANGE = ("Z85", "Z87")
 
@@ -77,7 +86,9 @@ class _Range:
 
     @property
     def narrowness(self) -> tuple[int, int, int]:
-        return (len(self.lo), int(self.lo == self.hi), int(self.authoritative))
+        # Fewer codes covered first ("I21-I22" beats "I00-I99"), then the tabular list's own notes.
+        span = int(self.hi.ljust(7, "Z"), 36) - int(self.lo.ljust(7, "0"), 36)
+        return (-span, len(self.lo), int(self.authoritative))
 
 
 def _parse_range(text: str) -> tuple[str, str] | None:
@@ -105,6 +116,7 @@ class IcdLinker:
         year = data.meta.get("year") or "unknown"
         self.version = f"ICD-10-CM {year}"
         self._code_pos = {c: i for i, c in enumerate(data.codes)}
+        self._sorted_codes = sorted(data.codes)
         self._vocab_pos = {s: i for i, s in enumerate(data.vocab)}
         self._n_docs = data.n_docs
         # Plain arrays and lists: memmap indexing and numpy scalars cost microseconds per access in the hot loop.
@@ -121,8 +133,8 @@ class IcdLinker:
         self._lock = threading.Lock()
         self._trigram_index: dict[str, list[int]] | None = None
         self._load_rules(settings)
-        self._doc_family: np.ndarray | None = None
-        self._doc_personal: np.ndarray | None = None
+        self._doc_family = self._zone_mask(*FAMILY_RANGE)
+        self._doc_personal = self._zone_mask(*PERSONAL_RANGE)
 
     # ----------------------------------------------------------------- rules
     def _load_rules(self, settings: Settings) -> None:
@@ -141,8 +153,10 @@ class IcdLinker:
                 # mention to the code's own wording, so extra words ("right", "open") still pick the sibling.
                 if len(src) < 2 or target not in self._code_pos:
                     continue
-                desc = self.data.descriptions[self._code_pos[target]]
-                dst = tuple(s for s, essential in ix.term_tokens(desc) if essential)
+                desc = self.data.descriptions[self._code_pos[target]].lower()
+                desc = ix.DEFAULT_RE.sub(" ", ix.PAREN_RE.sub(" ", desc)).partition(" without ")[0]
+                dst = tuple(dict.fromkeys(ix.stem(w) for w in ix.words(desc) if w not in ix.DEFAULT_WORDS))
+                dst = tuple(w for w in dst if w not in ix.STOPWORDS)
             else:
                 dst = tuple(self._stems(target))
             if not src or not dst or src == dst:
@@ -199,6 +213,24 @@ class IcdLinker:
     # ----------------------------------------------------------------- text
     def _stems(self, text: str) -> list[str]:
         return [ix.stem(w) for w in ix.words(text) if w not in ix.STOPWORDS]
+
+    def _query(self, text: str) -> tuple[list[str], set[str]]:
+        """Stems of a mention and those it names as absent ("without obstruction", "no coma")."""
+        stems: list[str] = []
+        absent: set[str] = set()
+        for clause in re.split(r"[,;]", text):
+            negated = False
+            for w in ix.words(clause):
+                if w in {"without", "no"}:
+                    negated = True
+                    continue
+                if w in ix.STOPWORDS:
+                    continue
+                s = ix.stem(w)
+                stems.append(s)
+                if negated:
+                    absent.add(s)
+        return stems, absent
 
     def _expand_abbreviations(self, text: str) -> str:
         lowered = text.lower()
@@ -284,30 +316,41 @@ class IcdLinker:
             slots.append((weight, list(alts.items())))
         return slots
 
-    def _score_docs(self, stems: list[str], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """F-measure of every matching entry: ``(entry ids, scores)``."""
+    def _score_docs(
+        self, stems: list[str], absent: set[str] | frozenset[str] = frozenset(), mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """F-measure of every matching entry: ``(entry ids, scores)``.
+
+        A mention word matches an entry word of the same polarity only: "hernia with obstruction" does not
+        match the "obstruction" of "hernia without obstruction", and "without obstruction" matches only it.
+        """
         slots = self._slots(stems)
+        negated = [s in absent for s in dict.fromkeys(stems)]
         q_total = sum(w for w, _ in slots)
         if not slots or q_total <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         acc_r = np.zeros(self._n_docs, dtype=np.float32)
         acc_p = np.zeros(self._n_docs, dtype=np.float32)
         ptr, pdoc, pw = self._post_ptr, self._post_doc, self._post_w
-        for weight, alts in slots:
+        for (weight, alts), neg in zip(slots, negated, strict=True):
             if not alts:
                 continue
             if len(alts) == 1 and alts[0][1] == 1.0:
                 sid = alts[0][0]
                 docs = pdoc[ptr[sid] : ptr[sid + 1]]
-                acc_r[docs] += weight
-                acc_p[docs] += pw[ptr[sid] : ptr[sid + 1]]
+                w = pw[ptr[sid] : ptr[sid + 1]]
+                same = (w < 0) if neg else (w > 0)
+                acc_r[docs] += weight * same
+                acc_p[docs] += np.abs(w) * same
                 continue
             tmp_r = np.zeros(self._n_docs, dtype=np.float32)
             tmp_p = np.zeros(self._n_docs, dtype=np.float32)
             for sid, sim in alts:
                 docs = pdoc[ptr[sid] : ptr[sid + 1]]
-                tmp_r[docs] = np.maximum(tmp_r[docs], sim)
-                tmp_p[docs] = np.maximum(tmp_p[docs], sim * pw[ptr[sid] : ptr[sid + 1]])
+                w = pw[ptr[sid] : ptr[sid + 1]]
+                same = (w < 0) if neg else (w > 0)
+                tmp_r[docs] = np.maximum(tmp_r[docs], sim * same)
+                tmp_p[docs] = np.maximum(tmp_p[docs], sim * np.abs(w) * same)
             acc_r += weight * tmp_r
             acc_p += tmp_p
         cand = np.flatnonzero(acc_r)
@@ -321,14 +364,14 @@ class IcdLinker:
         f = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-9)
         return cand, (f * self._doc_factor[cand]).astype(np.float32)
 
-    def _variants(self, mention: str) -> list[list[str]]:
-        stems = self._stems(self._expand_abbreviations(mention))
+    def _variants(self, mention: str) -> tuple[list[list[str]], set[str]]:
+        stems, absent = self._query(self._expand_abbreviations(mention))
         variants = [stems]
         for alternative in range(2):
             rewritten = self._rewrite(stems, alternative)
             if rewritten and rewritten not in variants:
                 variants.append(rewritten)
-        return variants
+        return variants, absent
 
     def _rank(
         self, mention: str, mask: np.ndarray | None = None, resolve_categories: bool = True, top_docs: int = 80
@@ -336,8 +379,9 @@ class IcdLinker:
         """Codes for a mention: ``[(code index, score, evidence)]`` best first (billable and not)."""
         best: dict[int, tuple[float, str]] = {}
         billable = self._billable
-        for stems in self._variants(mention):
-            docs, scores = self._score_docs(stems, mask)
+        variants, absent = self._variants(mention)
+        for stems in variants:
+            docs, scores = self._score_docs(stems, absent, mask)
             if docs.size == 0:
                 continue
             if docs.size > top_docs:
@@ -379,15 +423,12 @@ class IcdLinker:
 
     # ----------------------------------------------------------------- history codes
     def _zone_mask(self, lo: str, hi: str) -> np.ndarray:
-        codes = self.data.codes
-        in_zone = np.array([lo <= c[:3] <= hi for c in codes], dtype=bool)
+        lo_i, hi_i = bisect.bisect_left(self._sorted_codes, lo), bisect.bisect_left(self._sorted_codes, hi + "\uffff")
+        in_zone = np.zeros(len(self.data.codes), dtype=bool)
+        in_zone[[self._code_pos[c] for c in self._sorted_codes[lo_i:hi_i]]] = True
         return in_zone[np.asarray(self.data.doc_code)]
 
     def _history(self, mention: str, kind: str) -> list[Code]:
-        with self._lock:
-            if self._doc_family is None:
-                self._doc_family = self._zone_mask(*FAMILY_RANGE)
-                self._doc_personal = self._zone_mask(*PERSONAL_RANGE)
         mask = self._doc_family if kind == "family" else self._doc_personal
         prefix = "family history of " if kind == "family" else "personal history of "
         found: dict[int, tuple[float, str]] = {}
@@ -405,8 +446,14 @@ class IcdLinker:
                 s = score * (0.95 - 0.05 * rank - 0.05 * k)
                 if s > found.get(zi, (-1.0, ""))[0]:
                     found[zi] = (s, f"{evidence} ({code})")
-        # 2. the Z codes' own wording ("Family history of diabetes mellitus")
+        # 2. the Z codes' own wording ("Family history of diabetes mellitus"), when it shares a word with the
+        # mention itself (every Z code shares "family history").
+        variants, _ = self._variants(mention)
+        mention_stems = {s for v in variants for s in v}
+        mention_stems |= {a for s in list(mention_stems) for a in self._word_alts.get(s, ())}
         for ci, score, evidence in self._rank(prefix + mention, mask=mask)[:5]:
+            if not mention_stems & {s for s, _ in ix.term_tokens(evidence)}:
+                continue
             if score > found.get(ci, (-1.0, ""))[0]:
                 found[ci] = (score, evidence)
         ranked = sorted(found.items(), key=lambda kv: (-kv[1][0], not self._billable[kv[0]]))
@@ -436,6 +483,10 @@ class IcdLinker:
             return self._history(text, "family")
         if "historical" in traits:
             return self._history(text, "historical")
+        for cue, kind in HISTORY_CUES:
+            m = cue.match(text)
+            if m and text[m.end() :].strip():
+                return self._history(text[m.end() :].strip(), kind)
         direct = normalize_code(text)
         if ix.is_code(direct) and direct in self._code_pos:
             return [self._code(self._code_pos[direct], 1.0, text)]

@@ -30,7 +30,7 @@ import numpy as np
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
 
-INDEX_FORMAT = 4
+INDEX_FORMAT = 6
 """Bump when the cached layout or the term processing changes (part of the cache key)."""
 
 NONESSENTIAL_WEIGHT = 0.1
@@ -141,7 +141,9 @@ _SUFFIXES = (
     ("al", ""),
     ("es", ""),
     ("ia", ""),
+    ("us", ""),
     ("s", ""),
+    ("i", ""),
 )
 
 
@@ -171,47 +173,68 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Lower-case alphanumeric words of ``text`` (possessive ``'s`` dropped, single letters dropped)."""
+    """Lower-case alphanumeric words of ``text`` (possessive ``'s`` dropped)."""
     text = text.lower().replace("'s ", " ").replace("’s ", " ")
     if text.endswith(("'s", "’s")):
         text = text[:-2]
-    return [w for w in _WORD_RE.findall(text) if len(w) > 1 or w.isdigit()]
+    return _WORD_RE.findall(text)
 
 
-_PAREN_RE = re.compile(r"[\(\[]([^\)\]]*)[\)\]]")
-_DEFAULT_RE = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in DEFAULT_PHRASES) + r")\b")
+PAREN_RE = re.compile(r"[\(\[]([^\)\]]*)[\)\]]")
+DEFAULT_RE = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in DEFAULT_PHRASES) + r")\b")
 
 
-def term_tokens(term: str) -> list[tuple[str, bool]]:
-    """Stems of a tabular term with their *essential* flag, stopwords removed, de-duplicated.
+ESSENTIAL, NONESSENTIAL, ABSENT = 1, 0, -1
+"""Word flags in an entry: counts fully; optional; named as absent ("without perforation")."""
 
-    Words inside parentheses or brackets, ``NOS``, :data:`DEFAULT_WORDS` and :data:`DEFAULT_PHRASES` are
-    nonessential: a mention may include them (and then they match) but need not. Comma-separated segments are
-    processed (and cached) one by one, since the 7th-character descriptions repeat the same tails thousands of
-    times.
+
+def term_tokens(term: str) -> list[tuple[str, int]]:
+    """Stems of a tabular term with their flag (:data:`ESSENTIAL`, :data:`NONESSENTIAL`, :data:`ABSENT`).
+
+    Stopwords are removed and stems de-duplicated (the strongest flag wins). Nonessential: words inside
+    parentheses or brackets, ``NOS``, :data:`DEFAULT_WORDS`, :data:`DEFAULT_PHRASES`, and the word an
+    "unspecified" qualifies ("unspecified part", "site unspecified"). Absent: what a "without" clause names;
+    a coder assumes those absent when the note is silent, and a mention that names them contradicts the entry.
+    Comma-separated segments are processed (and cached) one by one, since the 7th-character descriptions repeat
+    the same tails thousands of times.
     """
     lowered = term.lower()
     parts = lowered.split(", ")
     if any(p.count("(") != p.count(")") or p.count("[") != p.count("]") for p in parts):
         parts = [lowered]
-    out: dict[str, bool] = {}
+    out: dict[str, int] = {}
     for part in parts:
-        for s, essential in _segment_tokens(part):
-            out[s] = out.get(s, False) or essential
+        for s, flag in _segment_tokens(part):
+            out[s] = max(out.get(s, ABSENT), flag)
     return list(out.items())
 
 
 @lru_cache(maxsize=100_000)
-def _segment_tokens(lowered: str) -> tuple[tuple[str, bool], ...]:
-    main = _DEFAULT_RE.sub(" ", _PAREN_RE.sub(" ", lowered))
-    essential = {stem(w) for w in words(main) if w not in DEFAULT_WORDS and w not in STOPWORDS}
-    out: dict[str, bool] = {}
+def _segment_tokens(lowered: str) -> tuple[tuple[str, int], ...]:
+    main = " " + PAREN_RE.sub(" ", lowered) + " "
+    head, _, absent_part = main.partition(" without ")
+    # A "with" after the "without" clause starts a positive clause again ("without perforation with bleeding").
+    absent_part, _, tail = absent_part.partition(" with ")
+    head = DEFAULT_RE.sub(" ", head + " " + tail)
+    head_words = words(head)
+    optional = set(DEFAULT_WORDS)
+    for k, w in enumerate(head_words):
+        # "part unspecified", "of unspecified part": the qualified word is optional; but not in "Unspecified
+        # fracture of ...", where it is the head noun.
+        if w == "unspecified" and k > 0 and head_words[k - 1] != "with":
+            if k + 1 < len(head_words):
+                optional.add(head_words[k + 1])
+            if k > 0 and k == len(head_words) - 1:
+                optional.add(head_words[k - 1])
+    essential = {stem(w) for w in head_words if w not in optional and w not in STOPWORDS}
+    absent = {stem(w) for w in words(absent_part) if w not in STOPWORDS} - essential
+    out: dict[str, int] = {}
     for w in words(lowered):
         if w in STOPWORDS:
             continue
         s = stem(w)
         if s not in out:
-            out[s] = s in essential
+            out[s] = ESSENTIAL if s in essential else ABSENT if s in absent else NONESSENTIAL
     return tuple(out.items())
 
 
@@ -281,7 +304,7 @@ class IndexData:
     idf: np.ndarray  # float32 per stem
     post_ptr: np.ndarray  # int64, CSR pointers per stem
     post_doc: np.ndarray  # int32 entry ids
-    post_w: np.ndarray  # float32 the stem's weight in that entry
+    post_w: np.ndarray  # float32 the stem's weight in that entry (negative: named as absent)
     words: list[str]  # raw words seen in the tabular list (for spelling correction)
     word_stem: np.ndarray  # int32 stem id per word
     classifiable: dict = field(default_factory=dict)  # Z80-Z87 code -> its "Conditions classifiable to" notes
@@ -337,14 +360,15 @@ def build(settings: Settings, exclude: set[tuple[str, str]] | None = None, progr
         raise EngineError(ErrorCode.INDEX_ERROR, f"cannot load simple-icd-10-cm: {exc}") from exc
     exclude = exclude or set()
 
-    all_codes = [c for c in cm.get_all_codes(True) if not cm.is_chapter_or_block(c)]
+    # Some categories share their name with a one-category block ("B20"): keep every category/subcategory.
+    all_codes = list(dict.fromkeys(c for c in cm.get_all_codes(True) if cm.is_category_or_subcategory(c)))
     pos = {c: i for i, c in enumerate(all_codes)}
     descriptions = [cm.get_description(c) for c in all_codes]
     billable = np.array([cm.is_leaf(c) for c in all_codes], dtype=bool)
     parent = np.full(len(all_codes), -1, dtype=np.int32)
     for i, c in enumerate(all_codes):
         p = cm.get_parent(c)
-        if p in pos:
+        if p in pos and p != c:
             parent[i] = pos[p]
 
     # Default billable descendant of every code (itself when billable).
@@ -399,23 +423,25 @@ def build(settings: Settings, exclude: set[tuple[str, str]] | None = None, progr
     word_ids: dict[str, int] = {}
     flat_sid: list[int] = []
     flat_doc: list[int] = []
-    flat_ess: list[bool] = []
+    flat_ess: list[int] = []
     for d, (_, _, text) in enumerate(terms):
-        for s, essential in term_tokens(text):
+        for s, flag in term_tokens(text):
             flat_sid.append(vocab_ids.setdefault(s, len(vocab_ids)))
             flat_doc.append(d)
-            flat_ess.append(essential)
+            flat_ess.append(flag)
         for w in _WORD_RE.findall(text.lower()):
             if len(w) >= 3 and not w.isdigit() and w not in word_ids:
                 word_ids[w] = len(word_ids)
     n_docs = len(terms)
     sid_arr = np.array(flat_sid, dtype=np.int64)
     doc_arr = np.array(flat_doc, dtype=np.int32)
-    ess_arr = np.array(flat_ess, dtype=bool)
+    flag_arr = np.array(flat_ess, dtype=np.int8)
     df = np.bincount(sid_arr, minlength=len(vocab_ids)).astype(np.float64)
     idf = np.log((n_docs + 1) / (df + 0.5)).astype(np.float32)
-    weights = idf[sid_arr] * np.where(ess_arr, 1.0, NONESSENTIAL_WEIGHT).astype(np.float32)
-    doc_den = np.bincount(doc_arr, weights=weights, minlength=n_docs).astype(np.float32)
+    # Stored weight: IDF for essential words, a share of it for optional ones, negated for absent ones.
+    factor = np.select([flag_arr == ESSENTIAL, flag_arr == ABSENT], [1.0, -NONESSENTIAL_WEIGHT], NONESSENTIAL_WEIGHT)
+    weights = (idf[sid_arr] * factor).astype(np.float32)
+    doc_den = np.bincount(doc_arr, weights=np.abs(weights), minlength=n_docs).astype(np.float32)
     order = np.argsort(sid_arr, kind="stable")
     post_doc = doc_arr[order]
     post_w = weights[order].astype(np.float32)
