@@ -267,7 +267,7 @@ def iter_documents(
     *,
     split: float | None = None,
     seed: int = 0,
-    batch: int = 200,
+    batch: int = 50,
 ) -> Iterator[dict[str, Any]]:
     """Yield one export record per analysis with selected decisions (see the module doc), in analysis order.
 
@@ -280,7 +280,7 @@ def iter_documents(
     """
     filters = filters or ExportFilters()
     conditions = decision_filters(**asdict(filters))
-    for page in _page(_matching_analysis_ids(session, filters, batch), batch):
+    for page in _page(_matching_analysis_ids(session, filters, 1000), batch):
         heads = {
             row.id: row
             for row in session.execute(
@@ -302,8 +302,6 @@ def iter_documents(
         by_suggestion: dict[int, dict[str, Any]] = {}
         stmt = (
             select(
-                Suggestion.id,
-                Suggestion.analysis_id,
                 Suggestion.start,
                 Suggestion.end,
                 Suggestion.text,
@@ -314,30 +312,39 @@ def iter_documents(
                 Suggestion.trigger,
                 Suggestion.section,
                 Suggestion.codes,
+                Suggestion.id,
                 Suggestion.origin,
+                Suggestion.analysis_id,
             )
             .where(Suggestion.analysis_id.in_(page))
             .order_by(Suggestion.analysis_id, Suggestion.position, Suggestion.id)
             .execution_options(yield_per=1000)
         )
-        for s in session.execute(stmt):
-            entity = {
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "label": s.label,
-                "score": s.score,
-                "assertion": s.assertion,
-                "traits": list(s.traits or []),
-                "trigger": s.trigger,
-                "section": s.section,
-                "codes": list(s.codes or []),
-                "suggestion_id": s.id,
-                "origin": s.origin,
-                "decisions": [],
-            }
-            entities[s.analysis_id].append(entity)
-            by_suggestion[s.id] = entity
+        conn = session.connection()
+        keys = (
+            "start",
+            "end",
+            "text",
+            "label",
+            "score",
+            "assertion",
+            "traits",
+            "trigger",
+            "section",
+            "codes",
+            "suggestion_id",
+            "origin",
+            "analysis_id",
+        )
+        for row in conn.execute(stmt):
+            # Core rows unpacked by position: this loop runs once per entity, so it is kept lean.
+            entity = dict(zip(keys, row, strict=True))
+            analysis_id = entity.pop("analysis_id")
+            entity["traits"] = list(entity["traits"] or [])
+            entity["codes"] = list(entity["codes"] or [])
+            entity["decisions"] = []
+            entities[analysis_id].append(entity)
+            by_suggestion[entity["suggestion_id"]] = entity
         stmt = select(
             Decision.id,
             Decision.suggestion_id,
@@ -356,23 +363,25 @@ def iter_documents(
         if filters.label is not None:
             stmt = stmt.join(Suggestion, Suggestion.id == Decision.suggestion_id)
         stmt = stmt.order_by(Decision.analysis_id, Decision.id).execution_options(yield_per=2000)
-        for d in session.execute(stmt):
-            by_suggestion[d.suggestion_id]["decisions"].append(
-                {
-                    "id": d.id,
-                    "target": d.target,
-                    "decision": d.decision,
-                    "code": d.code,
-                    "corrected_start": d.corrected_start,
-                    "corrected_end": d.corrected_end,
-                    "corrected_label": d.corrected_label,
-                    "corrected_code": d.corrected_code,
-                    "reviewer": d.reviewer,
-                    "comment": d.comment,
-                    "model_version": d.model_version,
-                    "created_at": d.created_at.isoformat(),
-                }
-            )
+        dkeys = (
+            "id",
+            "suggestion_id",
+            "target",
+            "decision",
+            "code",
+            "corrected_start",
+            "corrected_end",
+            "corrected_label",
+            "corrected_code",
+            "reviewer",
+            "comment",
+            "model_version",
+            "created_at",
+        )
+        for row in conn.execute(stmt):
+            d = dict(zip(dkeys, row, strict=True))
+            d["created_at"] = d["created_at"].isoformat()
+            by_suggestion[d.pop("suggestion_id")]["decisions"].append(d)
         for analysis_id in page:
             head = heads[analysis_id]
             ents = entities.pop(analysis_id, [])
@@ -400,7 +409,7 @@ def iter_summaries(
     *,
     split: float | None = None,
     seed: int = 0,
-    batch: int = 200,
+    batch: int = 50,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per summary with selected sentence decisions; each sentence's ``label`` is the newest
     selected decision (``keep``/``drop``), ``None`` when it has none."""
@@ -684,7 +693,7 @@ def export_dataset(
     label: str | None = None,
     split: float | None = None,
     seed: int = 13,
-    batch: int = 200,
+    batch: int = 50,
 ) -> Manifest:
     """Export selected decisions in one format, streaming, and describe the export in a manifest.
 
@@ -768,7 +777,8 @@ def export_dataset(
 
 def _count_doc(doc: dict[str, Any], counts: Counter[str]) -> None:
     counts["documents"] += 1
-    counts[f"documents_{doc['split']}"] += doc["split"] is not None
+    if doc["split"] is not None:
+        counts[f"documents_{doc['split']}"] += 1
     counts["entities"] += len(doc["entities"])
     for entity in doc["entities"]:
         counts["decisions"] += len(entity["decisions"])

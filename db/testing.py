@@ -248,3 +248,102 @@ def postgres_server() -> tuple[PostgresServer | None, str | None]:
     _server = server
     atexit.register(server.stop)
     return _server, None
+
+
+# ---------------------------------------------------------------------------------------------------- scale
+
+
+def seed_bulk_sqlite(path: str | Path, n_notes: int, per_note: int, reviewers: int) -> int:
+    """Fill a migrated SQLite file fast with raw bulk inserts: ``n_notes`` analysed notes of ``per_note``
+    entities, each decided by ``reviewers`` reviewers. Returns the number of decisions."""
+    import hashlib
+    import json
+    import sqlite3
+
+    from db.models import utcnow
+
+    words = [f"term{i:03d}" for i in range(per_note)]
+    now = utcnow().isoformat(sep=" ")
+    con = sqlite3.connect(path)
+    with con:
+        con.executemany(
+            "INSERT INTO notes (id, sha256, text, created_at) VALUES (?, ?, ?, ?)",
+            (
+                (i + 1, hashlib.sha256(str(i).encode()).hexdigest(), f"{i} " + " ".join(words), now)
+                for i in range(n_notes)
+            ),
+        )
+        con.executemany(
+            "INSERT INTO analyses (id, note_id, external_id, models, timings_ms, result, ner_version, created_at) "
+            "VALUES (?, ?, ?, ?, '{}', '{}', 'v1', ?)",
+            ((i + 1, i + 1, f"n{i}", json.dumps({"ner": "v1"}), now) for i in range(n_notes)),
+        )
+
+        def suggestions():  # type: ignore[no-untyped-def]
+            for i in range(n_notes):
+                offset = len(f"{i} ")
+                for j, word in enumerate(words):
+                    start = offset + j * (len(word) + 1)
+                    yield (i * per_note + j + 1, i + 1, j, start, start + len(word), word, now)
+
+        con.executemany(
+            'INSERT INTO suggestions (id, analysis_id, position, start, "end", text, label, score, assertion, '
+            "traits, codes, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, 'DIAG', 0.5, 'present', '[]', '[]', "
+            "'model', ?)",
+            suggestions(),
+        )
+
+        def decisions():  # type: ignore[no-untyped-def]
+            for sid in range(1, n_notes * per_note + 1):
+                for r in range(reviewers):
+                    verdict = "reject" if (sid + r) % 4 == 0 else "accept"
+                    yield (sid, (sid - 1) // per_note + 1, verdict, f"r{r}", now)
+
+        con.executemany(
+            "INSERT INTO decisions (suggestion_id, analysis_id, target, decision, reviewer, model_version, "
+            "created_at) VALUES (?, ?, 'entity', ?, ?, 'v1', ?)",
+            decisions(),
+        )
+    con.close()
+    return n_notes * per_note * reviewers
+
+
+def export_peak_memory(url: str, out_dir: str, fmt: str = "jsonl") -> dict[str, Any]:
+    """Export in this process and report the peak resident memory growth it caused (Linux ``ru_maxrss``).
+
+    Run it in a fresh subprocess, so the baseline is this process after its imports and nothing else.
+    """
+    import resource
+
+    from db.export import export_dataset
+    from db.session import init_db, session_scope
+
+    engine = init_db(url)
+    with session_scope(engine, write=False) as session:
+        session.execute(select_one())  # open the connection before the baseline
+        # Baseline: the resident size now (not the peak so far), so the growth reported can only be overstated.
+        before = _current_rss_kib()
+        started = time.perf_counter()
+        manifest = export_dataset(session, fmt, out_dir)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "rss_growth_bytes": max(after - before, 0) * 1024,
+        "rss_before_bytes": before * 1024,
+        "seconds": seconds,
+        "counts": manifest.counts,
+        "bytes_written": sum(f["bytes"] for f in manifest.files.values()),
+    }
+
+
+def _current_rss_kib() -> int:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def select_one():  # type: ignore[no-untyped-def]
+    """``SELECT 1`` (opens a session's connection)."""
+    from sqlalchemy import literal, select
+
+    return select(literal(1))
