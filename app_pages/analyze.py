@@ -213,4 +213,5 @@ with st.expander("Add an entity the engine missed"):
     if analysis["added"]:
         st.dataframe(pd.DataFrame(analysis["added"]), hide_index=True, key="added_table")
 
-st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"></div>')
+st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"'
+        f' data-engine-ms="{timings.get("total", 0):.1f}"></div>')

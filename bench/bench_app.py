@@ -1,0 +1,127 @@
+"""Analyze click to rendered result in a real browser, for a ~700-word note on CPU.
+
+Starts the real app (``streamlit run app.py``, engine on CPU, a temporary SQLite store), opens it in Debian's
+chromium through Playwright, and times from the click on **Analyze** to the result's end marker
+(``.analysis-done[data-run=N]``, written after the highlighted note, the table and the review panel) appearing.
+Each run changes the note's last line, so nothing is served from a cache. Prints p50/p95 and the machine.
+
+    .venv/bin/python bench/bench_app.py [--note FILE] [--runs 10] [--words 700]
+
+The note defaults to the MTSamples report nearest to ``--words`` words in ``$CLINICAL_DATA_DIR/mtsamples`` (local
+testing only, never shipped), else the test fixture note repeated to that length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.settings import Settings  # noqa: E402
+from ui.devserver import CHROMIUM, CHROMIUM_ARGS, run_app  # noqa: E402
+
+FIXTURE = REPO / "tests" / "fixtures" / "app" / "note_short.txt"
+CLICK_AND_WAIT = """
+async (run) => {
+  const button = [...document.querySelectorAll('button')].find((b) => b.innerText.trim() === 'Analyze');
+  const selector = `.analysis-done[data-run="${run}"]`;
+  const t0 = performance.now();
+  const done = new Promise((resolve) => {
+    const observer = new MutationObserver(() => {
+      if (document.querySelector(selector)) { observer.disconnect(); resolve(performance.now() - t0); }
+    });
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true});
+  });
+  button.click();
+  return await done;
+}
+"""
+"""Clicks Analyze inside the page and resolves with the milliseconds until the run's end marker is in the DOM."""
+
+
+def pick_note(words: int) -> tuple[str, str]:
+    """The MTSamples report closest to ``words`` words, else the fixture repeated; returns (name, text)."""
+    folder = Settings().data_dir / "mtsamples"
+    if folder.is_dir():
+        best = min(sorted(folder.glob("*.txt")), key=lambda p: abs(len(p.read_text(errors="replace").split()) - words))
+        return f"mtsamples/{best.name}", best.read_text(encoding="utf-8", errors="replace")
+    base = FIXTURE.read_text(encoding="utf-8")
+    text = base
+    while len(text.split()) < words:
+        text += "\n" + base
+    return "fixture (repeated)", text
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (with 10 runs, p95 is the slowest run)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--note", type=Path, help="a note file (default: see module docstring)")
+    parser.add_argument("--words", type=int, default=700)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed analyses first (browser and page caches)")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} is missing: install Debian's chromium (.ci/browser-deps)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    name, text = (str(args.note), args.note.read_text(encoding="utf-8")) if args.note else pick_note(args.words)
+    times, walls, engine_ms, entities = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
+        t_start = time.perf_counter()
+        with run_app(f"sqlite:///{tmp}/feedback.sqlite", Path(tmp) / "streamlit.log") as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(url)
+            box = page.locator(".st-key-note_text textarea")
+            box.wait_for(timeout=900_000)  # the first page waits for the engine to load and warm
+            ready_s = time.perf_counter() - t_start
+            for run in range(1, args.warmup + args.runs + 1):
+                box.fill(f"{text}\nBenchmark run {run}.")
+                t0 = time.perf_counter()
+                in_page = page.evaluate(CLICK_AND_WAIT, run)
+                marker = page.locator(f".analysis-done[data-run='{run}']")
+                marker.wait_for(state="attached", timeout=120_000)
+                wall = (time.perf_counter() - t0) * 1000
+                if run > args.warmup:
+                    times.append(in_page)
+                    walls.append(wall)
+                    engine_ms.append(float(marker.get_attribute("data-engine-ms") or 0))
+                    entities.append(int(marker.get_attribute("data-entities") or 0))
+            browser_version = browser.version
+            browser.close()
+
+    import streamlit
+    import torch
+
+    print(f"bench_app: Analyze click -> rendered result, {args.runs} runs after {args.warmup} warm-up")
+    print(f"note: {name}, {len(text.split())} words, {len(text)} chars, {statistics.median(entities):.0f} entities")
+    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+          f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}, torch {torch.__version__}, "
+          f"device cpu, streamlit {streamlit.__version__}, chromium {browser_version}")
+    print(f"app ready after {ready_s:.1f} s (server start + engine load and warm-up)")
+    print(f"click->result ms (in-page clock): p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
+          f"min {min(times):.0f}  max {max(times):.0f}  (target p95 <= 1500)")
+    print(f"click->result ms (Playwright wall clock, includes its round trips): p50 {percentile(walls, 50):.0f}  "
+          f"p95 {percentile(walls, 95):.0f}")
+    print(f"engine ms (timings_ms.total): p50 {percentile(engine_ms, 50):.0f}  p95 {percentile(engine_ms, 95):.0f};"
+          f" UI + storage overhead p50 {percentile(times, 50) - percentile(engine_ms, 50):.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

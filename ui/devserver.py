@@ -1,0 +1,74 @@
+"""Run the real app in a subprocess on a free port (browser tests and the app benchmark share this)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+"""Flags for Debian's chromium in a container (no sandbox, no GPU, no background traffic)."""
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Wait until Streamlit's health endpoint answers.
+
+    Raises:
+        RuntimeError: The server exited.
+        TimeoutError: It did not answer within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with status {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer at {url} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def run_app(db_url: str, log_path: Path, device: str = "cpu") -> Iterator[str]:
+    """Serve ``app.py`` with ``db_url`` as its feedback store; yields the base URL and stops the server after.
+
+    Args:
+        db_url: SQLAlchemy URL of the feedback store (``$CLINICAL_NLP_DB_URL`` for the app).
+        log_path: Where the server's output goes.
+        device: Engine device (``$CLINICAL_NLP_DEVICE`` for the app).
+    """
+    port = free_port()
+    env = dict(os.environ, CLINICAL_NLP_DB_URL=db_url, CLINICAL_NLP_DEVICE=device)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "streamlit"), "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, proc, 60)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
