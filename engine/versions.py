@@ -229,11 +229,12 @@ def active_model_dir(settings: Settings | None = None) -> Path | None:
     if version == BASE:
         return None
     path = version_model_dir(settings, version)
-    _check_model_set(path, version)
+    check_model_set(path, version)
     return path
 
 
-def _check_model_set(path: Path, version: str) -> None:
+def check_model_set(path: Path, version: str) -> None:
+    """Raise ``MODEL_NOT_FOUND`` unless ``path`` holds every stage of :data:`STAGES` (each with ``config.json``)."""
     missing = [s for s in STAGES if not (path / s / "config.json").is_file()]
     if missing:
         raise EngineError(
@@ -290,7 +291,7 @@ def register_version(
     """
     path = Path(info.path)
     folder = path if path.is_absolute() else registry_dir(settings) / path
-    _check_model_set(folder, info.id)
+    check_model_set(folder, info.id)
 
     def change(data: dict[str, Any]) -> None:
         if info.id in data["versions"] or info.id == BASE:
@@ -314,7 +315,7 @@ def activate(settings: Settings | None, version: str) -> str:
         EngineError: ``MODEL_NOT_FOUND`` for an unknown version or an incomplete folder.
     """
     if version != BASE:
-        _check_model_set(version_model_dir(settings, version), version)
+        check_model_set(version_model_dir(settings, version), version)
 
     def change(data: dict[str, Any]) -> str:
         if version != BASE and version not in data["versions"]:

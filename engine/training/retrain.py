@@ -521,6 +521,7 @@ def retrain(
                 ErrorCode.DATA_NOT_FOUND,
                 f"{decisions}: no reviewed note outside the frozen test split; nothing to learn from yet",
             )
+        versions.check_model_set(parent_dir, parent)
         base_train, base_dev = load_base_data(base_data, settings, parent_dir / "ner", cfg.base_dev_count)
         base_train = _sample(base_train, cfg.max_base_docs, cfg.seed)
         data = build_retrain_data(feedback, base_train, base_dev, sentences)
@@ -536,12 +537,17 @@ def retrain(
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
         try:
-            tell(0.02, f"fine-tuning NER from {parent} on {len(data.train)} notes")
-            facts = fine_tune_ner(
-                parent_dir / "ner", train_docs, staging / "ner", cfg, version,
-                progress=lambda f, m: tell(0.02 + 0.78 * f, m),
-            )
-            stages = {"ner": "trained"}
+            if feedback_hashes:
+                tell(0.02, f"fine-tuning NER from {parent} on {len(data.train)} notes")
+                facts: dict[str, Any] | None = fine_tune_ner(
+                    parent_dir / "ner", train_docs, staging / "ner", cfg, version,
+                    progress=lambda f, m: tell(0.02 + 0.78 * f, m),
+                )
+                stages = {"ner": "trained"}
+            else:  # only summary labels: the NER model stays as it is
+                facts = None
+                versions.link_or_copy_tree(parent_dir / "ner", staging / "ner")
+                stages = {"ner": f"copied from {parent} (no reviewed entities)"}
             sentences_train, unusable = _sentence_examples(data.sentences_train)
             sentences_test, _ = _sentence_examples(data.sentences_test)
             data.stats["sentence_labels_not_sentences"] = unusable
@@ -599,9 +605,10 @@ def retrain(
         )
         (final / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
         (final / "REPORT.txt").write_text(report.to_text(), encoding="utf-8")
-        (final / "ner" / "metrics.json").write_text(
-            json.dumps({"gate": candidate_metrics, "training": facts}, indent=2) + "\n", encoding="utf-8"
-        )
+        if facts is not None:  # only into a folder this run wrote: copied stages are hard links to the parent's
+            (final / "ner" / "metrics.json").write_text(
+                json.dumps({"gate": candidate_metrics, "training": facts}, indent=2) + "\n", encoding="utf-8"
+            )
         info = versions.VersionInfo(
             id=version, parent=parent, created=versions.utc_now(), path=f"versions/{version}",
             status="promoted" if promote else "refused", data_hash=dhash,
