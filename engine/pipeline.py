@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ class Pipeline:
         self.settings = settings or Settings()
         self._stages: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._models: dict[str, str] | None = None
 
     def stage(self, name: str) -> Any:
         """Return the stage registered as ``name``, loading it on first use (thread-safe)."""
@@ -77,12 +79,16 @@ class Pipeline:
     @property
     def models(self) -> dict[str, str]:
         """Versions of the models behind each stage, as written in the analysis result."""
-        return {
-            "ner": model_version(self.settings.model_dir, "ner"),
-            "assertion": str(getattr(self.stage("assertion"), "version", "unknown")),
-            "icd": str(getattr(self.stage("icd"), "version", "unknown")),
-            "summarizer": model_version(self.settings.model_dir, "summarizer"),
-        }
+        # Read once: the stages are kept for the pipeline's life, so their versions cannot change under it (and
+        # a batch job would otherwise read two config files per call).
+        if self._models is None:
+            self._models = {
+                "ner": model_version(self.settings.model_dir, "ner"),
+                "assertion": str(getattr(self.stage("assertion"), "version", "unknown")),
+                "icd": str(getattr(self.stage("icd"), "version", "unknown")),
+                "summarizer": model_version(self.settings.model_dir, "summarizer"),
+            }
+        return dict(self._models)
 
     def analyze(self, text: str, note_id: str | None = None) -> AnalysisResult:
         """Analyse one note. See :meth:`analyze_many`."""
@@ -103,6 +109,9 @@ class Pipeline:
         ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
         models = self.models
         results: list[AnalysisResult] = []
+        # The same mention with the same traits gets the same codes: link each distinct one once per call (notes
+        # repeat their findings, and linking is the costliest step after NER).
+        linked: dict[tuple[str, str, tuple[str, ...]], list[Code]] = {}
         for (note_id, text), spans in zip(notes, all_spans, strict=True):
             t1 = time.perf_counter()
             sections = self.stage("sections").detect(text)
@@ -126,7 +135,10 @@ class Pipeline:
                     if blocked:
                         entity.note = f"{entity.assertion}: not coded"
                     else:
-                        entity.codes = icd.link(entity.text, span.label, entity.traits)
+                        key = (entity.text, span.label, tuple(entity.traits))
+                        if key not in linked:
+                            linked[key] = icd.link(entity.text, span.label, entity.traits)
+                        entity.codes = [replace(code) for code in linked[key]]
                 entities.append(entity)
             t3 = time.perf_counter()
             timings = {
