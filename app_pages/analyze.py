@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from db.errors import FeedbackError
 from engine.types import LABELS
-from ui.ingest import IngestError, extract_note, find_occurrence, validate_text
+from ui.ingest import IngestError, extract_note, validate_text
+from ui.panels import entity_table, missed_entity_form, review_panel
 from ui.render import highlight_entities, legend_html
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
-from ui.review import ReviewError, add_missed_entity, record_decision, store_analysis
+from ui.review import store_analysis
 
 ASSERTIONS = ("present", "negated", "possible", "hypothetical", "family", "historical")
 state = st.session_state
@@ -22,7 +21,8 @@ with st.form("analyze_form", border=False):
     left, right = st.columns([3, 1])
     text = left.text_area("Note text", height=220, key="note_text", placeholder="Paste a clinical note…")
     note_id = right.text_input("Note id (optional)", key="note_id")
-    upload = right.file_uploader("…or upload .txt, .docx or .pdf", key="note_upload")
+    upload = right.file_uploader("…or upload .txt, .docx or .pdf", key="note_upload",
+                                 help="While a file is attached it is analysed instead of the text box.")
     submitted = right.form_submit_button("Analyze", type="primary", key="analyze", width="stretch")
 
 if submitted:
@@ -77,141 +77,11 @@ with note_col:
     st.html(legend_html())
     st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
 
-reviewer = state.get("reviewer", "")
-
-
-def _decide(position: int, decision: str, target: str, **extra) -> None:
-    """Button callback: record one decision and remember it for display."""
-    try:
-        sid = analysis["suggestion_ids"][position]
-        record_decision(get_db_engine(), reviewer=state.get("reviewer"), suggestion_id=sid, decision=decision,
-                        target=target, **extra)
-    except ReviewError as err:
-        state.flash = ("error", str(err))
-        return
-    except IndexError:
-        state.flash = ("error", "This analysis was not stored, so decisions cannot be recorded.")
-        return
-    except FeedbackError as err:
-        state.flash = ("error", f"Not recorded: {err.message}")
-        return
-    key = (analysis["analysis_id"], position, target, extra.get("code") or "")
-    state.decided[key] = decision
-    what = extra.get("corrected_code") or extra.get("code") or entities[position]["text"]
-    state.flash = ("success", f"Recorded: {decision} {target} {what}")
-
-
-def _status(position: int, target: str, code: str = "") -> str:
-    return state.decided.get((analysis["analysis_id"], position, target, code), "")
-
-
 with review_col:
-    rows = []
-    for i in shown:
-        e = entities[i]
-        top = e["codes"][0] if e["codes"] else {}
-        rows.append({
-            "#": i, "entity": e["text"], "type": e["label"], "assertion": e["assertion"],
-            "trigger": e.get("trigger") or "", "top code": top.get("code", ""),
-            "description": top.get("description", e.get("note") or ""), "score": top.get("score"),
-            "billable": top.get("billable"), "codes": len(e["codes"]),
-            "review": ", ".join(f"{t}:{d}" for (a, p, t, _c), d in state.decided.items()
-                                if a == analysis["analysis_id"] and p == i),
-        })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, height=min(300, 38 + 35 * max(len(rows), 1)), key="entity_table",
-                 column_config={"score": st.column_config.NumberColumn(format="%.2f")})
-
-    if not reviewer.strip():
-        st.warning("Enter your name in the sidebar to record decisions.", icon=":material/person:")
-    flash = state.pop("flash", None)
-    if flash:
-        (st.success if flash[0] == "success" else st.error)(flash[1])
-
-    if not shown:
-        st.info("No entity matches the filters.")
-    else:
-        default = next((k for k, i in enumerate(shown) if entities[i]["codes"]), 0)
-        pos = st.selectbox(
-            "Review entity", shown, index=default, key=f"review_entity_{analysis['run']}",
-            format_func=lambda i: f"#{i} {entities[i]['text']} [{entities[i]['label']}, {entities[i]['assertion']}]",
-        )
-        ent = entities[pos]
-        with st.container(border=True, key="review_panel"):
-            st.markdown(f"**{ent['text']}** · {ent['label']} · {ent['assertion']}"
-                        + (f" (trigger: *{ent['trigger']}*)" if ent.get("trigger") else "")
-                        + (f" · section: {ent['section']}" if ent.get("section") else ""))
-            row = st.container(horizontal=True)
-            row.button("Entity right", key=f"ent-acc-{pos}", on_click=_decide, args=(pos, "accept", "entity"),
-                       icon=":material/check:", help="The span and type are right.")
-            row.button("Not an entity", key=f"ent-rej-{pos}", on_click=_decide, args=(pos, "reject", "entity"),
-                       icon=":material/close:")
-            with row.popover("Correct span / type", icon=":material/edit:"):
-                new_label = st.selectbox("Type", LABELS, index=LABELS.index(ent["label"]), key=f"fix-label-{pos}")
-                c_start = st.number_input("Start", 0, len(note_text), ent["start"], key=f"fix-start-{pos}")
-                c_end = st.number_input("End", 0, len(note_text), ent["end"], key=f"fix-end-{pos}")
-                st.caption(f"Span text: “{note_text[int(c_start):int(c_end)]}”")
-                st.button("Save correction", key=f"ent-fix-{pos}", on_click=_decide, args=(pos, "correct", "entity"),
-                          kwargs={"corrected_label": new_label, "corrected_start": int(c_start),
-                                  "corrected_end": int(c_end)})
-            if _status(pos, "entity"):
-                st.caption(f"Entity: {_status(pos, 'entity')}")
-
-            if not ent["codes"]:
-                st.caption(ent.get("note") or "No ICD-10-CM suggestion for this entity.")
-            for j, code in enumerate(ent["codes"]):
-                done = _status(pos, "code", code["code"])
-                line = st.container(horizontal=True, vertical_alignment="center", key=f"code-row-{pos}-{j}")
-                line.markdown(f"`{code['code']}` {code['description']}  \n"
-                              f"score {code['score']:.2f} · {'billable' if code['billable'] else 'not billable'}"
-                              + (f" · **{done}ed**" if done else ""), width="stretch")
-                line.button("", key=f"code-acc-{pos}-{j}", on_click=_decide, icon=":material/check:",
-                            help=f"Accept {code['code']}", args=(pos, "accept", "code"), kwargs={"code": code["code"]})
-                line.button("", key=f"code-rej-{pos}-{j}", on_click=_decide, icon=":material/close:",
-                            help=f"Reject {code['code']}", args=(pos, "reject", "code"), kwargs={"code": code["code"]})
-            query = st.text_input("Correct the code: search ICD-10-CM by code or words", key=f"code-search-{pos}")
-            if query.strip():
-                try:
-                    found = get_pipeline().stage("icd").search(query.strip(), limit=20)
-                except Exception as err:
-                    st.error(f"Search failed: {err}")
-                    found = []
-                if found:
-                    pick = st.selectbox("Matches", found, key=f"code-pick-{pos}",
-                                        format_func=lambda c: f"{c.code} {c.description}"
-                                        + ("" if c.billable else " (not billable)"))
-                    top_code = ent["codes"][0]["code"] if ent["codes"] else None
-                    st.button("Use this code", key=f"code-fix-{pos}", on_click=_decide,
-                              args=(pos, "correct", "code"), kwargs={"code": top_code, "corrected_code": pick.code})
-                else:
-                    st.caption("No ICD-10-CM code matches.")
-
+    entity_table(analysis, shown)
+    review_panel(analysis, shown)
 with st.expander("Add an entity the engine missed"):
-    with st.form("add_entity", clear_on_submit=True):
-        mention = st.text_input("Mention exactly as written in the note", key="add_mention")
-        a1, a2 = st.columns(2)
-        label = a1.selectbox("Type", LABELS, key="add_label")
-        occurrence = a2.number_input("Occurrence", 1, 1000, 1, key="add_occurrence",
-                                     help="Which occurrence of the mention, counting from the start of the note.")
-        if st.form_submit_button("Add entity", key="add_submit"):
-            start = find_occurrence(note_text, mention, int(occurrence))
-            if not mention.strip() or start < 0:
-                st.error(f"“{mention}” (occurrence {int(occurrence)}) is not in the note.")
-            elif analysis["analysis_id"] is None:
-                st.error("This analysis was not stored, so nothing can be added to it.")
-            else:
-                try:
-                    add_missed_entity(get_db_engine(), reviewer=reviewer, analysis_id=analysis["analysis_id"],
-                                      start=start, end=start + len(mention), label=label)
-                except ReviewError as err:
-                    st.error(str(err))
-                except FeedbackError as err:
-                    st.error(f"Not recorded: {err.message}")
-                else:
-                    analysis["added"].append({"start": start, "end": start + len(mention), "text": mention,
-                                              "label": label})
-                    st.success(f"Added {label} “{mention}” at {start}.")
-    if analysis["added"]:
-        st.dataframe(pd.DataFrame(analysis["added"]), hide_index=True, key="added_table")
+    missed_entity_form(analysis)
 
 st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"'
         f' data-engine-ms="{timings.get("total", 0):.1f}"></div>')
