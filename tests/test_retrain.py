@@ -237,3 +237,55 @@ def test_shuffled_labels_are_refused_by_the_gate(world, monkeypatch, capsys):
     assert versions.active_version(settings) == versions.BASE
     assert versions.get_version(settings, summary["version"]).status == "refused"
     assert _pipeline_spans([t for _, t, _ in world["notes"][:5]]) == world["base_predictions"][:5]
+
+
+FILLERS = ["The patient was seen in the outpatient clinic today.", "Vital signs were recorded by the nurse.",
+           "Follow-up is scheduled in four weeks."]
+
+
+def test_summary_labels_alone_retrain_and_gate_the_summarizer(world, monkeypatch):
+    """Reviewers keep the treatment sentences and drop the boilerplate; only the summarizer is retrained."""
+    from db.export import export_dataset
+    from db.repository import record_sentence_decision, save_note, save_summary
+    from db.session import init_db, session_scope
+    from engine.sentences import split_sentences
+    from engine.summarizer import load as load_summarizer
+
+    if not (DEFAULT_MODEL_DIR / "summarizer" / "config.json").is_file():
+        pytest.skip("the committed default summarizer is not there")
+    settings = _registry(monkeypatch, world["tmp"], "registry-summary")
+    summarizer = load_summarizer(Settings().with_overrides(model_dir=DEFAULT_MODEL_DIR, device="cpu"))
+    engine = init_db(f"sqlite:///{world['tmp'] / 'summary.sqlite'}")
+    with session_scope(engine) as session:
+        for i, (note_id, text, _) in enumerate(world["notes"]):
+            text = f"{FILLERS[i % 3]} {text} {FILLERS[(i + 1) % 3]}"
+            note = save_note(session, text, source=note_id)
+            result = summarizer.summarize(text, k=len(split_sentences(text)))
+            rows = save_summary(session, note, {"id": note_id, "sentences": [s.to_dict() for s in result]},
+                                model_version=summarizer.version)
+            for row in rows:
+                keep = any(drug in row.text for drug in DRUGS)
+                record_sentence_decision(session, sentence_id=row.id, reviewer=REVIEWER,
+                                         decision="keep" if keep else "drop")
+    labels = world["tmp"] / "summary-labels.jsonl"
+    empty = world["tmp"] / "no-decisions.jsonl"
+    with session_scope(engine, write=False) as session, labels.open("w", encoding="utf-8") as handle:
+        export_dataset(session, "summary_jsonl", stream=handle)
+    with session_scope(engine, write=False) as session, empty.open("w", encoding="utf-8") as handle:
+        export_dataset(session, "jsonl", stream=handle)
+    engine.dispose()
+
+    before = (DEFAULT_MODEL_DIR / "ner" / "config.json").read_bytes()
+    report = retrain(empty, summary_labels=labels, base_data="none", config=RetrainConfig(**CONFIG),
+                     settings=settings)
+    assert report.stages["summarizer"] == "trained" and report.stages["ner"].startswith("copied from base")
+    (check,) = report.checks
+    assert check.eval_set == "summary_test" and check.support > 0
+    assert report.promoted == (check.candidate >= check.active - CONFIG["margin"])
+    assert report.metrics["candidate"]["summary_test"]["notes"] == report.data["sentence_notes_test"]
+    folder = versions.version_model_dir(settings, report.version)
+    config = json.loads((folder / "summarizer" / "config.json").read_text())
+    assert config["version"] == report.version and config["parent_version"] == versions.BASE
+    # The NER stage is the parent's, hard-linked or copied, and the parent's files are untouched.
+    assert (folder / "ner" / "config.json").read_bytes() == before
+    assert (DEFAULT_MODEL_DIR / "ner" / "config.json").read_bytes() == before

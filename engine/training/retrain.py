@@ -530,30 +530,39 @@ def retrain(
             doc for doc in data.train for _ in range(cfg.feedback_weight if note_hash(doc.text) in feedback_hashes
                                                      else 1)
         ]
-        dhash = data_hash(data.train, data.sentences_train)
+        sentences_train, unusable = _sentence_examples(data.sentences_train)
+        sentences_test, _ = _sentence_examples(data.sentences_test)
+        # Only notes with both a kept and a dropped sentence can tell a better summarizer from a worse one.
+        sentences_test = [ex for ex in sentences_test if {keep for _, _, keep in ex.labels} == {0, 1}]
+        data.stats["sentence_labels_not_sentences"] = unusable
+        train_summarizer = bool(sentences_train and sentences_test)
+        if not feedback_hashes and not train_summarizer:
+            raise EngineError(
+                ErrorCode.DATA_NOT_FOUND,
+                f"{summary_labels}: summary labels alone, but none in the frozen test split to judge a retrained "
+                "summarizer on; nothing was retrained",
+            )
+        dhash = data_hash(data.train if feedback_hashes else [], sentences_train if train_summarizer else [])
         version = versions.new_version_id(settings, dhash)
         staging = root / "versions" / f".staging-{version}-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
         try:
+            facts: dict[str, Any] | None = None
+            summarizer_facts: dict[str, Any] | None = None
             if feedback_hashes:
                 tell(0.02, f"fine-tuning NER from {parent} on {len(data.train)} notes")
-                facts: dict[str, Any] | None = fine_tune_ner(
+                facts = fine_tune_ner(
                     parent_dir / "ner", train_docs, staging / "ner", cfg, version,
-                    progress=lambda f, m: tell(0.02 + 0.78 * f, m),
+                    progress=lambda f, m: tell(0.02 + 0.7 * f, m),
                 )
                 stages = {"ner": "trained"}
             else:  # only summary labels: the NER model stays as it is
-                facts = None
                 versions.link_or_copy_tree(parent_dir / "ner", staging / "ner")
                 stages = {"ner": f"copied from {parent} (no reviewed entities)"}
-            sentences_train, unusable = _sentence_examples(data.sentences_train)
-            sentences_test, _ = _sentence_examples(data.sentences_test)
-            data.stats["sentence_labels_not_sentences"] = unusable
-            summarizer_facts: dict[str, Any] | None = None
-            if sentences_train and sentences_test:
-                tell(0.8, f"fine-tuning the summarizer on {len(sentences_train)} reviewed summaries")
+            if train_summarizer:
+                tell(0.72, f"fine-tuning the summarizer on {len(sentences_train)} reviewed summaries")
                 summarizer_facts = retrain_summarizer(
                     parent_dir / "summarizer", sentences_train, staging / "summarizer", cfg, version, parent
                 )
@@ -561,27 +570,38 @@ def retrain(
             else:
                 versions.link_or_copy_tree(parent_dir / "summarizer", staging / "summarizer")
                 why = "no new sentence labels" if not sentences_train else "no frozen test labels to judge it on"
-                stages["summarizer"] = f"copied from {parent} ({why})" if sentences_train else f"copied from {parent}"
+                stages["summarizer"] = f"copied from {parent} ({why})"
 
-            eval_sets = {"feedback_test": data.feedback_test, "base_dev": data.base_dev}
-            tell(0.82, "scoring the active model on the held-out sets")
-            active_metrics = evaluate_ner(parent_dir / "ner", eval_sets, settings)
-            tell(0.9, "scoring the candidate on the held-out sets")
-            candidate_metrics = evaluate_ner(staging / "ner", eval_sets, settings)
-            promote, checks, reasons = gate(active_metrics, candidate_metrics, cfg.margin, cfg.min_support)
+            active_metrics: dict[str, Any] = {}
+            candidate_metrics: dict[str, Any] = {}
+            checks: list[GateCheck] = []
+            reasons: list[str] = []
+            promote = True
+            if facts is not None:
+                eval_sets = {"feedback_test": data.feedback_test, "base_dev": data.base_dev}
+                tell(0.8, "scoring the active NER model on the held-out sets")
+                active_metrics = evaluate_ner(parent_dir / "ner", eval_sets, settings)
+                tell(0.88, "scoring the candidate NER model on the held-out sets")
+                candidate_metrics = evaluate_ner(staging / "ner", eval_sets, settings)
+                promote, checks, reasons = gate(active_metrics, candidate_metrics, cfg.margin, cfg.min_support)
             if summarizer_facts is not None:
+                tell(0.94, "scoring the summarizers on the frozen test summaries")
                 before = evaluate_summarizer(parent_dir / "summarizer", sentences_test, settings)
                 after = evaluate_summarizer(staging / "summarizer", sentences_test, settings)
                 active_metrics["summary_test"], candidate_metrics["summary_test"] = before, after
                 check = GateCheck("summary_test", "keep/drop AUC", before["auc"], after["auc"], before["pairs"],
                                   gated=True, passed=after["auc"] >= before["auc"] - cfg.margin - 1e-9)
                 checks.append(check)
+                line = (f"summary_test keep/drop AUC {check.active:.4f} -> {check.candidate:.4f} "
+                        f"({check.delta:+.4f}, {check.support} pairs)")
                 if not check.passed:
-                    reasons = [r for r in reasons if not r.startswith("promoted")] + [
-                        f"refused: summary_test keep/drop AUC fell {-check.delta:.4f} ({check.active:.4f} -> "
-                        f"{check.candidate:.4f}, {check.support} pairs), more than the margin {cfg.margin:.4f}"
-                    ]
                     promote = False
+                    reasons = [r for r in reasons if not r.startswith("promoted")]
+                    reasons.append(f"refused: {line}: fell more than the margin {cfg.margin:.4f}")
+                elif facts is None:
+                    reasons = [f"promoted: {line}, within the margin {cfg.margin:.4f}"]
+                else:
+                    reasons.append(line)
 
             final = root / "versions" / version
             os.replace(staging, final)
