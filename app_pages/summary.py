@@ -6,7 +6,7 @@ import streamlit as st
 
 from db.errors import FeedbackError
 from ui.ingest import IngestError, validate_text
-from ui.render import highlight_sentences
+from ui.render import highlight_sentences, md_escape
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
 from ui.review import ReviewError, record_sentence_decision, store_summary
 
@@ -73,7 +73,7 @@ with right:
     for i, sent in enumerate(sentences):
         with st.container(border=True, key=f"sent-{i}"):
             status = current["decided"].get(i)
-            st.markdown(f"**{i + 1}.** {sent['text']}  \n*rank {sent['rank']} · score {sent['score']:.2f}*"
+            st.markdown(f"**{i + 1}.** {md_escape(sent['text'])}  \n*rank {sent['rank']} · score {sent['score']:.2f}*"
                         + (f" · **{status}**" if status else ""))
             c1, c2 = st.columns(2)
             c1.button("Keep", key=f"keep-{i}", on_click=_decide, args=(i, "keep"), width="stretch")

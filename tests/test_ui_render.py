@@ -146,3 +146,9 @@ def test_crossing_spans_piece_covered_by_both_is_marked_overlap():
     assert [m[1] for m in parsed.marks] == ["acute myocardial ", "infarction", " of the left ventricle"]
     assert "ent-overlap" in parsed.marks[1][0]["class"]
     assert "ent-overlap" not in parsed.marks[0][0]["class"]
+
+
+def test_md_escape_collapses_whitespace_and_escapes_markup():
+    from ui.render import md_escape
+
+    assert md_escape("\n  Plan:\n  *start*  [x](y) <b>#1</b>_") == r"Plan: \*start\* \[x\]\(y\) \<b\>\#1\</b\>\_"

@@ -14,6 +14,7 @@ import streamlit as st
 from db.errors import FeedbackError
 from engine.types import LABELS
 from ui.ingest import find_occurrence
+from ui.render import md_escape
 from ui.resources import get_db_engine, get_pipeline
 from ui.review import ReviewError, add_missed_entity, record_decision
 
@@ -81,9 +82,9 @@ def review_panel(analysis: dict[str, Any], shown: list[int]) -> None:
     )
     ent = entities[pos]
     with st.container(border=True, key="review_panel"):
-        st.markdown(f"**{ent['text']}** · {ent['label']} · {ent['assertion']}"
-                    + (f" (trigger: *{ent['trigger']}*)" if ent.get("trigger") else "")
-                    + (f" · section: {ent['section']}" if ent.get("section") else ""))
+        st.markdown(f"**{md_escape(ent['text'])}** · {ent['label']} · {ent['assertion']}"
+                    + (f" (trigger: *{md_escape(ent['trigger'])}*)" if ent.get("trigger") else "")
+                    + (f" · section: {md_escape(ent['section'])}" if ent.get("section") else ""))
         row = st.container(horizontal=True)
         row.button("Entity right", key=f"ent-acc-{pos}", on_click=_decide, args=(analysis, pos, "accept", "entity"),
                    icon=":material/check:", help="The span and type are right.")
@@ -106,7 +107,7 @@ def review_panel(analysis: dict[str, Any], shown: list[int]) -> None:
         for j, code in enumerate(ent["codes"]):
             done = _status(analysis, pos, "code", code["code"])
             line = st.container(horizontal=True, vertical_alignment="center", key=f"code-row-{pos}-{j}")
-            line.markdown(f"`{code['code']}` {code['description']}  \n"
+            line.markdown(f"`{code['code']}` {md_escape(code['description'])}  \n"
                           f"score {code['score']:.2f} · {'billable' if code['billable'] else 'not billable'}"
                           + (f" · **{done}ed**" if done else ""), width="stretch")
             line.button("", key=f"code-acc-{pos}-{j}", on_click=_decide, icon=":material/check:",

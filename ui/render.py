@@ -60,6 +60,14 @@ CSS = (
 """Styles for the highlighted note, legend and summary (emitted once with each rendered block)."""
 
 
+def md_escape(text: Any) -> str:
+    """Plain text for ``st.markdown``: whitespace collapsed, Markdown and HTML characters escaped."""
+    out = " ".join(str(text).split())
+    for ch in "\\`*_{}[]()#+-.!|>~<$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
