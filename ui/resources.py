@@ -8,6 +8,7 @@ next page run without a restart.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -16,6 +17,8 @@ import streamlit as st
 
 from engine.errors import EngineError
 
+ANALYSIS_STAGES = ("sections", "ner", "assertion", "icd")
+log = logging.getLogger(__name__)
 _state_lock = threading.Lock()
 _loaded_version: dict[str, str] = {}
 
@@ -40,7 +43,12 @@ def _load_pipeline(version: str, device: str) -> Any:
 
     # load_pipeline resolves the active version's folder itself; ``version`` only keys the cache.
     pipeline = load_pipeline(device=device)
-    pipeline.warm()
+    pipeline.warm(ANALYSIS_STAGES)
+    try:  # a broken summarizer must not take the Analyze page down; the Summary page reports it when used
+        pipeline.stage("summarizer")
+        pipeline.summarize("Patient is stable. Follow up in two weeks.", k=1)
+    except Exception:
+        log.warning("summarizer unavailable", exc_info=True)
     return pipeline
 
 
