@@ -7,6 +7,7 @@ and plain ``python -c`` subprocesses can import them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -308,27 +309,36 @@ def seed_bulk_sqlite(path: str | Path, n_notes: int, per_note: int, reviewers: i
     return n_notes * per_note * reviewers
 
 
-def export_peak_memory(url: str, out_dir: str, fmt: str = "jsonl") -> dict[str, Any]:
-    """Export in this process and report the peak resident memory growth it caused (Linux ``ru_maxrss``).
+def export_peak_memory(url: str, out_dir: str, fmt: str = "jsonl", materialise: bool = False) -> dict[str, Any]:
+    """Export in this process and report the peak resident memory growth it caused (Linux ``VmHWM``).
 
     Run it in a fresh subprocess, so the baseline is this process after its imports and nothing else.
+    ``materialise=True`` measures the counterfactual instead: every record built in memory before writing.
     """
-    import resource
-
     from db.export import export_dataset
     from db.session import init_db, session_scope
 
     engine = init_db(url)
     with session_scope(engine, write=False) as session:
         session.execute(select_one())  # open the connection before the baseline
-        # Baseline: the resident size now (not the peak so far), so the growth reported can only be overstated.
-        before = _current_rss_kib()
+        # ru_maxrss would be useless here: Linux carries it over from the parent across fork and exec. VmHWM
+        # (this process's own peak) is reset to the current size first where the kernel allows it; otherwise
+        # the growth reported can only be overstated, never understated.
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+        before = _proc_status_kib("VmRSS")
         started = time.perf_counter()
+        if materialise:
+            from db.export import iter_documents
+
+            held = list(iter_documents(session))
         manifest = export_dataset(session, fmt, out_dir)
         seconds = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = _proc_status_kib("VmHWM")
+        if materialise:
+            del held
     return {
-        "rss_growth_bytes": max(after - before, 0) * 1024,
+        "rss_growth_bytes": max(peak - before, 0) * 1024,
         "rss_before_bytes": before * 1024,
         "seconds": seconds,
         "counts": manifest.counts,
@@ -336,10 +346,11 @@ def export_peak_memory(url: str, out_dir: str, fmt: str = "jsonl") -> dict[str, 
     }
 
 
-def _current_rss_kib() -> int:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+def _proc_status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def select_one():  # type: ignore[no-untyped-def]
