@@ -49,18 +49,26 @@ def peak_tflops(gpu_name: str, override: float | None) -> float:
     return 800.0
 
 
-def time_forward(model, input_ids, mask, iters: int, ctx) -> float:
-    """Seconds per forward pass (CUDA-synchronised mean of ``iters`` after warm-up)."""
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work (no-op on CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_forward(model, input_ids, mask, iters: int, ctx, device: str = "cuda") -> float:
+    """Seconds per forward pass (synchronised mean of ``iters`` after 3 warm-up passes)."""
     import torch
 
     with torch.inference_mode(), ctx():
         for _ in range(3):
             model(input_ids=input_ids, attention_mask=mask)
-        torch.cuda.synchronize()
+        sync(device)
         t = time.perf_counter()
         for _ in range(iters):
             model(input_ids=input_ids, attention_mask=mask)
-        torch.cuda.synchronize()
+        sync(device)
     return (time.perf_counter() - t) / iters
 
 
@@ -75,6 +83,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20, help="timed forward passes per configuration")
     parser.add_argument("--compile-batch", type=int, default=2048, help="batch for the torch.compile variant (0: skip)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak (default: by its name)")
+    parser.add_argument("--device", default="cuda", help="cuda (default); cpu only checks the script, at tiny sizes")
+    parser.add_argument("--e2e", default="512:256,128:1024", help="window:batch pairs for the end-to-end figure")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -83,9 +93,10 @@ def main() -> None:
 
     import torch
 
-    if not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU: this benchmark needs one")
-    info = print_header("NER tokens/s on GPU vs the model's compute bound", device="cuda")
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU: this benchmark needs one (--device cpu only checks the script, tiny sizes)")
+    info = print_header("NER tokens/s on GPU vs the model's compute bound", device=device)
     from engine.backbone import load_tokenizer, resolve_backbone
     from engine.ner import NerStage, build_model, load_delta, read_config
 
@@ -95,10 +106,10 @@ def main() -> None:
     id2label = [str(config["id2label"][str(i)]) for i in range(len(config["id2label"]))]
     model = build_model(backbone, id2label)
     load_delta(model, folder / config.get("weights", "weights.safetensors"))
-    model = model.cuda().eval()
+    model = model.to(device).eval()
     tokenizer = load_tokenizer(backbone)
 
-    gpu = torch.cuda.get_device_name(0)
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU check run)"
     peak = peak_tflops(gpu, args.peak_tflops)
     fpt = flops_per_token(model.config, args.seq)
     bound = peak * 1e12 / fpt
@@ -110,7 +121,7 @@ def main() -> None:
 
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
     variants: list[tuple[str, torch.nn.Module, object]] = [
-        ("fp32 weights + bf16 autocast (engine)", model, lambda: torch.autocast("cuda", dtype=torch.bfloat16)),
+        ("fp32 weights + bf16 autocast (engine)", model, lambda: torch.autocast(device, dtype=torch.bfloat16)),
         ("bf16 weights", bf16, contextlib.nullcontext),
     ]
     runs = [(int(b), name, net, ctx) for b in args.batches.split(",") for name, net, ctx in variants]
@@ -124,11 +135,11 @@ def main() -> None:
     shape = None
     for batch, name, net, ctx in runs:
         if shape != batch:
-            ids = torch.randint(1000, int(model.config.vocab_size), (batch, args.seq), device="cuda")
+            ids = torch.randint(1000, int(model.config.vocab_size), (batch, args.seq), device=device)
             mask = torch.ones_like(ids)
             shape = batch
         try:
-            secs = time_forward(net, ids, mask, args.iters, ctx)
+            secs = time_forward(net, ids, mask, args.iters, ctx, device)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             print(f"  batch {batch:6d}  {name:<40} out of memory")
@@ -166,26 +177,27 @@ def main() -> None:
     paths = sorted(notes_dir.glob("*.txt"))[: args.limit or None]
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in paths]
     if texts:
-        for window, batch_size in ((512, 256), (128, 1024)):
+        for pair in args.e2e.split(","):
+            window, batch_size = (int(x) for x in pair.split(":"))
             stage = NerStage(
                 model,
                 tokenizer,
                 config,
-                torch.device("cuda"),
+                torch.device(device),
                 window_tokens=window,
                 window_overlap=min(128, window // 4),
                 batch_size=batch_size,
             )
             stage.predict(texts[:4])
             tokens = sum(len(stage.encode(t)) for t in texts)
-            torch.cuda.synchronize()
+            sync(device)
             t = time.perf_counter()
             t_enc = time.perf_counter()
             encodings = [stage.encode(t) for t in texts]
             enc_s = time.perf_counter() - t_enc
             t_fwd = time.perf_counter()
             probs = stage.token_probs(encodings)
-            torch.cuda.synchronize()
+            sync(device)
             fwd_s = time.perf_counter() - t_fwd
             t_dec = time.perf_counter()
             from engine.ner import annotate
