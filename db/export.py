@@ -148,8 +148,8 @@ class _HashingWriter:
 class _Outputs:
     """One writer per split (files ``<stem>-<split>.<ext>`` or ``<stem>.<ext>``, or the caller's stream)."""
 
-    def __init__(self, out_dir: Path | None, stream: IO[str] | None, stem: str, ext: str) -> None:
-        self.out_dir, self.stream, self.stem, self.ext = out_dir, stream, stem, ext
+    def __init__(self, out_dir: Path | None, stream: IO[str] | None, stem: str, ext: str, split: float | None) -> None:
+        self.out_dir, self.stream, self.stem, self.ext, self.split = out_dir, stream, stem, ext, split
         self.writers: dict[str, _HashingWriter] = {}
         self._files: list[IO[bytes]] = []
 
@@ -171,6 +171,10 @@ class _Outputs:
         return writer
 
     def close(self) -> dict[str, dict[str, Any]]:
+        # An export that matched nothing still writes its (empty) files, so consumers find what they expect.
+        if self.stream is None:
+            for name in ("train", "dev") if self.split is not None else (None,):
+                self.get(name)
         for handle in self._files:
             handle.close()
         return {name: w.info() for name, w in sorted(self.writers.items())}
@@ -753,14 +757,15 @@ def export_dataset(
             stream,
             "summaries",
             counts,
+            split,
             summary=True,
         )
     else:
         docs = iter_documents(session, filters, split=split, seed=seed, batch=batch)
         if fmt == "jsonl":
-            files = _write_jsonl(docs, out_path, stream, "data", counts)
+            files = _write_jsonl(docs, out_path, stream, "data", counts, split)
         elif fmt == "conll":
-            files = _write_conll(docs, out_path, stream, counts)
+            files = _write_conll(docs, out_path, stream, counts, split)
         elif fmt == "docbin":
             assert out_path is not None
             files = _write_docbin(docs, out_path, counts)
@@ -795,9 +800,10 @@ def _write_jsonl(
     stream: IO[str] | None,
     stem: str,
     counts: Counter[str],
+    split: float | None,
     summary: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    outputs = _Outputs(out, stream, stem, "jsonl")
+    outputs = _Outputs(out, stream, stem, "jsonl", split)
     try:
         for record in records:
             if summary:
@@ -815,9 +821,9 @@ def _write_jsonl(
 
 
 def _write_conll(
-    docs: Iterator[dict[str, Any]], out: Path | None, stream: IO[str] | None, counts: Counter[str]
+    docs: Iterator[dict[str, Any]], out: Path | None, stream: IO[str] | None, counts: Counter[str], split: float | None
 ) -> dict[str, dict[str, Any]]:
-    outputs = _Outputs(out, stream, "data", "conll")
+    outputs = _Outputs(out, stream, "data", "conll", split)
     try:
         for doc in docs:
             _count_doc(doc, counts)
