@@ -39,7 +39,7 @@ ENTITY_DECISIONS = ("accept", "reject", "correct")
 ALL_DECISIONS = (*ENTITY_DECISIONS, "add")
 TARGETS = ("entity", "code")
 SENTENCE_DECISIONS = ("keep", "drop")
-ICD10CM_CODE = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
+ICD10CM_CODE = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
 """ICD-10-CM code shape, written with its dot (``I21.9``, ``S72.001A``) as in the contract."""
 MAX_REVIEWER = 200
 MAX_COMMENT = 10_000

@@ -80,6 +80,14 @@ def seed_analyses(url: str, n_notes: int) -> list[int]:
     return ids
 
 
+def init_only(url: str) -> str:
+    """Run :func:`db.session.init_db` (for tests that start several processes at once); returns ``"ok"``."""
+    from db.session import init_db
+
+    init_db(url)
+    return "ok"
+
+
 def record_many(url: str, suggestion_ids: list[int], reviewer: str, count: int) -> int:
     """Record ``count`` accept decisions (one transaction each) cycling over ``suggestion_ids``; return count.
 

@@ -18,7 +18,7 @@ from db import repository as repo
 from db.errors import FeedbackCode, FeedbackError
 from db.models import AuditLog, Base, Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import NOTE_TEXT, postgres_server, sample_result
+from db.testing import NOTE_TEXT, init_only, postgres_server, sample_result
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,17 +70,10 @@ def test_migrations_fresh_file_idempotent_and_match_models(tmp_path):
     dispose_engines()
 
 
-def _init_worker(url: str) -> str:
-    from db.session import init_db
-
-    init_db(url)
-    return "ok"
-
-
 def test_processes_starting_together_migrate_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'race.sqlite'}"
     with mp.get_context("spawn").Pool(4) as pool:
-        assert pool.map(_init_worker, [url] * 4) == ["ok"] * 4
+        assert pool.map(init_only, [url] * 4) == ["ok"] * 4
     con = sqlite3.connect(tmp_path / "race.sqlite")
     assert con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
