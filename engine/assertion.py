@@ -214,8 +214,14 @@ class AssertionStage:
         words_before.append(count)
         triggers: list[_Match] = []
         terminators: dict[str, list[int]] = {t: [] for t in TRAITS}
+        root = self._root.children
+        numeric = "#num" in root or "#year" in root
         i = 0
         while i < len(words):
+            word = words[i]
+            if word not in root and not (numeric and (word.isdigit() or word in _NUMBER_WORDS)):
+                i += 1  # most words start no rule: skip the trie walk
+                continue
             length, rules = self._longest(words, i)
             if not length:
                 i += 1
