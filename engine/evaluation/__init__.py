@@ -1,0 +1,1 @@
+"""Evaluation of the engine's models (``python -m engine evaluate ...``)."""

@@ -1,0 +1,430 @@
+"""Named-entity recognition: a transformer token classifier with the five contract labels in BIO.
+
+Predicting and annotating are separate steps:
+
+- *predicting* (:meth:`NerStage.token_probs`): notes are tokenised with character offsets, cut into overlapping
+  windows (``window_tokens`` with ``window_overlap`` shared), and the windows of all notes are run through the
+  encoder in length-bucketed, dynamically padded batches. Each token keeps the probabilities of the one window in
+  which it sits farthest from an edge, so only one ``(tokens, labels)`` fp16 array per note is ever held, however
+  many windows it has.
+- *annotating* (:func:`annotate`): a BIO-constrained Viterbi decode over those token probabilities, then tokens
+  are turned back into exact character spans of the input (``text[start:end]`` is the entity) with a confidence:
+  the lowest probability of the decoded labels over the entity's tokens, at a softmax temperature fitted on dev
+  data (``config.json`` ``"temperature"``) so that confidences match how often entities are exactly right.
+
+The model folder (``<model_dir>/ner``) describes itself: ``config.json`` (version, backbone, id2label, windowing,
+training configuration), ``weights.safetensors`` (only the trained parameters, fp16, applied on top of the
+backbone), ``metrics.json`` and ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.backbone import autocast, load_delta, load_tokenizer, resolve_backbone, resolve_device
+from engine.errors import EngineError, ErrorCode
+from engine.settings import Settings
+from engine.types import LABELS, Span
+
+BIO_LABELS: tuple[str, ...] = ("O", *(f"{p}-{label}" for label in LABELS for p in ("B", "I")))
+"""Token labels: ``O`` then ``B-X``, ``I-X`` for each contract label, in this id order."""
+
+WEIGHTS_FILE = "weights.safetensors"
+TOKENIZE_CHUNK_CHARS = 50_000
+"""Very long notes are tokenised in pieces of about this many characters, cut at whitespace."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Encoding:
+    """Word-piece ids of a text (no special tokens) with their ``[start, end)`` character offsets."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass(slots=True)
+class Window:
+    """One encoder window: tokens ``[start, end)`` of note ``doc``; it owns tokens ``[keep_start, keep_end)``."""
+
+    doc: int
+    start: int
+    end: int
+    keep_start: int
+    keep_end: int
+
+
+def encode(tokenizer: Any, text: str, chunk_chars: int = TOKENIZE_CHUNK_CHARS) -> Encoding:
+    """Tokenise ``text`` with character offsets into it, in whitespace-cut pieces for very long texts.
+
+    Tokens whose offsets are empty (characters the tokenizer drops) are left out.
+    """
+    ids: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
+    pos = 0
+    while pos < len(text):
+        end = min(len(text), pos + chunk_chars)
+        if end < len(text):
+            cut = max(text.rfind(" ", pos, end), text.rfind("\n", pos, end))
+            end = cut + 1 if cut > pos else end
+        piece = text[pos:end]
+        enc = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        piece_ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        piece_offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) + pos
+        keep = piece_offsets[:, 1] > piece_offsets[:, 0]
+        ids.append(piece_ids[keep])
+        offsets.append(piece_offsets[keep])
+        pos = end
+    if not ids:
+        return Encoding(np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
+    return Encoding(np.concatenate(ids), np.concatenate(offsets))
+
+
+def make_windows(doc: int, n_tokens: int, content: int, overlap: int) -> list[Window]:
+    """Overlapping windows over ``n_tokens`` tokens, each owning the tokens nearest its centre.
+
+    Args:
+        doc: Index of the note the windows belong to.
+        n_tokens: Tokens in the note.
+        content: Tokens per window, special tokens excluded.
+        overlap: Tokens shared by consecutive windows.
+    """
+    if n_tokens == 0:
+        return []
+    overlap = min(max(overlap, 0), content - 1)
+    stride = content - overlap
+    starts = [0]
+    while starts[-1] + content < n_tokens:
+        starts.append(starts[-1] + stride)
+    windows: list[Window] = []
+    for i, start in enumerate(starts):
+        end = min(start + content, n_tokens)
+        # A shared stretch is split at its middle: each token is kept from the window where it has most context.
+        keep_start = 0 if i == 0 else (start + min(starts[i - 1] + content, n_tokens)) // 2
+        keep_end = n_tokens if i == len(starts) - 1 else (starts[i + 1] + end) // 2
+        windows.append(Window(doc, start, end, keep_start, keep_end))
+    return windows
+
+
+def allowed_transitions(labels: Sequence[str] = BIO_LABELS) -> tuple[np.ndarray, np.ndarray]:
+    """Log-space BIO constraints: ``(start[j], transition[i, j])`` with ``-inf`` where ``I-X`` cannot follow."""
+    n = len(labels)
+    start = np.zeros(n, dtype=np.float32)
+    trans = np.zeros((n, n), dtype=np.float32)
+    for j, label in enumerate(labels):
+        if label.startswith("I-"):
+            start[j] = -np.inf
+            for i, prev in enumerate(labels):
+                if prev[2:] != label[2:] or prev == "O":
+                    trans[i, j] = -np.inf
+    return start, trans
+
+
+_START, _TRANS = allowed_transitions()
+
+
+def viterbi(probs: np.ndarray) -> np.ndarray:
+    """Most probable BIO-valid label path for ``(tokens, labels)`` probabilities."""
+    n = probs.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    logp = np.log(np.clip(probs.astype(np.float32), 1e-9, 1.0))
+    back = np.zeros((n, logp.shape[1]), dtype=np.int64)
+    score = _START + logp[0]
+    for t in range(1, n):
+        cand = score[:, None] + _TRANS
+        back[t] = cand.argmax(axis=0)
+        score = cand.max(axis=0) + logp[t]
+    path = np.zeros(n, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def greedy(probs: np.ndarray) -> np.ndarray:
+    """Arg-max label per token (an ``I-X`` without its ``B-X`` then starts an entity, see :func:`annotate`)."""
+    return probs.argmax(axis=1) if probs.shape[0] else np.zeros(0, dtype=np.int64)
+
+
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities re-normalised at a softmax temperature (``> 1`` flattens over-confident ones)."""
+    if temperature == 1.0 or probs.shape[0] == 0:
+        return probs.astype(np.float32)
+    logp = np.log(np.clip(probs.astype(np.float32), 1e-9, 1.0)) / temperature
+    out = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def annotate(
+    encoding: Encoding,
+    probs: np.ndarray,
+    id2label: Sequence[str] = BIO_LABELS,
+    decoder: str = "viterbi",
+    temperature: float = 1.0,
+    aggregate: str = "min",
+) -> list[Span]:
+    """Decode token probabilities of one note into character spans with confidences.
+
+    Args:
+        encoding: The note's tokens and character offsets.
+        probs: ``(tokens, labels)`` probabilities from :meth:`NerStage.token_probs`.
+        id2label: Label of each probability column.
+        decoder: ``viterbi`` (BIO-constrained) or ``greedy``.
+        temperature: Softmax temperature for the confidence only (fitted on dev data; the decode is unchanged).
+        aggregate: ``min`` or ``mean`` of the tempered probabilities of the entity's decoded token labels.
+
+    Returns:
+        Non-overlapping spans sorted by start, each with its confidence in ``score``.
+    """
+    if len(encoding) == 0:
+        return []
+    path = viterbi(probs) if decoder == "viterbi" else greedy(probs)
+    token_scores = temper(probs, temperature)[np.arange(len(path)), path]
+    reduce = np.min if aggregate == "min" else np.mean
+    spans: list[Span] = []
+    current: list[int] | None = None  # [first token, last token, label id]
+
+    def close() -> None:
+        if current is not None:
+            first, last, _ = current
+            label = id2label[path[first]][2:]
+            spans.append(
+                Span(
+                    start=int(encoding.offsets[first, 0]),
+                    end=int(encoding.offsets[last, 1]),
+                    label=label,
+                    score=float(np.clip(reduce(token_scores[first : last + 1]), 0.0, 1.0)),
+                )
+            )
+
+    for t, label_id in enumerate(path.tolist()):
+        tag = id2label[label_id]
+        if tag.startswith("I-") and current is not None and id2label[path[current[0]]][2:] == tag[2:]:
+            current[1] = t
+            continue
+        close()
+        current = [t, t, label_id] if tag != "O" else None
+    close()
+    return spans
+
+
+class NerStage:
+    """The NER stage: ``predict(texts) -> list[list[Span]]``.
+
+    Attributes:
+        version: The model version from the folder's ``config.json``.
+        tokenizer: The backbone's fast tokenizer.
+        hf_model: A ``transformers`` ``*ForTokenClassification`` (``BertForTokenClassification`` for MiniLM), usable
+            directly in ``transformers.pipeline("token-classification", ...)``.
+        config: The model folder's configuration.
+        device: Where the model runs.
+    """
+
+    def __init__(
+        self,
+        hf_model: torch.nn.Module,
+        tokenizer: Any,
+        config: dict[str, Any],
+        device: torch.device,
+        window_tokens: int = 512,
+        window_overlap: int = 128,
+        batch_size: int = 16,
+    ) -> None:
+        self.hf_model = hf_model.to(device)
+        self.hf_model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+        self.version = str(config.get("version", "unknown"))
+        self.id2label = [str(config["id2label"][str(i)]) for i in range(len(config["id2label"]))]
+        self.decoder = str(config.get("decoder", "viterbi"))
+        self.temperature = float(config.get("temperature", 1.0))
+        self.aggregate = str(config.get("score_aggregate", "min"))
+        max_positions = int(getattr(hf_model.config, "max_position_embeddings", 512))
+        self.window_tokens = min(window_tokens, max_positions)
+        self.window_overlap = window_overlap
+        self.batch_size = max(1, batch_size)
+        self.cls_id = int(tokenizer.cls_token_id)
+        self.sep_id = int(tokenizer.sep_token_id)
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    # ----- predicting -------------------------------------------------------------------------------------------
+    def _forward(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """Label probabilities (fp16) of each window's own tokens; one padded forward pass."""
+        width = max(len(ids) for ids in batch) + 2
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            n = len(ids)
+            input_ids[row, 0] = self.cls_id
+            input_ids[row, 1 : n + 1] = torch.from_numpy(ids)
+            input_ids[row, n + 1] = self.sep_id
+            mask[row, : n + 2] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        with torch.inference_mode(), autocast(self.device):
+            logits = self.hf_model(input_ids=input_ids, attention_mask=mask).logits
+        probs = torch.softmax(logits.float(), dim=-1).to("cpu", torch.float16).numpy()
+        return [probs[row, 1 : len(ids) + 1] for row, ids in enumerate(batch)]
+
+    def _forward_with_retry(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`_forward`, halving the batch on GPU out-of-memory until it fits (or one window fails)."""
+        try:
+            return self._forward(batch)
+        except torch.cuda.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(batch) // 2
+            self.batch_size = max(1, min(self.batch_size, half))
+            log.warning("CUDA out of memory: batch size lowered to %d", self.batch_size)
+            return self._forward_with_retry(batch[:half]) + self._forward_with_retry(batch[half:])
+
+    def iter_window_probs(
+        self, encodings: Sequence[Encoding]
+    ) -> Iterator[tuple[Window, np.ndarray]]:
+        """Yield ``(window, probabilities of its tokens)`` for all windows of all notes, batched by length.
+
+        Windows are sorted by length so a batch pads little; only one batch of logits exists at a time.
+        """
+        self.hf_model.eval()
+        content = self.window_tokens - 2
+        windows = [
+            w for doc, enc in enumerate(encodings) for w in make_windows(doc, len(enc), content, self.window_overlap)
+        ]
+        windows.sort(key=lambda w: w.end - w.start, reverse=True)
+        i = 0
+        while i < len(windows):
+            chunk = windows[i : i + self.batch_size]
+            ids = [encodings[w.doc].ids[w.start : w.end] for w in chunk]
+            yield from zip(chunk, self._forward_with_retry(ids), strict=True)
+            i += len(chunk)
+
+    def token_probs(self, encodings: Sequence[Encoding]) -> list[np.ndarray]:
+        """Merged ``(tokens, labels)`` fp16 probabilities per note: each token from the window that owns it."""
+        merged = [np.zeros((len(enc), len(self.id2label)), dtype=np.float16) for enc in encodings]
+        for window, probs in self.iter_window_probs(encodings):
+            lo, hi = window.keep_start - window.start, window.keep_end - window.start
+            merged[window.doc][window.keep_start : window.keep_end] = probs[lo:hi]
+        return merged
+
+    # ----- the stage API ----------------------------------------------------------------------------------------
+    def encode(self, text: str) -> Encoding:
+        """Tokenise one note with character offsets (see :func:`encode`)."""
+        return encode(self.tokenizer, text)
+
+    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Entities of each text (exact character offsets, labels DIAG/PROC/MED/TEST/ANAT, score in [0, 1]).
+
+        Args:
+            texts: Notes, used exactly as given; an empty or blank note has no entities.
+
+        Returns:
+            One list of spans per text, in input order, each sorted by start.
+        """
+        encodings = [self.encode(text) for text in texts]
+        probs = self.token_probs(encodings)
+        return [
+            annotate(enc, p, self.id2label, self.decoder, self.temperature, self.aggregate)
+            for enc, p in zip(encodings, probs, strict=True)
+        ]
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The model folder's ``config.json``.
+
+    Raises:
+        EngineError: ``MODEL_NOT_FOUND`` when absent, ``MODEL_INVALID`` when unreadable or without labels.
+    """
+    path = folder / "config.json"
+    if not path.is_file():
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"NER model folder {folder} has no config.json")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: not valid JSON ({exc})") from exc
+    if "id2label" not in config:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: no id2label")
+    return config
+
+
+def build_model(backbone: Path, id2label: Sequence[str], dropout: float | None = None) -> torch.nn.Module:
+    """A fresh ``AutoModelForTokenClassification`` on a local backbone (its head newly initialised).
+
+    Args:
+        backbone: Local Hugging Face encoder folder.
+        id2label: Token labels in id order.
+        dropout: Optional classifier dropout.
+    """
+    import transformers
+    from transformers import AutoModelForTokenClassification
+
+    kwargs: dict[str, Any] = {}
+    if dropout is not None:
+        kwargs["classifier_dropout"] = dropout
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the "newly initialised head" notice is expected here
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(backbone),
+            local_files_only=True,
+            num_labels=len(id2label),
+            id2label=dict(enumerate(id2label)),
+            label2id={label: i for i, label in enumerate(id2label)},
+            **kwargs,
+        )
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    return model.float()
+
+
+def load_folder(folder: Path, settings: Settings | None = None, device: str | torch.device | None = None) -> NerStage:
+    """Load a NER model folder into a :class:`NerStage`.
+
+    Args:
+        folder: The model folder (``config.json`` + ``weights.safetensors``).
+        settings: Windowing and batch settings (defaults when ``None``).
+        device: Overrides ``settings.device``.
+    """
+    settings = settings or Settings()
+    config = read_config(folder)
+    id2label = [str(config["id2label"][str(i)]) for i in range(len(config["id2label"]))]
+    unknown = [lab for lab in id2label if lab != "O" and lab[2:] not in LABELS]
+    if unknown:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"{folder}: labels outside the contract: {unknown}")
+    backbone = resolve_backbone(config.get("backbone"))
+    model = build_model(backbone, id2label)
+    load_delta(model, folder / config.get("weights", WEIGHTS_FILE))
+    return NerStage(
+        model,
+        load_tokenizer(backbone),
+        config,
+        resolve_device(device if device is not None else settings.device),
+        window_tokens=settings.window_tokens,
+        window_overlap=settings.window_overlap,
+        batch_size=settings.batch_size,
+    )
+
+
+def load(settings: Settings) -> NerStage:
+    """Stage factory (see :mod:`engine.registry`): the model in ``settings.model_dir / "ner"``.
+
+    Raises:
+        EngineError: ``MODEL_NOT_FOUND`` when the folder or its weights are missing.
+    """
+    folder = Path(settings.model_dir) / "ner"
+    if not folder.is_dir():
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"no NER model folder at {folder}")
+    return load_folder(folder, settings)

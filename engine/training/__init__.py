@@ -1,0 +1,1 @@
+"""Training of the engine's models (``python -m engine train ...``)."""
