@@ -9,7 +9,7 @@ from ui.ingest import IngestError, extract_note, validate_text
 from ui.panels import entity_table, missed_entity_form, review_panel
 from ui.render import highlight_entities, legend_html
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
-from ui.review import store_analysis
+from ui.review import store_in_background
 
 ASSERTIONS = ("present", "negated", "possible", "hypothetical", "family", "historical")
 state = st.session_state
@@ -38,18 +38,13 @@ if submitted:
         except Exception as err:
             st.error(engine_error_message(err), icon=":material/error:")
         else:
-            try:
-                stored = store_analysis(get_db_engine(), note_text, result, source)
-            except Exception as err:  # show the result anyway; decisions need the stored ids
-                st.error(f"The analysis could not be stored, so decisions are disabled: {err}", icon=":material/error:")
-                stored = None
             state.analysis_run += 1
             state.analysis = {
                 "text": note_text,
                 "result": result,
                 "source": source,
-                "analysis_id": stored.analysis_id if stored else None,
-                "suggestion_ids": stored.suggestion_ids if stored else [],
+                # Stored in the background so the result shows at once; decisions wait for the ids.
+                "stored": store_in_background(get_db_engine(), note_text, result, source),
                 "run": state.analysis_run,
                 "added": [],
             }

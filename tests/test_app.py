@@ -59,8 +59,13 @@ def click(at: AppTest, label: str) -> AppTest:
 
 
 def analyze(at: AppTest, text: str) -> AppTest:
+    """Paste ``text``, press Analyze, and wait for the background store of a successful analysis."""
     at.text_area(key="note_text").input(text)
-    return click(at, "Analyze")
+    at = click(at, "Analyze")
+    if "analysis" in at.session_state:
+        stored = at.session_state["analysis"]["stored"].result(timeout=60)
+        assert len(stored.suggestion_ids) == len(at.session_state["analysis"]["result"]["entities"])
+    return at
 
 
 def html_of(at: AppTest, cls: str) -> str:

@@ -16,32 +16,29 @@ from engine.types import LABELS
 from ui.ingest import find_occurrence
 from ui.render import md_escape
 from ui.resources import get_db_engine, get_pipeline
-from ui.review import ReviewError, add_missed_entity, record_decision
+from ui.review import ReviewError, add_missed_entity, record_decision, stored_ids
 
 
 def _decide(analysis: dict[str, Any], position: int, decision: str, target: str, **extra: Any) -> None:
     """Button callback: record one decision and remember it for display."""
     state = st.session_state
     try:
-        sid = analysis["suggestion_ids"][position]
+        sid = stored_ids(analysis).suggestion_ids[position]
         record_decision(get_db_engine(), reviewer=state.get("reviewer"), suggestion_id=sid, decision=decision,
                         target=target, **extra)
     except ReviewError as err:
         state.flash = ("error", str(err))
         return
-    except IndexError:
-        state.flash = ("error", "This analysis was not stored, so decisions cannot be recorded.")
-        return
     except FeedbackError as err:
         state.flash = ("error", f"Not recorded: {err.message}")
         return
-    state.decided[(analysis["analysis_id"], position, target, extra.get("code") or "")] = decision
+    state.decided[(analysis["run"], position, target, extra.get("code") or "")] = decision
     what = extra.get("corrected_code") or extra.get("code") or analysis["result"]["entities"][position]["text"]
     state.flash = ("success", f"Recorded: {decision} {target} {what}")
 
 
 def _status(analysis: dict[str, Any], position: int, target: str, code: str = "") -> str:
-    return st.session_state.decided.get((analysis["analysis_id"], position, target, code), "")
+    return st.session_state.decided.get((analysis["run"], position, target, code), "")
 
 
 def entity_table(analysis: dict[str, Any], shown: list[int]) -> None:
@@ -57,7 +54,7 @@ def entity_table(analysis: dict[str, Any], shown: list[int]) -> None:
             "description": top.get("description", e.get("note") or ""), "score": top.get("score"),
             "billable": top.get("billable"), "codes": len(e["codes"]),
             "review": ", ".join(f"{t}:{d}" for (a, p, t, _c), d in st.session_state.decided.items()
-                                if a == analysis["analysis_id"] and p == i),
+                                if a == analysis["run"] and p == i),
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True, height=min(300, 38 + 35 * max(len(rows), 1)),
                  key="entity_table", column_config={"score": st.column_config.NumberColumn(format="%.2f")})
@@ -149,13 +146,11 @@ def missed_entity_form(analysis: dict[str, Any]) -> None:
             start = find_occurrence(note_text, mention, int(occurrence))
             if start < 0:
                 st.error(f"“{mention}” (occurrence {int(occurrence)}) is not in the note.")
-            elif analysis["analysis_id"] is None:
-                st.error("This analysis was not stored, so nothing can be added to it.")
             else:
                 try:
                     add_missed_entity(get_db_engine(), reviewer=st.session_state.get("reviewer"),
-                                      analysis_id=analysis["analysis_id"], start=start, end=start + len(mention),
-                                      label=label)
+                                      analysis_id=stored_ids(analysis).analysis_id, start=start,
+                                      end=start + len(mention), label=label)
                 except ReviewError as err:
                     st.error(str(err))
                 except FeedbackError as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
@@ -74,6 +75,12 @@ def engine_error_message(err: BaseException) -> str:
     if isinstance(err, EngineError):
         return f"The engine could not start: {err}"
     return f"The engine could not start ({type(err).__name__}: {err})."
+
+
+@st.cache_resource
+def get_writer() -> ThreadPoolExecutor:
+    """One background thread per process that stores analyses, in submission order."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-writer")
 
 
 @st.cache_resource(show_spinner="Opening the feedback database…")

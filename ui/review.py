@@ -6,10 +6,13 @@ write happens in one short transaction. Functions return plain ids, so pages kee
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from db import repository
+from db.errors import FeedbackError
 from db.session import session_scope
 
 
@@ -48,6 +51,29 @@ def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str |
         session.flush()
         ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
         return StoredAnalysis(analysis.id, ids)
+
+
+def store_in_background(engine: Any, text: str, result: dict[str, Any], source: str | None) -> Future:
+    """Start :func:`store_analysis` on the app's writer thread and return its future (see :func:`stored_ids`)."""
+    from ui.resources import get_writer
+
+    return get_writer().submit(store_analysis, engine, text, result, source)
+
+
+def stored_ids(analysis: dict[str, Any], timeout: float = 60.0) -> StoredAnalysis:
+    """The database ids of an analysis shown on the page, waiting for its background store if needed.
+
+    Raises:
+        ReviewError: Storing failed (the message says why), so nothing can be decided on this analysis.
+    """
+    try:
+        return analysis["stored"].result(timeout=timeout)
+    except FutureTimeout:
+        raise ReviewError("The analysis is still being stored; try again in a moment.") from None
+    except FeedbackError as err:
+        raise ReviewError(f"The analysis could not be stored, so decisions are disabled: {err.message}") from None
+    except Exception as err:
+        raise ReviewError(f"The analysis could not be stored, so decisions are disabled: {err}") from None
 
 
 def record_decision(engine: Any, *, reviewer: str | None, suggestion_id: int, decision: str, **kwargs: Any) -> int:
