@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name, text = (str(args.note), args.note.read_text(encoding="utf-8")) if args.note else pick_note(args.words)
     times, walls, engine_ms, entities = [], [], [], []
+    first = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         t_start = time.perf_counter()
         with run_app(f"sqlite:///{tmp}/feedback.sqlite", Path(tmp) / "streamlit.log") as url, sync_playwright() as p:
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 marker = page.locator(f".analysis-done[data-run='{run}']")
                 marker.wait_for(state="attached", timeout=120_000)
                 wall = (time.perf_counter() - t0) * 1000
+                if run == 1:
+                    first = in_page
                 if run > args.warmup:
                     times.append(in_page)
                     walls.append(wall)
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
           f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}, torch {torch.__version__}, "
           f"device cpu, streamlit {streamlit.__version__}, chromium {browser_version}")
-    print(f"app ready after {ready_s:.1f} s (server start + engine load and warm-up)")
+    print(f"app ready after {ready_s:.1f} s (server start + engine load and warm-up); "
+          f"first analysis after start {first:.0f} ms (untimed warm-up run)")
     print(f"click->result ms (in-page clock): p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
           f"min {min(times):.0f}  max {max(times):.0f}  (target p95 <= 1500)")
     print(f"click->result ms (Playwright wall clock, includes its round trips): p50 {percentile(walls, 50):.0f}  "

@@ -72,6 +72,16 @@ def html_of(at: AppTest, cls: str) -> str:
     return next(h.value for h in at.get("html") if f'class="{cls}' in h.value)
 
 
+def test_engine_is_loaded_and_warmed_before_the_first_analysis(db_url):
+    """First in this module, so no analysis has loaded a stage yet (the app's start must have)."""
+    from ui import resources
+
+    start(reviewer=None)  # a page load, no analysis
+    pipeline = resources.get_pipeline()  # the process-wide cached instance the pages use
+    assert set(resources.ANALYSIS_STAGES) <= set(pipeline._stages)
+    assert resources.get_pipeline() is pipeline
+
+
 def test_analyze_highlights_and_records_decisions(db_url):
     at = analyze(start(), NOTE)
     assert not at.exception and not at.error, [e.value for e in at.error]
