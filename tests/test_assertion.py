@@ -183,3 +183,17 @@ def test_evaluation_slice_beats_threshold(shared_data: Path) -> None:
     # Measured 0.78 on these 20 reports when the rules were written; a drop below 0.73 is a regression.
     assert scores["negated"]["f1"] >= 0.73, format_table(report)
     assert report["maccrobat"]["spans"] > 500
+
+
+def test_evaluation_on_hand_written_sentences_side_by_side() -> None:
+    from engine.evaluation.assertion import evaluate
+
+    report = evaluate(Path("unused"), datasets=["sentences"], systems=["ours", "negspacy"])
+    entry = report["sentences"]
+    assert entry["spans"] == len(_cases())
+    ours, negex = entry["systems"]["ours"], entry["systems"]["negspacy"]
+    assert set(ours) >= {"negated", "family", "hypothetical", "possible", "historical"}
+    # In-sample for our rules (only the known misses fail), so this guards against regressions.
+    for trait in ("negated", "family", "hypothetical", "possible", "historical"):
+        assert ours[trait]["f1"] >= 0.95, (trait, ours[trait])
+    assert ours["negated"]["f1"] > negex["negated"]["f1"]
