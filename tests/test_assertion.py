@@ -197,3 +197,26 @@ def test_evaluation_on_hand_written_sentences_side_by_side() -> None:
     for trait in ("negated", "family", "hypothetical", "possible", "historical"):
         assert ours[trait]["f1"] >= 0.95, (trait, ours[trait])
     assert ours["negated"]["f1"] > negex["negated"]["f1"]
+
+
+def test_any_text_and_span_gives_a_valid_judgement(stage, sections) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pieces = [*"ab .,;:?!\n\t-'/", "no ", "denies ", "history of ", "FAMILY HISTORY: ", "é", "😀"]
+    alphabet = st.sampled_from(pieces)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(alphabet, min_size=1, max_size=40).map("".join), st.data())
+    def check(text: str, data) -> None:
+        spans = data.draw(st.lists(st.tuples(st.integers(0, len(text) - 1), st.integers(1, len(text))), max_size=5))
+        spans = [(a, b) for a, b in spans if a < b]
+        got = stage.judge(text, spans, sections.detect(text))
+        assert len(got) == len(spans)
+        for judgement in got:
+            assert judgement.traits == [t for t in TRAITS if t in judgement.traits]
+            assert (judgement.trigger is None) == (not judgement.traits)
+            if judgement.trigger is not None:
+                assert judgement.trigger in text
+
+    check()
