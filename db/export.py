@@ -547,6 +547,22 @@ def tokenize(text: str, breaks: Iterable[int] = ()) -> list[tuple[int, int]]:
     return tokens
 
 
+def trimmed_spans(text: str, spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Spans with surrounding whitespace removed (token formats cannot start or end a span on whitespace), and
+    how many needed it. Reviewer spans are refused with such whitespace; a model's could still carry it."""
+    out, changed = [], 0
+    for span in spans:
+        piece = text[span["start"] : span["end"]]
+        lead, trail = len(piece) - len(piece.lstrip()), len(piece) - len(piece.rstrip())
+        if lead or trail:
+            changed += 1
+            span = {**span, "start": span["start"] + lead, "end": span["end"] - trail}
+            span["text"] = text[span["start"] : span["end"]]
+        if span["start"] < span["end"]:
+            out.append(span)
+    return out, changed
+
+
 def non_overlapping(spans: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Keep spans that do not overlap an earlier kept one (by start, longest first); return them and the
     number dropped (IOB and spaCy entities cannot overlap)."""
@@ -827,7 +843,9 @@ def _write_conll(
     try:
         for doc in docs:
             _count_doc(doc, counts)
-            spans, dropped = non_overlapping(doc["gold"])
+            spans, trimmed = trimmed_spans(doc["text"], doc["gold"])
+            spans, dropped = non_overlapping(spans)
+            counts["whitespace_trimmed"] += trimmed
             counts["overlapping_dropped"] += dropped
             buffer = io.StringIO()
             buffer.write(f"# doc_id = {doc['analysis_id']}\n# id = {doc['id']}\n# note_sha256 = {doc['note_sha256']}\n")
@@ -862,7 +880,9 @@ def _write_docbin(docs: Iterator[dict[str, Any]], out: Path, counts: Counter[str
     shard_sizes: Counter[str | None] = Counter()
     for doc in docs:
         _count_doc(doc, counts)
-        spans, dropped = non_overlapping(doc["gold"])
+        spans, trimmed = trimmed_spans(doc["text"], doc["gold"])
+        spans, dropped = non_overlapping(spans)
+        counts["whitespace_trimmed"] += trimmed
         counts["overlapping_dropped"] += dropped
         sdoc = spacy_doc(nlp, doc["text"], spans)
         sdoc.user_data["doc_id"] = doc["analysis_id"]

@@ -98,7 +98,7 @@ def _code(code: object, what: str = "code") -> str:
     return code.strip().upper()
 
 
-def _span(start: object, end: object, text: str) -> tuple[int, int]:
+def _span(start: object, end: object, text: str, trimmed: bool = False) -> tuple[int, int]:
     if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
         raise FeedbackError(FeedbackCode.BAD_SPAN, f"span start/end must be integers, got {start!r}, {end!r}")
     if not 0 <= start < end <= len(text):
@@ -107,6 +107,10 @@ def _span(start: object, end: object, text: str) -> tuple[int, int]:
         )
     if not text[start:end].strip():
         raise FeedbackError(FeedbackCode.BAD_SPAN, f"span [{start}, {end}) covers only whitespace")
+    if trimmed and text[start:end] != text[start:end].strip():
+        raise FeedbackError(
+            FeedbackCode.BAD_SPAN, f"span [{start}, {end}) {text[start:end]!r} starts or ends with whitespace"
+        )
     return start, end
 
 
@@ -320,7 +324,7 @@ def record_decision(
         if decision == "correct":
             start = suggestion.start if corrected_start is None else corrected_start
             end = suggestion.end if corrected_end is None else corrected_end
-            start, end = _span(start, end, analysis.note.text)
+            start, end = _span(start, end, analysis.note.text, trimmed=True)
             label = suggestion.label if corrected_label is None else _label(corrected_label)
             if (start, end, label) == (suggestion.start, suggestion.end, suggestion.label):
                 raise FeedbackError(FeedbackCode.BAD_INPUT, "a correction must change the span or the label")
@@ -389,7 +393,7 @@ def add_missed_entity(
     if analysis is None:
         raise FeedbackError(FeedbackCode.UNKNOWN_ANALYSIS, f"no analysis with id {analysis_id!r}")
     text = analysis.note.text
-    start, end = _span(start, end, text)
+    start, end = _span(start, end, text, trimmed=True)
     label = _label(label)
     traits = list(traits)
     if any(t not in TRAITS for t in traits):

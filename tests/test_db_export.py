@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import update
 
 from db import repository as repo
@@ -19,10 +21,13 @@ from db.errors import FeedbackCode, FeedbackError
 from db.export import (
     export_dataset,
     import_jsonl,
+    iob_tags,
     non_overlapping,
     read_brat_ann,
     read_conll,
     read_jsonl,
+    spacy_doc,
+    spans_from_iob,
     tokenize,
 )
 from db.models import Decision, utcnow
@@ -275,6 +280,49 @@ def test_tokenizer_offsets_and_forced_breaks():
     ]
     word = "abcdef"
     assert [word[s:e] for s, e in tokenize(word, breaks=[2, 4])] == ["ab", "cd", "ef"]
+
+
+@st.composite
+def _text_and_spans(draw):
+    alphabet = st.sampled_from([*list("ab Z9é👩\u200d.-/,:\n\t  "), "\r\n", "  ", "日本"])
+    text = "".join(draw(st.lists(alphabet, min_size=1, max_size=40)))
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=8))))
+    spans = []
+    for start, end in zip(cuts[::2], cuts[1::2], strict=False):
+        piece = text[start:end]
+        if piece.strip() and piece == piece.strip():
+            spans.append({"start": start, "end": end, "label": draw(st.sampled_from(["DIAG", "MED", "TEST"]))})
+    return text, spans
+
+
+@settings(max_examples=200, deadline=None)
+@given(_text_and_spans())
+def test_iob_and_spacy_docs_reproduce_any_trimmed_spans(case):
+    import spacy
+
+    text, spans = case
+    expected = sorted((s["start"], s["end"], s["label"]) for s in spans)
+    assert sorted(spans_from_iob(iob_tags(text, spans))) == expected
+    if "en" not in _NLP:
+        _NLP["en"] = spacy.blank("en")
+    doc = spacy_doc(_NLP["en"], text, spans)
+    assert doc.text == text
+    assert sorted((e.start_char, e.end_char, e.label_) for e in doc.ents) == expected
+
+
+_NLP: dict = {}
+
+
+def test_reviewer_spans_with_edge_whitespace_are_refused(db_url):
+    with session_scope(get_engine(db_url)) as s:
+        note = repo.save_note(s, NOTE_TEXT)
+        analysis = repo.save_analysis(s, note, sample_result())
+        start = NOTE_TEXT.index("aspirin")
+        with pytest.raises(FeedbackError) as err:
+            repo.add_missed_entity(
+                s, analysis_id=analysis.id, start=start - 1, end=start + 7, label="MED", reviewer="a"
+            )
+        assert err.value.code == FeedbackCode.BAD_SPAN
 
 
 def test_export_filters(db_url, tmp_path):
