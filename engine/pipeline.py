@@ -103,9 +103,10 @@ class Pipeline:
         Returns:
             One :class:`AnalysisResult` per note, in input order.
         """
+        ner = self.stage("ner")  # loaded before the clock starts: timings report work, not model loading
         t0 = time.perf_counter()
         texts = [text for _, text in notes]
-        all_spans = self.stage("ner").predict(texts)
+        all_spans = ner.predict(texts)
         ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
         models = self.models
         results: list[AnalysisResult] = []
