@@ -192,6 +192,9 @@ def postgres_server() -> tuple[PostgresServer | None, str | None]:
     global _server, _server_error
     if _server is not None or _server_error is not None:
         return _server, _server_error
+    if os.environ.get("CLINICAL_NLP_SKIP_PG"):
+        _server_error = "disabled by CLINICAL_NLP_SKIP_PG"
+        return None, _server_error
     try:
         import psycopg  # noqa: F401
     except ImportError:

@@ -69,6 +69,25 @@ def test_migrations_fresh_file_idempotent_and_match_models(tmp_path):
     assert diff == [], f"migrations and models disagree: {diff}"
     dispose_engines()
 
+    from alembic import command
+    from alembic.config import Config
+
+    from db.session import ALEMBIC_INI
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.downgrade(cfg, "base")  # the first revision is reversible ...
+    con = sqlite3.connect(path)
+    assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")} <= {
+        "alembic_version"
+    }
+    con.close()
+    dispose_engines()
+    init_db(url)  # ... and applies again
+    with session_scope(get_engine(url)) as s:
+        assert repo.save_note(s, NOTE_TEXT).id == 1
+    dispose_engines()
+
 
 def test_processes_starting_together_migrate_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'race.sqlite'}"
