@@ -221,12 +221,17 @@ def test_export_page_jsonl(db_url):
 
 
 def test_models_page(db_url):
+    with session_scope(init_db(db_url)) as session:
+        repository.register_model_version(session, name="ner-test-1", stage="ner", path="/nowhere", data_hash=None,
+                                          metrics={"f1": 0.5}, config={}, activate=True)
     at = start("app_pages/models.py")
     assert not at.exception and not at.error
     frames = [d.value for d in at.dataframe]
     versions = next(f for f in frames if "active" in f.columns)
     assert "base" in set(versions["version"]) and (versions["active"] == "✅").sum() == 1
-    loaded = next(f for f in frames if "stage" in f.columns)
+    loaded = next(f for f in frames if list(f.columns) == ["stage", "version"])
+    recorded = next(f for f in frames if "activated" in f.columns)
+    assert recorded.loc[recorded["name"] == "ner-test-1", "active"].tolist() == ["✅"]
     assert set(loaded["stage"]) == {"ner", "assertion", "icd", "summarizer"}
 
 
