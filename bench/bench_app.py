@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import print_header  # noqa: E402
 
 from engine.settings import Settings  # noqa: E402
 from ui.devserver import CHROMIUM, CHROMIUM_ARGS, run_app  # noqa: E402
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     name, text = (str(args.note), args.note.read_text(encoding="utf-8")) if args.note else pick_note(args.words)
     times, walls, engine_ms, entities = [], [], [], []
     first = 0.0
+    load_at_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         t_start = time.perf_counter()
         with run_app(f"sqlite:///{tmp}/feedback.sqlite", Path(tmp) / "streamlit.log") as url, sync_playwright() as p:
@@ -109,13 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
 
     import streamlit
-    import torch
 
-    print(f"bench_app: Analyze click -> rendered result, {args.runs} runs after {args.warmup} warm-up")
-    print(f"note: {name}, {len(text.split())} words, {len(text)} chars, {statistics.median(entities):.0f} entities")
-    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-          f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}, torch {torch.__version__}, "
-          f"device cpu, streamlit {streamlit.__version__}, chromium {browser_version}")
+    print_header("bench_app: Analyze click -> rendered result in the browser", device="cpu",
+                 load_average_at_start=load_at_start, streamlit=streamlit.__version__, chromium=browser_version,
+                 note=f"{name}, {len(text.split())} words, {len(text)} chars",
+                 entities=f"{statistics.median(entities):.0f}",
+                 runs=f"{args.runs} after {args.warmup} warm-up")
     print(f"app ready after {ready_s:.1f} s (server start + engine load and warm-up); "
           f"first analysis after start {first:.0f} ms (untimed warm-up run)")
     print(f"click->result ms (in-page clock): p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
