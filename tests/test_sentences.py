@@ -120,7 +120,10 @@ def test_wrapped_prose_line_is_joined() -> None:
 
 
 def test_blank_line_always_ends_a_sentence() -> None:
-    assert sents("Assessment stable\n\nplan discussed with family") == ["Assessment stable", "plan discussed with family"]
+    assert sents("Assessment stable\n\nplan discussed with family") == [
+        "Assessment stable",
+        "plan discussed with family",
+    ]
 
 
 def test_lowercase_tokenised_article_text() -> None:

@@ -1,0 +1,413 @@
+"""Extractive summariser: a BERTSum-style sentence scorer with chronological output.
+
+Every sentence gets a ``[CLS]`` marker before it and a ``[SEP]`` after it, sentences alternate token type 0/1
+("interval segment embeddings"), and a linear head scores each sentence from its ``[CLS]`` state, together with a few
+cheap document features (position, length, centrality) that matter a lot when training data is scarce. Notes longer
+than the encoder window are packed into several windows of whole sentences, so late sentences are scored too.
+
+The top ``k`` sentences are chosen by score with trigram blocking (a sentence repeating a trigram of one already
+chosen is skipped while others remain), then returned in note order with their rank.
+
+Predicting lives here; training (``engine.training.summarizer``) builds the same :class:`SentenceScorer`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine import backbone as bb
+from engine.errors import EngineError, ErrorCode
+from engine.sentences import split_sentences
+from engine.settings import PACKAGED_BACKBONE, Settings
+from engine.types import SummarySentence
+
+WEIGHTS_FILE = "weights.safetensors"
+FEATURES: tuple[str, ...] = (
+    "position",
+    "position_sq",
+    "first_three",
+    "last_tenth",
+    "log_words",
+    "short",
+    "centrality",
+    "centrality_rank",
+)
+"""Document features fed to the head beside the ``[CLS]`` state (see :func:`sentence_features`)."""
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "backbone": PACKAGED_BACKBONE,
+    "max_length": 512,
+    "max_sentence_tokens": 80,
+    "trainable_layers": 2,
+    "encoder_layers": None,
+    "features": list(FEATURES),
+    "trigram_blocking": True,
+    "default_k": {"ratio": 0.15, "min": 3, "max": 12},
+}
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class NoteEncoding:
+    """A note packed into encoder windows of whole sentences.
+
+    Attributes:
+        windows: Per window ``(input_ids, token_type_ids, cls_positions, sentence_indices)``.
+        n_sentences: Sentences in the note.
+        word_counts: Words per sentence.
+    """
+
+    windows: list[tuple[list[int], list[int], list[int], list[int]]] = field(default_factory=list)
+    n_sentences: int = 0
+    word_counts: list[int] = field(default_factory=list)
+
+
+def encode_sentences(
+    tokenizer: Any, sentences: Sequence[str], max_length: int, max_sentence_tokens: int
+) -> NoteEncoding:
+    """Pack sentences into ``[CLS] s1 [SEP] [CLS] s2 [SEP] ...`` windows of at most ``max_length`` tokens.
+
+    Each sentence is cut to ``max_sentence_tokens`` word pieces (its ``[CLS]`` still sees its opening, the part
+    that says the most); token types alternate 0/1 per sentence within a window.
+    """
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    per_sentence = max(1, min(max_sentence_tokens, max_length - 2))
+    pieces = tokenizer(list(sentences), add_special_tokens=False, truncation=False)["input_ids"] if sentences else []
+    enc = NoteEncoding(n_sentences=len(sentences), word_counts=[len(_WORD.findall(s)) for s in sentences])
+    ids: list[int] = []
+    types: list[int] = []
+    cls_pos: list[int] = []
+    idx: list[int] = []
+    for i, toks in enumerate(pieces):
+        toks = toks[:per_sentence]
+        need = len(toks) + 2
+        if ids and len(ids) + need > max_length:
+            enc.windows.append((ids, types, cls_pos, idx))
+            ids, types, cls_pos, idx = [], [], [], []
+        t = len(cls_pos) % 2
+        cls_pos.append(len(ids))
+        idx.append(i)
+        ids.extend([cls_id, *toks, sep_id])
+        types.extend([t] * need)
+    if ids:
+        enc.windows.append((ids, types, cls_pos, idx))
+    return enc
+
+
+def pad_windows(
+    windows: Sequence[tuple[list[int], list[int], list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad windows into ``(input_ids, token_type_ids, attention_mask)`` tensors."""
+    width = max(len(w[0]) for w in windows)
+    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+    types = torch.zeros((len(windows), width), dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    for r, (i, t, _, _) in enumerate(windows):
+        ids[r, : len(i)] = torch.tensor(i)
+        types[r, : len(t)] = torch.tensor(t)
+        mask[r, : len(i)] = 1
+    return ids, types, mask
+
+
+def sentence_features(word_counts: Sequence[int], sentence_vectors: torch.Tensor) -> torch.Tensor:
+    """Document features per sentence, ``[n, len(FEATURES)]``.
+
+    Args:
+        word_counts: Words per sentence.
+        sentence_vectors: ``[n, hidden]`` mean-pooled token states of each sentence (from the frozen lower layers),
+            used for centrality: cosine to the note's mean sentence vector, and its rank within the note.
+    """
+    n = len(word_counts)
+    if n == 0:
+        return torch.zeros((0, len(FEATURES)))
+    pos = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)
+    words = torch.tensor(word_counts, dtype=torch.float32)
+    vecs = nn.functional.normalize(sentence_vectors.float(), dim=-1)
+    centre = nn.functional.normalize(vecs.mean(0, keepdim=True), dim=-1)
+    cent = (vecs @ centre.T).squeeze(-1)
+    order = torch.argsort(torch.argsort(-cent)).float() / max(n - 1, 1)
+    feats = torch.stack(
+        [
+            pos,
+            pos**2,
+            (torch.arange(n) < 3).float(),
+            (pos > 0.9).float(),
+            torch.log1p(words) / 4.0,
+            (words < 8).float(),
+            (cent - cent.mean()) * 5.0,
+            order,
+        ],
+        dim=-1,
+    )
+    return feats
+
+
+def _extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def _layer_at(layer: nn.Module, h: torch.Tensor, ext: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """One BERT layer evaluated only at ``positions`` of a single window ``h`` ``[1, t, hidden]``."""
+    att = layer.attention.self
+    heads, size = att.num_attention_heads, att.attention_head_size
+    x = h[0]
+    q_in = x[positions]
+    q = att.query(q_in).view(len(positions), heads, size).transpose(0, 1)
+    k = att.key(x).view(x.shape[0], heads, size).transpose(0, 1)
+    v = att.value(x).view(x.shape[0], heads, size).transpose(0, 1)
+    scores = q @ k.transpose(1, 2) * size**-0.5 + ext[0]
+    probs = att.dropout(torch.softmax(scores, dim=-1))
+    ctx = (probs @ v).transpose(0, 1).reshape(len(positions), heads * size)
+    attn = layer.attention.output(ctx, q_in)
+    return layer.output(layer.intermediate(attn), attn)
+
+
+class SentenceScorer(nn.Module):
+    """Encoder plus a per-sentence head on ``[CLS]`` states and document features.
+
+    The encoder is split at ``frozen_layers``: the lower part (embeddings and the first layers) is frozen, so its
+    output can be cached during training; the upper layers and the head are trained.
+
+    Args:
+        encoder: A BERT-style ``AutoModel``.
+        trainable_layers: How many top transformer layers are trained.
+        n_features: Width of the document features.
+    """
+
+    def __init__(self, encoder: nn.Module, trainable_layers: int, n_features: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        layers = self.layers
+        self.frozen_layers = max(0, len(layers) - trainable_layers)
+        hidden = int(encoder.config.hidden_size)
+        self.dropout = nn.Dropout(0.1)
+        self.head = nn.Linear(hidden, 1)
+        self.feature_head = nn.Linear(n_features, 1, bias=False)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.feature_head.weight)
+        for p in self.encoder.parameters():
+            p.requires_grad = False
+        for layer in layers[self.frozen_layers :]:
+            for p in layer.parameters():
+                p.requires_grad = True
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The encoder's transformer layers."""
+        return self.encoder.encoder.layer
+
+    def lower(self, ids: torch.Tensor, types: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Embeddings and frozen layers: ``[b, t, hidden]``."""
+        h = self.encoder.embeddings(input_ids=ids, token_type_ids=types)
+        ext = _extended_mask(mask, h.dtype)
+        for layer in self.layers[: self.frozen_layers]:
+            out = layer(h, ext)
+            h = out[0] if isinstance(out, tuple) else out
+        return h
+
+    def upper(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Trained layers on top of :meth:`lower`'s output: ``[b, t, hidden]``."""
+        ext = _extended_mask(mask, h.dtype)
+        for layer in self.layers[self.frozen_layers :]:
+            out = layer(h, ext)
+            h = out[0] if isinstance(out, tuple) else out
+        return h
+
+    def upper_at(self, h: torch.Tensor, mask: torch.Tensor, positions: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """Trained layers, but the last one only at ``positions`` (the ``[CLS]`` tokens) of each window.
+
+        The head reads nothing else, so the top layer's queries, attention output and feed-forward are computed for
+        one token per sentence instead of all of them (keys and values still see every token): the same result
+        as :meth:`upper` at those positions, several times cheaper.
+
+        Returns:
+            Per window, ``[len(positions[w]), hidden]``.
+        """
+        layers = self.layers[self.frozen_layers :]
+        if len(layers) == 0:
+            return [h[w, list(p)] for w, p in enumerate(positions)]
+        ext = _extended_mask(mask, h.dtype)
+        for layer in layers[:-1]:
+            out = layer(h, ext)
+            h = out[0] if isinstance(out, tuple) else out
+        return [_layer_at(layers[-1], h[w : w + 1], ext[w : w + 1], list(p)) for w, p in enumerate(positions)]
+
+    def score(self, cls_states: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Logit per sentence from its ``[CLS]`` state ``[n, hidden]`` and features ``[n, f]``."""
+        return self.head(self.dropout(cls_states)).squeeze(-1) + self.feature_head(features).squeeze(-1)
+
+
+def sentence_vectors(
+    windows: Sequence[tuple[list[int], list[int], list[int], list[int]]], lower: torch.Tensor
+) -> torch.Tensor:
+    """Mean of each sentence's word-piece states in ``lower`` ``[len(windows), t, hidden]``, in sentence order."""
+    rows = []
+    for w, (ids, _, cls_pos, _) in enumerate(windows):
+        ends = [*cls_pos[1:], len(ids)]
+        for p, e in zip(cls_pos, ends, strict=True):
+            rows.append(lower[w, p + 1 : max(p + 2, e - 1)].mean(0))
+    return torch.stack(rows)
+
+
+def trigrams(text: str) -> set[tuple[str, ...]]:
+    """Lower-cased word trigrams of a sentence (for redundancy blocking)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def select(scores: Sequence[float], texts: Sequence[str], k: int, trigram_blocking: bool = True) -> list[int]:
+    """Indices of the chosen sentences, most salient first.
+
+    Sentences are taken by descending score; with ``trigram_blocking`` one sharing a trigram with a chosen sentence
+    is skipped while unblocked ones remain (then the skipped ones fill up to ``k``).
+    """
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    k = min(k, len(order))
+    if not trigram_blocking:
+        return order[:k]
+    chosen: list[int] = []
+    skipped: list[int] = []
+    seen: set[tuple[str, ...]] = set()
+    for i in order:
+        if len(chosen) >= k:
+            break
+        grams = trigrams(texts[i])
+        if grams & seen:
+            skipped.append(i)
+            continue
+        chosen.append(i)
+        seen |= grams
+    chosen.extend(skipped[: k - len(chosen)])
+    return chosen
+
+
+def default_k(n_sentences: int, ratio: float = 0.15, minimum: int = 3, maximum: int = 12) -> int:
+    """Summary length for a note of ``n_sentences``: ``ratio`` of it, within ``[minimum, maximum]``."""
+    return min(n_sentences, max(minimum, min(maximum, math.ceil(ratio * n_sentences))))
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    """The model folder's ``config.json`` merged over :data:`DEFAULT_CONFIG`."""
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"summarizer model folder {model_dir} has no config.json")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: invalid JSON ({exc})") from exc
+    return {**DEFAULT_CONFIG, **config}
+
+
+def build_scorer(config: dict[str, Any]) -> tuple[Any, SentenceScorer]:
+    """Tokenizer and an untrained :class:`SentenceScorer` for ``config`` (backbone weights loaded)."""
+    backbone = bb.resolve_backbone(config.get("backbone"))
+    tokenizer = bb.load_tokenizer(backbone)
+    encoder = bb.load_encoder(backbone)
+    keep = config.get("encoder_layers")
+    if keep:  # a shallower encoder: the first ``keep`` layers (faster on CPU)
+        encoder.encoder.layer = encoder.encoder.layer[: int(keep)]
+        encoder.config.num_hidden_layers = int(keep)
+    if int(getattr(encoder.config, "type_vocab_size", 1)) < 2:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"backbone {backbone} has no segment (token type) embeddings")
+    model = SentenceScorer(encoder, int(config["trainable_layers"]), len(config.get("features", FEATURES)))
+    return tokenizer, model
+
+
+class Summarizer:
+    """The summariser stage.
+
+    Args:
+        model_dir: A folder with ``config.json`` and ``weights.safetensors``.
+        device: Where to run.
+        max_length: Upper bound on the encoder window (tokens).
+        batch_size: Windows per forward pass.
+    """
+
+    def __init__(self, model_dir: Path, device: torch.device, max_length: int = 512, batch_size: int = 16) -> None:
+        self.config = read_config(model_dir)
+        self.version = str(self.config.get("version", "unknown"))
+        self.device = device
+        self.tokenizer, self.model = build_scorer(self.config)
+        bb.load_delta(self.model, model_dir / WEIGHTS_FILE)
+        self.model.to(device).eval()
+        limit = int(getattr(self.model.encoder.config, "max_position_embeddings", 512))
+        self.max_length = min(int(self.config["max_length"]), max_length, limit)
+        self.batch_size = max(1, batch_size)
+
+    def score_sentences(self, sentences: Sequence[str]) -> list[float]:
+        """Salience logits, one per sentence."""
+        if not sentences:
+            return []
+        enc = encode_sentences(self.tokenizer, sentences, self.max_length, int(self.config["max_sentence_tokens"]))
+        return score_encoding(self.model, enc, self.tokenizer.pad_token_id, self.device, self.batch_size).tolist()
+
+    def summarize(self, text: str, k: int | None = None) -> list[SummarySentence]:
+        """The ``k`` most salient sentences of ``text``, verbatim, in note order.
+
+        Args:
+            text: The note.
+            k: Sentences wanted; ``None`` for :func:`default_k` of the note's length. More than the note has
+                returns them all; ``0`` returns none.
+        """
+        spans = split_sentences(text)
+        if not spans:
+            return []
+        texts = [text[s:e] for s, e in spans]
+        if k is None:
+            dk = self.config.get("default_k", {})
+            k = default_k(len(spans), float(dk.get("ratio", 0.15)), int(dk.get("min", 3)), int(dk.get("max", 12)))
+        k = max(0, min(int(k), len(spans)))
+        if k == 0:
+            return []
+        logits = self.score_sentences(texts)
+        chosen = select(logits, texts, k, bool(self.config.get("trigram_blocking", True)))
+        out = [
+            SummarySentence(
+                start=spans[i][0],
+                end=spans[i][1],
+                text=texts[i],
+                score=1.0 / (1.0 + math.exp(-logits[i])),
+                rank=rank,
+            )
+            for rank, i in enumerate(chosen, start=1)
+        ]
+        return sorted(out, key=lambda s: s.start)
+
+
+def score_encoding(
+    model: SentenceScorer, enc: NoteEncoding, pad_id: int, device: torch.device, batch_size: int = 16
+) -> torch.Tensor:
+    """Logits for every sentence of an encoded note (inference)."""
+    cls_parts: list[torch.Tensor] = []
+    vec_parts: list[torch.Tensor] = []
+    with bb.inference_mode(model), bb.autocast(device):
+        for b in range(0, len(enc.windows), batch_size):
+            windows = enc.windows[b : b + batch_size]
+            ids, types, mask = (t.to(device) for t in pad_windows(windows, pad_id))
+            low = model.lower(ids, types, mask)
+            cls_parts.extend(s.float() for s in model.upper_at(low, mask, [w[2] for w in windows]))
+            vec_parts.append(sentence_vectors(windows, low.float()))
+        feats = sentence_features(enc.word_counts, torch.cat(vec_parts).cpu()).to(device)
+        return model.score(torch.cat(cls_parts), feats).float().cpu()
+
+
+def load(settings: Settings) -> Summarizer:
+    """Stage factory: the summariser in ``settings.model_dir / "summarizer"``."""
+    device = bb.resolve_device(settings.device)
+    return Summarizer(
+        Path(settings.model_dir) / "summarizer",
+        device,
+        max_length=settings.window_tokens,
+        batch_size=settings.batch_size,
+    )
