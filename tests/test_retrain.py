@@ -129,8 +129,8 @@ def world(tmp_path_factory):
     """Notes, the committed model's predictions on them, and good and corrupted decision exports."""
     from engine.ner import load_folder
 
-    if not (DEFAULT_MODEL_DIR / "ner" / "config.json").is_file():
-        pytest.skip("the committed default NER model is not there")
+    if not all((DEFAULT_MODEL_DIR / stage / "config.json").is_file() for stage in versions.STAGES):
+        pytest.skip("the committed default model set (ner/ and summarizer/) is not there")
     tmp = tmp_path_factory.mktemp("retrain")
     notes = make_notes()
     base_stage = load_folder(DEFAULT_MODEL_DIR / "ner", Settings(), device="cpu")
