@@ -79,11 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--errors", action="store_true", help="list the rows our linker misses at rank 1")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
+    parser.add_argument(
+        "--semantic",
+        type=float,
+        nargs="*",
+        metavar="WEIGHT",
+        help="also score ours re-ranked by the MiniLM backbone, at these cosine weights (default 0.3)",
+    )
+    parser.add_argument("--device", default="cpu", help="device of the semantic re-ranker (cpu, cuda, auto)")
     args = parser.parse_args(argv)
 
-    from engine.icd import IcdLinker
+    from engine.icd import IcdLinker, SemanticReranker
 
-    settings = Settings()
+    settings = Settings().with_overrides(device=args.device)
     rows = read_dev(args.dev)
     held_out = {(gold, phrase.lower()) for phrase, gold, kind in rows if kind == "inclusion"}
     rule_terms = {t.lower() for t, _ in ix.read_rules(settings.rules_dir / "icd_synonyms.tsv")}
@@ -106,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     systems["ours (lexical + rules)"] = [[c.code for c in linker.link(p)] for p, _, _ in rows]
     timings["ours (lexical + rules)"] = (time.perf_counter() - t0) * 1000 / len(rows)
+    if args.semantic is not None:
+        reranker = SemanticReranker(settings)
+        for weight in args.semantic or [0.3]:
+            reranker.weight = weight
+            name = f"ours + MiniLM re-rank {weight:g}"
+            semantic = IcdLinker(settings, data, semantic=reranker)
+            semantic.link("warm up")
+            t0 = time.perf_counter()
+            systems[name] = [[c.code for c in semantic.link(p)] for p, _, _ in rows]
+            timings[name] = (time.perf_counter() - t0) * 1000 / len(rows)
     if not args.no_baseline:
         t0 = time.perf_counter()
         baseline = TfidfBaseline(data.codes, data.descriptions)
