@@ -20,7 +20,7 @@ run: setup
 	$(BIN)/streamlit run app.py --server.headless true
 
 test: setup
-	bash .ci/browser-deps
+	bash .ci/system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
