@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine.types import LABELS
 from ui.ingest import IngestError, extract_note, validate_text
-from ui.panels import entity_table, missed_entity_form, review_panel
+from ui.panels import entity_table, missed_entity_form, recent_panel, review_panel
 from ui.render import highlight_entities, legend_html
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
 from ui.review import store_in_background
@@ -49,34 +49,34 @@ if submitted:
                 "added": [],
             }
 
-analysis = state.get("analysis")
-if not analysis:
-    st.info("Paste or upload a note, then press **Analyze**.")
-    st.stop()
-
-result, note_text = analysis["result"], analysis["text"]
-entities = result["entities"]
-timings = result.get("timings_ms", {})
-st.caption(
-    f"{len(entities)} entities · {timings.get('total', 0):.0f} ms in the engine · models: "
-    + ", ".join(f"{k} {v}" for k, v in result.get("models", {}).items())
-)
-
 f1, f2 = st.columns(2)
 types = f1.multiselect("Entity types", LABELS, default=list(LABELS), key="filter_types")
 assertions = f2.multiselect("Assertions", ASSERTIONS, default=list(ASSERTIONS), key="filter_assertions")
-shown = [i for i, e in enumerate(entities) if e["label"] in types and e["assertion"] in assertions]
 
-note_col, review_col = st.columns([3, 2], gap="medium")
-with note_col:
+analysis = state.get("analysis")
+if not analysis:
+    st.info("Paste or upload a note, then press **Analyze**; or reopen a recent analysis below.")
     st.html(legend_html())
-    st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
+else:
+    result, note_text = analysis["result"], analysis["text"]
+    entities = result["entities"]
+    timings = result.get("timings_ms", {})
+    st.caption(
+        f"{len(entities)} entities · {timings.get('total', 0):.0f} ms in the engine · models: "
+        + ", ".join(f"{k} {v}" for k, v in result.get("models", {}).items())
+    )
+    shown = [i for i, e in enumerate(entities) if e["label"] in types and e["assertion"] in assertions]
+    note_col, review_col = st.columns([3, 2], gap="medium")
+    with note_col:
+        st.html(legend_html())
+        st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
+    with review_col:
+        entity_table(analysis, shown)
+        review_panel(analysis, shown)
+    with st.expander("Add an entity the engine missed"):
+        missed_entity_form(analysis)
+    st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"'
+            f' data-engine-ms="{timings.get("total", 0):.1f}"></div>')
 
-with review_col:
-    entity_table(analysis, shown)
-    review_panel(analysis, shown)
-with st.expander("Add an entity the engine missed"):
-    missed_entity_form(analysis)
-
-st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"'
-        f' data-engine-ms="{timings.get("total", 0):.1f}"></div>')
+st.divider()
+recent_panel()

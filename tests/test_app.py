@@ -123,6 +123,21 @@ def test_decision_needs_reviewer_name(db_url):
         assert repository.list_decisions(session, limit=1)[0].reviewer == "Dr Late"
 
 
+def test_reopen_a_recent_analysis(db_url):
+    first = analyze(start(), NOTE + "\nReopen me.")
+    stored = first.session_state["analysis"]["stored"].result()
+    at = start()  # a new session
+    assert at.dataframe[0].value["analysis"].iloc[0] == stored.analysis_id
+    at.selectbox(key="reopen_pick").set_value(stored.analysis_id)
+    at.button(key="reopen").click()
+    at.run()
+    reopened = at.session_state["analysis"]
+    assert reopened["text"] == NOTE + "\nReopen me."
+    assert reopened["result"]["entities"] == first.session_state["analysis"]["result"]["entities"]
+    assert reopened["stored"].result().suggestion_ids == stored.suggestion_ids
+    assert html_of(at, "ent-note").count("<mark") >= 1
+
+
 def test_filters_code_search_and_missed_entity(db_url):
     at = analyze(start(), NOTE)
     at.multiselect(key="filter_assertions").set_value(["negated"]).run()

@@ -16,7 +16,14 @@ from engine.types import LABELS
 from ui.ingest import find_occurrence
 from ui.render import md_escape
 from ui.resources import get_db_engine, get_pipeline
-from ui.review import ReviewError, add_missed_entity, record_decision, stored_ids
+from ui.review import (
+    ReviewError,
+    add_missed_entity,
+    load_analysis,
+    recent_analyses,
+    record_decision,
+    stored_ids,
+)
 
 
 def _decide(analysis: dict[str, Any], position: int, decision: str, target: str, **extra: Any) -> None:
@@ -161,3 +168,33 @@ def missed_entity_form(analysis: dict[str, Any]) -> None:
                     st.success(f"Added {label} “{mention}” at {start}.")
     if analysis["added"]:
         st.dataframe(pd.DataFrame(analysis["added"]), hide_index=True, key="added_table")
+
+
+RECENT_COLUMNS = ["analysis", "when", "note id", "source", "entities", "decisions", "start"]
+
+
+def _reopen(analysis_id: int) -> None:
+    """Button callback: make a stored analysis the one under review."""
+    state = st.session_state
+    try:
+        text, result, source, stored = load_analysis(get_db_engine(), analysis_id)
+    except ReviewError as err:
+        state.flash = ("error", str(err))
+        return
+    state.analysis_run = state.get("analysis_run", 0) + 1
+    state.analysis = {"text": text, "result": result, "source": source, "stored": stored,
+                      "run": state.analysis_run, "added": []}
+
+
+def recent_panel(limit: int = 20) -> None:
+    """The newest stored analyses, and a way to reopen one for review."""
+    st.subheader("Recent analyses")
+    rows = recent_analyses(get_db_engine(), limit)
+    st.dataframe(pd.DataFrame(rows, columns=RECENT_COLUMNS), hide_index=True, key="recent_table",
+                 height=min(300, 38 + 35 * max(len(rows), 1)))
+    if rows:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        pick = c1.selectbox("Reopen an analysis", [r["analysis"] for r in rows], key="reopen_pick",
+                            format_func=lambda i: next(f"#{r['analysis']} {r['source']} · {r['start'][:50]}"
+                                                       for r in rows if r["analysis"] == i))
+        c2.button("Open for review", key="reopen", on_click=_reopen, args=(pick,), icon=":material/history:")

@@ -76,6 +76,34 @@ def stored_ids(analysis: dict[str, Any], timeout: float = 60.0) -> StoredAnalysi
         raise ReviewError(f"The analysis could not be stored, so decisions are disabled: {err}") from None
 
 
+def recent_analyses(engine: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest stored analyses as table rows (id, when, note id, source, entities, decisions made)."""
+    with session_scope(engine, write=False) as session:
+        rows = []
+        for a in repository.list_analyses(session, limit=limit):
+            decided = len(repository.latest_decisions(session, a.id))
+            rows.append({"analysis": a.id, "when": a.created_at, "note id": a.external_id or "",
+                         "source": a.note.source or "", "entities": len(a.result.get("entities", [])),
+                         "decisions": decided, "start": " ".join(a.note.text[:80].split())})
+        return rows
+
+
+def load_analysis(engine: Any, analysis_id: int) -> tuple[str, dict[str, Any], str | None, Future]:
+    """A stored analysis to review again: note text, result, source, and a done future with its ids.
+
+    Raises:
+        ReviewError: No analysis has that id.
+    """
+    with session_scope(engine, write=False) as session:
+        analysis = repository.get_analysis(session, analysis_id)
+        if analysis is None:
+            raise ReviewError(f"No stored analysis has id {analysis_id}.")
+        model = sorted((s for s in analysis.suggestions if s.origin == "model"), key=lambda s: s.position)
+        done: Future = Future()
+        done.set_result(StoredAnalysis(analysis.id, [s.id for s in model]))
+        return analysis.note.text, dict(analysis.result), analysis.note.source, done
+
+
 def record_decision(engine: Any, *, reviewer: str | None, suggestion_id: int, decision: str, **kwargs: Any) -> int:
     """Record a decision on an entity or one of its codes and return its id (see ``db.repository``)."""
     name = require_reviewer(reviewer)
