@@ -436,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine evaluate assertion", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="shared data folder (default: Settings().data_dir)")
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: maccrobat,chia")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: maccrobat,chia,sentences")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: ours,medspacy,negspacy")
     parser.add_argument("--part", choices=["all", "tune", "check"], default="all", help="even/odd document halves")
     parser.add_argument("--errors", type=int, default=0, help="print N of our errors per dataset")
