@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from db.errors import FeedbackError
+from engine.errors import EngineError
 from ui.ingest import IngestError, validate_text
 from ui.render import highlight_sentences, md_escape
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
@@ -28,6 +29,8 @@ if st.button("Summarize", type="primary", key="summarize") or (stale and current
         version = get_pipeline().models.get("summarizer")
     except IngestError as err:
         st.error(str(err), icon=":material/warning:")
+    except EngineError as err:
+        st.error(f"The summarizer could not run: {err.message}", icon=":material/error:")
     except Exception as err:
         st.error(engine_error_message(err), icon=":material/error:")
     else:
