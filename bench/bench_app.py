@@ -114,19 +114,32 @@ def main(argv: list[str] | None = None) -> int:
 
     import streamlit
 
-    print_header("bench_app: Analyze click -> rendered result in the browser", device="cpu",
-                 load_average_at_start=load_at_start, streamlit=streamlit.__version__, chromium=browser_version,
-                 note=f"{name}, {len(text.split())} words, {len(text)} chars",
-                 entities=f"{statistics.median(entities):.0f}",
-                 runs=f"{args.runs} after {args.warmup} warm-up")
-    print(f"app ready after {ready_s:.1f} s (server start + engine load and warm-up); "
-          f"first analysis after start {first:.0f} ms (untimed warm-up run)")
-    print(f"click->result ms (in-page clock): p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
-          f"min {min(times):.0f}  max {max(times):.0f}  (target p95 <= 1500)")
-    print(f"click->result ms (Playwright wall clock, includes its round trips): p50 {percentile(walls, 50):.0f}  "
-          f"p95 {percentile(walls, 95):.0f}")
-    print(f"engine ms (timings_ms.total): p50 {percentile(engine_ms, 50):.0f}  p95 {percentile(engine_ms, 95):.0f};"
-          f" UI + storage overhead p50 {percentile(times, 50) - percentile(engine_ms, 50):.0f} ms")
+    print_header(
+        "bench_app: Analyze click -> rendered result in the browser",
+        device="cpu",
+        load_average_at_start=load_at_start,
+        streamlit=streamlit.__version__,
+        chromium=browser_version,
+        note=f"{name}, {len(text.split())} words, {len(text)} chars",
+        entities=f"{statistics.median(entities):.0f}",
+        runs=f"{args.runs} after {args.warmup} warm-up",
+    )
+    print(
+        f"app ready after {ready_s:.1f} s (server start + engine load and warm-up); "
+        f"first analysis after start {first:.0f} ms (untimed warm-up run)"
+    )
+    print(
+        f"click->result ms (in-page clock): p50 {percentile(times, 50):.0f}  p95 {percentile(times, 95):.0f}  "
+        f"min {min(times):.0f}  max {max(times):.0f}  (target p95 <= 1500)"
+    )
+    print(
+        f"click->result ms (Playwright wall clock, includes its round trips): p50 {percentile(walls, 50):.0f}  "
+        f"p95 {percentile(walls, 95):.0f}"
+    )
+    print(
+        f"engine ms (timings_ms.total): p50 {percentile(engine_ms, 50):.0f}  p95 {percentile(engine_ms, 95):.0f};"
+        f" UI + storage overhead p50 {percentile(times, 50) - percentile(engine_ms, 50):.0f} ms"
+    )
     return 0
 
 

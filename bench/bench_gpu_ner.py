@@ -124,7 +124,7 @@ def main() -> None:
         ("fp32 weights + bf16 autocast (engine)", model, lambda: torch.autocast(device, dtype=torch.bfloat16)),
         ("bf16 weights", bf16, contextlib.nullcontext),
     ]
-    runs = [(int(b), name, net, ctx) for b in args.batches.split(",") for name, net, ctx in variants]
+    runs = [(int(b), name, net, ctx) for b in args.batches.split(",") if b for name, net, ctx in variants]
     results: list[dict] = []
     best = 0.0
 
@@ -177,7 +177,7 @@ def main() -> None:
     paths = sorted(notes_dir.glob("*.txt"))[: args.limit or None]
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in paths]
     if texts:
-        for pair in args.e2e.split(","):
+        for pair in filter(None, args.e2e.split(",")):
             window, batch_size = (int(x) for x in pair.split(":"))
             stage = NerStage(
                 model,

@@ -16,6 +16,7 @@ import time
 from common import (
     default_mtsamples,
     emit_json,
+    load_ner_stage,
     load_notes,
     print_header,
     set_threads,
@@ -33,17 +34,35 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, the target's machine)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed notes first (default 5)")
     parser.add_argument("--model-dir", help="model set (default: the committed one)")
+    parser.add_argument("--ner-only", action="store_true", help="time the NER stage alone (predict on one note)")
+    parser.add_argument(
+        "--backbone", help="backbone folder (a machine without the packaged MiniLM); implies --ner-only"
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
     info = print_header("analyze latency per note (warm, CPU)", device="cpu")
     from engine.pipeline import load_pipeline
+    from engine.types import AnalysisResult
 
     notes = load_notes(default_mtsamples(args.data), args.limit or None)
     t0 = time.perf_counter()
-    pipeline = load_pipeline(model_dir=args.model_dir, device="cpu")
-    pipeline.warm(("sections", "ner", "assertion", "icd"))
+    if args.ner_only or args.backbone:
+        stage = load_ner_stage(args.model_dir, args.backbone, "cpu")
+
+        class NerOnly:  # the NER stage alone, timed like the full analysis
+            def analyze(self, text: str, note_id: str | None = None) -> AnalysisResult:
+                t = time.perf_counter()
+                spans = stage.predict([text])[0]
+                ms = (time.perf_counter() - t) * 1000.0
+                return AnalysisResult(note_id, spans, {"ner": stage.version}, {"ner": ms, "total": ms})
+
+        pipeline = NerOnly()
+        print("timing the NER stage alone (stage.predict on one note)")
+    else:
+        pipeline = load_pipeline(model_dir=args.model_dir, device="cpu")
+        pipeline.warm(("sections", "ner", "assertion", "icd"))
     print(f"engine loaded and warmed in {time.perf_counter() - t0:.2f} s")
     for _, text in notes[: args.warmup]:
         pipeline.analyze(text)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import default_mtsamples, emit_json, load_notes, print_header, set_threads, verdict
+from common import default_mtsamples, emit_json, load_ner_stage, load_notes, print_header, set_threads, verdict
 
 TARGET_RATIO = 3.0
 
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--model-dir", help="model set (default: the committed one)")
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds of both (default 1)")
+    parser.add_argument("--backbone", help="backbone folder (a machine without the packaged MiniLM); NER only")
     parser.add_argument("--skip-analyze", action="store_true", help="do not time the full analyze_many")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -41,8 +42,13 @@ def main() -> None:
 
     notes = load_notes(default_mtsamples(args.data), args.limit or None)
     texts = [text for _, text in notes]
-    pipeline = load_pipeline(model_dir=args.model_dir, device=args.device, batch_size=args.batch_size)
-    stage = pipeline.stage("ner")
+    if args.backbone:
+        # NER alone on an explicit backbone: the rest of the engine may not be installable there.
+        stage = load_ner_stage(args.model_dir, args.backbone, args.device, args.batch_size)
+        args.skip_analyze = True
+    else:
+        pipeline = load_pipeline(model_dir=args.model_dir, device=args.device, batch_size=args.batch_size)
+        stage = pipeline.stage("ner")
     tokens = sum(len(stage.encode(t)) for t in texts)
     print(
         f"notes: {len(texts)}, word pieces: {tokens} ({tokens / len(texts):.0f} per note), "

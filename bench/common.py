@@ -104,7 +104,8 @@ def default_mtsamples(data_dir: str | Path | None = None) -> Path:
 
         data_dir = Settings().data_dir
     path = Path(data_dir)
-    return path if path.name == "mtsamples" else path / "mtsamples"
+    # A folder holding the .txt reports itself is taken as is (any name), else its mtsamples/ sub-folder.
+    return path if path.name == "mtsamples" or any(path.glob("*.txt")) else path / "mtsamples"
 
 
 def load_notes(folder: str | Path, limit: int | None = None) -> list[tuple[str, str]]:
@@ -175,3 +176,42 @@ def emit_json(path: str | None, payload: dict[str, Any]) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def load_ner_stage(
+    model_dir: str | Path | None = None,
+    backbone: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int | None = None,
+) -> Any:
+    """The engine's NER stage, optionally on a backbone folder given explicitly (a machine without the packaged
+    MiniLM), with the engine's default windowing.
+
+    Args:
+        model_dir: Model set (``ner/`` inside); default the committed one.
+        backbone: Local backbone folder overriding the one the NER config names.
+        device: ``cpu`` or ``cuda``.
+        batch_size: Windows per forward pass (default: the engine's setting).
+    """
+    import torch
+
+    from engine.backbone import load_tokenizer, resolve_backbone
+    from engine.ner import NerStage, build_model, load_delta, read_config
+    from engine.settings import Settings
+
+    settings = Settings().with_overrides(model_dir=model_dir)
+    folder = Path(settings.model_dir) / "ner"
+    config = read_config(folder)
+    path = resolve_backbone(backbone or config.get("backbone"))
+    id2label = [str(config["id2label"][str(i)]) for i in range(len(config["id2label"]))]
+    model = build_model(path, id2label)
+    load_delta(model, folder / config.get("weights", "weights.safetensors"))
+    return NerStage(
+        model,
+        load_tokenizer(path),
+        config,
+        torch.device(device),
+        window_tokens=settings.window_tokens,
+        window_overlap=settings.window_overlap,
+        batch_size=batch_size or settings.batch_size,
+    )
