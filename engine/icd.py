@@ -171,6 +171,17 @@ class IcdLinker:
                 targets = self._phrases.setdefault(src, [])
                 if dst not in targets:
                     targets.append(dst)
+        # A phrase also matches through one-word alternatives: "fractured ankle" meets the rule "broken ankle".
+        for key in list(self._phrases):
+            for k, w in enumerate(key):
+                for alt in self._word_alts.get(w, ()):
+                    variant = (*key[:k], alt, *key[k + 1 :])
+                    self._phrases.setdefault(variant, self._phrases[key])
+            inverse = [k for k, w in enumerate(key) if any(w in alts for alts in self._word_alts.values())]
+            for k in inverse:
+                for src, alts in self._word_alts.items():
+                    if key[k] in alts:
+                        self._phrases.setdefault((*key[:k], src, *key[k + 1 :]), self._phrases[key])
         # Longest phrases first, so "broken wrist" wins over "broken".
         self._phrase_order = sorted(self._phrases, key=lambda k: (-len(k), k))
         self._ranges: dict[str, list[_Range]] = {"family": [], "historical": []}

@@ -561,4 +561,17 @@ def load_or_build(settings: Settings, progress: bool = True) -> tuple[IndexData,
     except OSError as exc:
         sys.stderr.write(f"warning: could not cache the ICD index in {folder}: {exc}\n")
         return data, True
+    _remove_stale(folder)
     return load_folder(folder), True
+
+
+def _remove_stale(current: Path) -> None:
+    """Delete complete indexes of other keys (older rules or package data) so the cache does not grow forever.
+
+    A process that still has one memory-mapped keeps reading it (the files live until it closes them).
+    """
+    import shutil
+
+    for other in current.parent.glob("icd-*"):
+        if other != current and (other / "meta.json").is_file() and ".tmp" not in other.name:
+            shutil.rmtree(other, ignore_errors=True)
