@@ -36,7 +36,7 @@ if submitted:
             pipeline = get_pipeline()
             result = pipeline.analyze(note_text, note_id.strip() or None).to_dict()
         except Exception as err:
-            st.error(engine_error_message(err), icon=":material/error:")
+            st.error(engine_error_message(err, "analyse this note"), icon=":material/error:")
         else:
             state.analysis_run += 1
             state.analysis = {

@@ -77,11 +77,11 @@ def get_pipeline() -> Any:
     return pipeline
 
 
-def engine_error_message(err: BaseException) -> str:
-    """One line for a person explaining why the engine is unavailable."""
+def engine_error_message(err: BaseException, doing: str = "start") -> str:
+    """One line for a person explaining why the engine could not ``doing`` (``start``, ``analyse this note``...)."""
     if isinstance(err, EngineError):
-        return f"The engine could not start: {err}"
-    return f"The engine could not start ({type(err).__name__}: {err})."
+        return f"The engine could not {doing}: {err}"
+    return f"The engine could not {doing} ({type(err).__name__}: {err})."
 
 
 @st.cache_resource
