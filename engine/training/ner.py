@@ -481,8 +481,9 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         "Token classifier (BIO over DIAG, PROC, MED, TEST, ANAT) on the backbone "
         f"`{config['backbone']}`; this folder holds only the trained parameters (fp16), the backbone's word "
         "embeddings stay frozen. Decoding: BIO-constrained "
-        f"{config.get('decoder', 'viterbi')} over merged overlapping windows; the entity score is the mean token "
-        "probability of its decoded labels.",
+        f"{config.get('decoder', 'viterbi')} over merged overlapping windows; the entity score is the "
+        f"{config.get('score_aggregate', 'min')} probability of its decoded token labels at softmax temperature "
+        f"{config.get('temperature', 1.0)} (fitted on the dev notes to minimise calibration error).",
         "",
         "## Data and licences",
         "",
@@ -537,6 +538,7 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"Errors: {dev['errors']}.",
             "",
         ]
+    lines += [*(str(note) for note in metrics.get("notes", [])), ""] if metrics.get("notes") else []
     lines += [
         "## Limits",
         "",
