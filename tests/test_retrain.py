@@ -194,7 +194,8 @@ def test_retrain_promotes_a_better_model_and_rollback_restores_predictions(world
     assert info.training_config["epochs"] == 3 and info.training_config["ner"]["device"] == "cpu"
     folder = versions.version_model_dir(settings, report.version)
     assert json.loads((folder / "ner" / "config.json").read_text())["version"] == report.version
-    assert (folder / "summarizer" / "config.json").is_file() and info.stages["summarizer"] == "copied from base"
+    assert (folder / "summarizer" / "config.json").is_file()
+    assert info.stages["summarizer"].startswith("copied from base")
     assert "PROMOTED" in (folder / "REPORT.txt").read_text()
     assert versions.active_version(settings) == report.version
 
