@@ -125,6 +125,8 @@ class IcdLinker:
         self._n_docs = data.n_docs
         # Plain arrays and lists: memmap indexing and numpy scalars cost microseconds per access in the hot loop.
         self._billable: list[bool] = np.asarray(data.billable).tolist()
+        self._extension: list[bool] = np.asarray(data.extension).tolist()
+        self._parent: list[int] = np.asarray(data.parent).tolist()
         self._default_leaf: list[int] = np.asarray(data.default_leaf).tolist()
         self._doc_code = np.asarray(data.doc_code)
         self._desc_len = [len(d) for d in data.descriptions]
@@ -431,7 +433,18 @@ class IcdLinker:
         if not ranked:
             return []
         top = ranked[0][1]
-        keep = [r for r in ranked if r[1] >= MIN_SCORE and r[1] >= 0.5 * top]
+        keep = []
+        seen_parents: set[int] = set()
+        for r in ranked:
+            if r[1] < MIN_SCORE or r[1] < 0.5 * top:
+                continue
+            if self._extension[r[0]]:
+                # One encounter/sequela variant per code: the list shows different conditions, not the same
+                # fracture as initial, subsequent and sequela encounters.
+                if self._parent[r[0]] in seen_parents:
+                    continue
+                seen_parents.add(self._parent[r[0]])
+            keep.append(r)
         billable = [r for r in keep if self._billable[r[0]]]
         others = [r for r in keep if not self._billable[r[0]]]
         return [self._code(ci, s, ev) for ci, s, ev in (billable + others)[:limit]]

@@ -30,7 +30,7 @@ import numpy as np
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
 
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7
 """Bump when the cached layout or the term processing changes (part of the cache key)."""
 
 NONESSENTIAL_WEIGHT = 0.1
@@ -294,6 +294,7 @@ class IndexData:
     codes: list[str]
     descriptions: list[str]
     billable: np.ndarray  # bool, per code
+    extension: np.ndarray  # bool: a 7th-character extension (encounter, fetus) of its parent code
     parent: np.ndarray  # int32, -1 for top categories
     default_leaf: np.ndarray  # int32: the billable code a coder picks when the note says no more
     doc_code: np.ndarray  # int32, per entry
@@ -365,6 +366,7 @@ def build(settings: Settings, exclude: set[tuple[str, str]] | None = None, progr
     pos = {c: i for i, c in enumerate(all_codes)}
     descriptions = [cm.get_description(c) for c in all_codes]
     billable = np.array([cm.is_leaf(c) for c in all_codes], dtype=bool)
+    extension = np.array([cm.is_extended_subcategory(c) for c in all_codes], dtype=bool)
     parent = np.full(len(all_codes), -1, dtype=np.int32)
     for i, c in enumerate(all_codes):
         p = cm.get_parent(c)
@@ -468,6 +470,7 @@ def build(settings: Settings, exclude: set[tuple[str, str]] | None = None, progr
         codes=all_codes,
         descriptions=descriptions,
         billable=billable,
+        extension=extension,
         parent=parent,
         default_leaf=default_leaf,
         doc_code=np.array([t[0] for t in terms], dtype=np.int32),
@@ -488,6 +491,7 @@ def build(settings: Settings, exclude: set[tuple[str, str]] | None = None, progr
 
 _ARRAYS = (
     "billable",
+    "extension",
     "parent",
     "default_leaf",
     "doc_code",

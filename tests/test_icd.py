@@ -60,9 +60,14 @@ def test_known_mentions(linker, mention, expected, within) -> None:
 
 
 def test_broken_wrist_is_a_closed_wrist_fracture(linker) -> None:
-    top = linker.link("broken wrist")[0]
+    result = linker.link("broken wrist")
+    top = result[0]
     assert top.code.startswith("S62.") and top.code.endswith("A")
     assert "wrist" in top.description.lower()
+    # one encounter variant per fracture code, not the same fracture as initial, subsequent and sequela
+    parents = [c.code[:-1] for c in result if c.billable and len(c.code.replace(".", "")) == 7]
+    assert len(parents) == len(set(parents))
+    assert linker.link("open fracture of left wrist")[0].code == "S62.102B"
 
 
 def test_specificity_acute_chronic_and_without(linker) -> None:
