@@ -194,6 +194,7 @@ def test_summary_page_length_and_keep_drop(db_url):
     at.text_area(key="summary_text").input(NOTE)
     at.slider(key="summary_k").set_value(2)
     at = click(at, "Summarize")
+    assert not at.error, [e.value for e in at.error]
     sentences = at.session_state["summary"]["result"]["sentences"]
     assert len(sentences) == 2 and [s["start"] for s in sentences] == sorted(s["start"] for s in sentences)
     assert html_of(at, "ent-note sum-note").count('<mark class="sum-sent"') == 2
