@@ -12,18 +12,19 @@ the same ``link`` entry point shape (mention -> ranked codes); one table is prin
 
 Measured on the 2-core CPU box, 2026-11-23 (``python -m engine evaluate icd``), acc@1 / acc@5:
 
-========================  ==============  ==============  ==============  ==============
-rows                      ours            char TF-IDF     n               note
-========================  ==============  ==============  ==============  ==============
-held-out phrases          0.891 / 0.965   0.151 / 0.345   258             paraphrase+abbrev+fresh
-rule-free                 0.742 / 0.881   0.204 / 0.427   260             no verbatim rule term
-inclusion (held out)      0.438 / 0.713   0.275 / 0.475   80              removed from the index
-fresh, first blind run    0.450 / 0.575   0.175 / 0.250   40              before any rule was added
-========================  ==============  ==============  ==============  ==============
+========================  ==============  ==============  =====  ====================================
+rows                      ours            char TF-IDF     n      note
+========================  ==============  ==============  =====  ====================================
+held-out phrases          0.872 / 0.958   0.142 / 0.319   288    paraphrase + abbrev + fresh + fresh2
+rule-free                 0.742 / 0.883   0.194 / 0.403   283    no row verbatim a rule term
+inclusion (held out)      0.438 / 0.713   0.275 / 0.475   80     removed from the index first
+fresh, first blind run    0.450 / 0.575   0.175 / 0.250   40     lay wording, before its rules
+fresh2, first blind run   0.500 / 0.667   0.067 / 0.100   30     lay wording, before its rules
+========================  ==============  ==============  =====  ====================================
 
-The "fresh" rows were written after the rules and scored once (0.450 / 0.575); lay terms were then added to
-``icd_synonyms.tsv`` for the kinds of wording they missed (body-part and "inflamed X" lay words, ...), so
-their current score (0.825 / 0.950) is no longer blind. The blind figure is the honest estimate for lay wording
+The "fresh" and "fresh2" rows were each written after the rules of the time were frozen and scored once; lay
+terms were then added to ``icd_synonyms.tsv`` for the kinds of wording they missed, so their current scores
+(0.825 / 0.950 and 0.700 / 0.900) are no longer blind. The blind figures are the honest estimate for lay wording
 far from the tabular list; "rule-free" is the one for clinical wording.
 
 ``--semantic`` adds the lexical candidates re-ranked with the MiniLM backbone (cosine of mean-pooled
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         res["held-out phrases"] = score([pr for pr, _ in held], [row for _, row in held])["all"]
         results[name] = res
 
-    groups = ["all", "held-out phrases", "paraphrase", "abbrev", "fresh", "inclusion", "rule-free"]
+    groups = ["all", "held-out phrases", "paraphrase", "abbrev", "fresh", "fresh2", "inclusion", "rule-free"]
     print(
         f"ICD-10-CM linking, dev set {args.dev} ({len(rows)} rows; {len(held_out)} inclusion terms held out of the "
         f"index; index built in {build_s:.1f} s; baseline fit {fit_s:.1f} s)"
