@@ -181,7 +181,7 @@ def test_dev_set_held_out_phrases(linker) -> None:
     assert len(rows) >= 150
     preds = [[c.code for c in linker.link(p)] for p, _, _ in rows]
     acc1, acc5, _ = score(preds, rows)["all"]
-    # measured 0.891 / 0.965 (python -m engine evaluate icd)
+    # measured 0.872 / 0.958 over 288 rows (python -m engine evaluate icd)
     assert acc1 >= 0.85 and acc5 >= 0.93, (acc1, acc5)
 
 
