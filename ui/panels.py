@@ -76,6 +76,9 @@ def review_panel(analysis: dict[str, Any], shown: list[int]) -> None:
     flash = state.pop("flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
+    stored = analysis["stored"]
+    if stored.done() and stored.exception() is not None:
+        st.error(f"This analysis could not be stored, so decisions are disabled: {stored.exception()}")
     if not shown:
         st.info("No entity matches the filters.")
         return
