@@ -403,6 +403,26 @@ class ParquetWriter:
         self.flush()
 
 
+def _line_id(raw: bytes, decoder: json.JSONDecoder) -> str | None:
+    """The ``id`` of one complete JSON line of our output, or ``None`` when the line is not a JSON object.
+
+    Lines this job writes start with the id (``{"id": ...``), which is read without parsing the whole result, so a
+    resume over millions of results is quick; other lines are parsed whole.
+    """
+    try:
+        text = raw.decode("utf-8")
+        if text.startswith('{"id": ') and text.rstrip().endswith("}"):
+            value, _ = decoder.raw_decode(text, len('{"id": '))
+        else:
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                return None
+            value = obj.get("id")
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    return "" if value is None else str(value)
+
+
 def done_ids(output: Path, fmt: str) -> set[str]:
     """Ids already written to ``output`` (empty when it does not exist yet).
 
@@ -430,20 +450,20 @@ def done_ids(output: Path, fmt: str) -> set[str]:
     if output.is_dir():
         raise InputError(f"{output}: is a folder; JSON lines output must be a file (or end the name in .parquet)")
     good_end = 0
+    size = output.stat().st_size
+    decoder = json.JSONDecoder()
     with output.open("rb") as handle:
         for raw in handle:
-            if not raw.endswith(b"\n"):
-                break  # a partial last line: cut below
-            try:
-                obj = json.loads(raw)
-            except ValueError:
-                if raw.strip():
-                    break
-            else:
-                if isinstance(obj, dict) and obj.get("id") is not None:
-                    ids.add(str(obj["id"]))
-            good_end += len(raw)
-    if good_end < output.stat().st_size:
+            line_end = good_end + len(raw)
+            note_id = _line_id(raw, decoder) if raw.endswith(b"\n") else None
+            if note_id is None and raw.strip():
+                if line_end >= size:
+                    break  # the last line, cut by a crash: dropped below
+                log.warning("%s: skipping an unreadable line at byte %d", output, good_end)
+            elif note_id:
+                ids.add(note_id)
+            good_end = line_end
+    if good_end < size:
         log.warning("%s: dropping a partial last line (interrupted run)", output)
         with output.open("r+b") as handle:
             handle.truncate(good_end)
