@@ -68,6 +68,8 @@ def click_key(pg, key: str) -> None:
 
 
 def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
     with screenshot_on_failure(page, "review_flow"):
         page.goto(app_url)
         reviewer = page.locator(".st-key-reviewer input")
@@ -75,6 +77,8 @@ def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
         page.locator(".st-key-note_text textarea").wait_for(timeout=STARTUP_S * 1000)
         reviewer.fill("Dr Browser")
         reviewer.press("Enter")
+        page.get_by_role("button", name="Analyze").click()  # nothing pasted yet: a clear message, nothing stored
+        page.get_by_text("The note is empty").wait_for(timeout=60_000)
         page.locator(".st-key-note_text textarea").fill(NOTE)
         page.get_by_role("button", name="Analyze").click()
         page.locator(".analysis-done[data-run='1']").wait_for(state="attached", timeout=120_000)
@@ -99,13 +103,10 @@ def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
 
         page.get_by_role("link", name="History").click()
         page.get_by_text("Review history").wait_for()
-        metric = page.locator("[data-testid=stMetric]").first
-        metric.wait_for()
-        assert "2" in metric.inner_text()
+        expect(page.locator("[data-testid=stMetric]").first).to_contain_text("2", timeout=60_000)
         grid = page.locator("[data-testid=stDataFrame]").first
-        grid.wait_for()
-        grid_text = grid.text_content() or ""
-        assert code0 in grid_text and code1 in grid_text and "Dr Browser" in grid_text
+        for text in (code0, code1, "Dr Browser", "accept", "reject"):  # the grid keeps its cells in textContent
+            expect(grid).to_contain_text(text, timeout=60_000)
 
         page.get_by_role("link", name="Export").click()
         page.get_by_role("button", name="Prepare export").click()
