@@ -632,8 +632,8 @@ def retrain(
         info = versions.VersionInfo(
             id=version, parent=parent, created=versions.utc_now(), path=f"versions/{version}",
             status="promoted" if promote else "refused", data_hash=dhash,
-            metrics={name: {"overall": s["overall"], "per_type": s["per_type"]} for name, s in
-                     candidate_metrics.items()},
+            metrics={name: {"overall": s["overall"], "per_type": s["per_type"]} if "overall" in s else s
+                     for name, s in candidate_metrics.items()},
             training_config=training_config,
             gate={"promote": promote, "margin": cfg.margin, "reasons": reasons,
                   "summary": ("promoted" if promote else "refused") + ": " + reasons[0].split(": ", 1)[-1][:80]},
