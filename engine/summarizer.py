@@ -49,8 +49,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "max_sentence_tokens": 80,
     "trainable_layers": 2,
     "encoder_layers": None,
+    "freeze_top_kv": False,
     "features": list(FEATURES),
     "trigram_blocking": True,
+    "max_trigram_overlap": 0.0,
     "default_k": {"ratio": 0.15, "min": 3, "max": 12},
 }
 
@@ -156,15 +158,29 @@ def _extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
-def _layer_at(layer: nn.Module, h: torch.Tensor, ext: torch.Tensor, positions: list[int]) -> torch.Tensor:
+def layer_kv(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of one window ``x`` ``[t, hidden]`` as ``[heads, t, head size]``."""
+    att = layer.attention.self
+    heads, size = att.num_attention_heads, att.attention_head_size
+    k = att.key(x).view(x.shape[0], heads, size).transpose(0, 1)
+    v = att.value(x).view(x.shape[0], heads, size).transpose(0, 1)
+    return k, v
+
+
+def _layer_at(
+    layer: nn.Module,
+    h: torch.Tensor,
+    ext: torch.Tensor,
+    positions: list[int],
+    kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """One BERT layer evaluated only at ``positions`` of a single window ``h`` ``[1, t, hidden]``."""
     att = layer.attention.self
     heads, size = att.num_attention_heads, att.attention_head_size
     x = h[0]
     q_in = x[positions]
     q = att.query(q_in).view(len(positions), heads, size).transpose(0, 1)
-    k = att.key(x).view(x.shape[0], heads, size).transpose(0, 1)
-    v = att.value(x).view(x.shape[0], heads, size).transpose(0, 1)
+    k, v = kv if kv is not None else layer_kv(layer, x)
     scores = q @ k.transpose(1, 2) * size**-0.5 + ext[0]
     probs = att.dropout(torch.softmax(scores, dim=-1))
     ctx = (probs @ v).transpose(0, 1).reshape(len(positions), heads * size)
@@ -182,9 +198,10 @@ class SentenceScorer(nn.Module):
         encoder: A BERT-style ``AutoModel``.
         trainable_layers: How many top transformer layers are trained.
         n_features: Width of the document features.
+        freeze_top_kv: With one trained layer, keep its key and value projections frozen.
     """
 
-    def __init__(self, encoder: nn.Module, trainable_layers: int, n_features: int) -> None:
+    def __init__(self, encoder: nn.Module, trainable_layers: int, n_features: int, freeze_top_kv: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         layers = self.layers
@@ -201,6 +218,12 @@ class SentenceScorer(nn.Module):
         for layer in layers[self.frozen_layers :]:
             for p in layer.parameters():
                 p.requires_grad = True
+        if freeze_top_kv and trainable_layers == 1 and len(layers):
+            # With the top layer's keys/values frozen, training computes them once per note (see
+            # engine.training.summarizer) and each step only runs the [CLS] path: about ten times cheaper on CPU.
+            att = layers[-1].attention.self
+            for p in [*att.key.parameters(), *att.value.parameters()]:
+                p.requires_grad = False
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -224,12 +247,24 @@ class SentenceScorer(nn.Module):
             h = out[0] if isinstance(out, tuple) else out
         return h
 
-    def upper_at(self, h: torch.Tensor, mask: torch.Tensor, positions: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+    def upper_at(
+        self,
+        h: torch.Tensor,
+        mask: torch.Tensor,
+        positions: Sequence[Sequence[int]],
+        kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> list[torch.Tensor]:
         """Trained layers, but the last one only at ``positions`` (the ``[CLS]`` tokens) of each window.
 
         The head reads nothing else, so the top layer's queries, attention output and feed-forward are computed for
         one token per sentence instead of all of them (keys and values still see every token): the same result
         as :meth:`upper` at those positions, several times cheaper.
+
+        Args:
+            h: :meth:`lower`'s output.
+            mask: Attention mask of the windows.
+            positions: Per window, the token positions to compute.
+            kv: Per window, precomputed keys and values of the top layer (training with them frozen).
 
         Returns:
             Per window, ``[len(positions[w]), hidden]``.
@@ -241,7 +276,10 @@ class SentenceScorer(nn.Module):
         for layer in layers[:-1]:
             out = layer(h, ext)
             h = out[0] if isinstance(out, tuple) else out
-        return [_layer_at(layers[-1], h[w : w + 1], ext[w : w + 1], list(p)) for w, p in enumerate(positions)]
+        return [
+            _layer_at(layers[-1], h[w : w + 1], ext[w : w + 1], list(p), None if kv is None else kv[w])
+            for w, p in enumerate(positions)
+        ]
 
     def score(self, cls_states: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Logit per sentence from its ``[CLS]`` state ``[n, hidden]`` and features ``[n, f]``."""
@@ -266,11 +304,21 @@ def trigrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
-def select(scores: Sequence[float], texts: Sequence[str], k: int, trigram_blocking: bool = True) -> list[int]:
+def select(
+    scores: Sequence[float], texts: Sequence[str], k: int, trigram_blocking: bool = True, max_overlap: float = 0.0
+) -> list[int]:
     """Indices of the chosen sentences, most salient first.
 
-    Sentences are taken by descending score; with ``trigram_blocking`` one sharing a trigram with a chosen sentence
-    is skipped while unblocked ones remain (then the skipped ones fill up to ``k``).
+    Sentences are taken by descending score; with ``trigram_blocking`` one repeating chosen trigrams is skipped while
+    unblocked ones remain (then the skipped ones fill up to ``k``).
+
+    Args:
+        scores: Salience per sentence.
+        texts: The sentences.
+        k: How many to choose.
+        trigram_blocking: Redundancy control on or off.
+        max_overlap: Share of a sentence's trigrams that may already be chosen; ``0`` blocks on any shared trigram
+            (classic BERTSum blocking), ``0.5`` only when half of them repeat.
     """
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     k = min(k, len(order))
@@ -283,7 +331,8 @@ def select(scores: Sequence[float], texts: Sequence[str], k: int, trigram_blocki
         if len(chosen) >= k:
             break
         grams = trigrams(texts[i])
-        if grams & seen:
+        shared = len(grams & seen)
+        if shared and shared > max_overlap * len(grams):
             skipped.append(i)
             continue
         chosen.append(i)
@@ -320,7 +369,12 @@ def build_scorer(config: dict[str, Any]) -> tuple[Any, SentenceScorer]:
         encoder.config.num_hidden_layers = int(keep)
     if int(getattr(encoder.config, "type_vocab_size", 1)) < 2:
         raise EngineError(ErrorCode.MODEL_INVALID, f"backbone {backbone} has no segment (token type) embeddings")
-    model = SentenceScorer(encoder, int(config["trainable_layers"]), len(config.get("features", FEATURES)))
+    model = SentenceScorer(
+        encoder,
+        int(config["trainable_layers"]),
+        len(config.get("features", FEATURES)),
+        freeze_top_kv=bool(config.get("freeze_top_kv", False)),
+    )
     return tokenizer, model
 
 
@@ -371,7 +425,13 @@ class Summarizer:
         if k == 0:
             return []
         logits = self.score_sentences(texts)
-        chosen = select(logits, texts, k, bool(self.config.get("trigram_blocking", True)))
+        chosen = select(
+            logits,
+            texts,
+            k,
+            bool(self.config.get("trigram_blocking", True)),
+            float(self.config.get("max_trigram_overlap", 0.0)),
+        )
         out = [
             SummarySentence(
                 start=spans[i][0],

@@ -85,10 +85,10 @@ def test_long_note_is_encoded_in_windows_and_late_sentences_can_be_chosen(summar
         "Echocardiogram showed a new severe mitral regurgitation with a flail posterior leaflet.",
         "Cardiothoracic surgery was consulted for urgent mitral valve repair.",
     ]
-    note = filler * 120 + " ".join(late)
+    note = filler * 200 + " ".join(late)
     sentences = [note[s:e] for s, e in split_sentences(note)]
     enc = encode_sentences(summarizer.tokenizer, sentences, summarizer.max_length, 80)
-    assert len(enc.windows) > 5  # far beyond one 512-token window
+    assert len(enc.windows) >= 5  # far beyond one 512-token window
     assert sorted(i for w in enc.windows for i in w[3]) == list(range(len(sentences)))
     logits = summarizer.score_sentences(sentences)
     assert len(logits) == len(sentences) and all(math.isfinite(x) for x in logits)
@@ -97,7 +97,7 @@ def test_long_note_is_encoded_in_windows_and_late_sentences_can_be_chosen(summar
     chosen = summarizer.summarize(note, 3)
     texts = {s.text for s in chosen}
     assert set(late) <= texts
-    assert max(s.start for s in chosen) > len(filler) * 100
+    assert max(s.start for s in chosen) > len(filler) * 190
 
 
 def test_trigram_blocking_skips_redundant_sentences() -> None:
@@ -105,6 +105,10 @@ def test_trigram_blocking_skips_redundant_sentences() -> None:
     assert select([3.0, 2.0, 1.0], texts, 2, trigram_blocking=True) == [0, 2]
     assert select([3.0, 2.0, 1.0], texts, 2, trigram_blocking=False) == [0, 1]
     assert select([3.0, 2.0, 1.0], texts, 3, trigram_blocking=True) == [0, 2, 1]
+    # A tolerance lets a sentence through when only a small share of its trigrams repeats.
+    texts = ["we studied the effect of drug a", "the effect of drug b on blood pressure in older adults", "x y z"]
+    assert select([3.0, 2.0, 1.0], texts, 2, max_overlap=0.0) == [0, 2]
+    assert select([3.0, 2.0, 1.0], texts, 2, max_overlap=0.3) == [0, 1]
 
 
 def test_cli_summarize_sentences_2() -> None:

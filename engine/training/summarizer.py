@@ -42,6 +42,7 @@ from engine.summarizer import (
     SentenceScorer,
     build_scorer,
     encode_sentences,
+    layer_kv,
     pad_windows,
     select,
     sentence_features,
@@ -186,6 +187,8 @@ class Cached:
     mask: torch.Tensor
     features: torch.Tensor
     labels: torch.Tensor
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    """Top layer keys/values per window, when they are frozen."""
 
 
 def cache_examples(
@@ -245,7 +248,7 @@ def cache_key(ex: Example, config: dict[str, Any], frozen_layers: int) -> str:
 
 def logits_for(model: SentenceScorer, item: Cached) -> torch.Tensor:
     """Sentence logits from cached lower states (gradients flow through the upper layers and head)."""
-    cls_states = torch.cat(model.upper_at(item.lower, item.mask, [w[2] for w in item.enc.windows]))
+    cls_states = torch.cat(model.upper_at(item.lower, item.mask, [w[2] for w in item.enc.windows], item.kv))
     return model.score(cls_states, item.features)
 
 
@@ -276,6 +279,7 @@ def train(
     extra_examples: Sequence[tuple[str, Sequence[Any]]] = (),
     backbone: str = PACKAGED_BACKBONE,
     trainable_layers: int = 2,
+    freeze_top_kv: bool = False,
     encoder_layers: int | None = None,
     epochs: int = 6,
     lr: float = 5e-5,
@@ -301,6 +305,8 @@ def train(
         extra_examples: ``(text, labels)`` pairs, labels as in :func:`labelled_example` (kept/dropped sentences).
         backbone: ``all-MiniLM-L6-v2`` or a local encoder folder.
         trainable_layers: Top encoder layers trained (the rest and the embeddings stay frozen).
+        freeze_top_kv: With one trained layer, keep its key/value projections frozen so that they are computed once
+            per note and each step runs only the ``[CLS]`` path (much cheaper on CPU).
         encoder_layers: Keep only the first N encoder layers (a faster, shallower scorer); ``None`` keeps all.
         epochs: Passes over the training notes.
         lr: Learning rate of the trained encoder layers.
@@ -328,6 +334,7 @@ def train(
         "backbone": backbone,
         "trainable_layers": trainable_layers,
         "encoder_layers": encoder_layers,
+        "freeze_top_kv": freeze_top_kv,
         "max_length": max_length,
         "max_sentence_tokens": max_sentence_tokens,
         "features": list(FEATURES),
@@ -336,7 +343,8 @@ def train(
         from engine.summarizer import read_config
 
         init_config = read_config(Path(init_dir))
-        for key in ("backbone", "trainable_layers", "encoder_layers", "max_length", "max_sentence_tokens"):
+        keys = ("backbone", "trainable_layers", "encoder_layers", "freeze_top_kv", "max_length", "max_sentence_tokens")
+        for key in keys:
             config[key] = init_config[key]
     tokenizer, model = build_scorer(config)
     if init_dir is not None:
@@ -355,6 +363,11 @@ def train(
         known = len(store)
     train_items = cache_examples(model, tokenizer, all_train, config, dev, "encoding train", store)
     dev_items = cache_examples(model, tokenizer, dev_examples, config, dev, "encoding dev", store)
+    if config["freeze_top_kv"] and model.frozen_layers == len(model.layers) - 1:
+        top = model.layers[-1]
+        with torch.no_grad():
+            for item in tqdm([*train_items, *dev_items], desc="top keys/values", file=sys.stderr, leave=False):
+                item.kv = [layer_kv(top, item.lower[w]) for w in range(item.lower.shape[0])]
     if store is not None and len(store) > known:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(store, cache_path)
@@ -446,16 +459,18 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"| {h['epoch']} | {h['loss']:.4f} | {h.get('dev_rouge1', float('nan')):.4f} |" for h in metrics["history"]
     )
     layers = config.get("encoder_layers") or "all"
+    kv = " (all but its key/value projections)" if config.get("freeze_top_kv") else ""
     return f"""# Extractive summariser {config["version"]}
 
 BERTSum-style sentence scorer for `python -m engine summarize`: a `[CLS]` marker before every sentence, interval
 segment embeddings (token type 0/1 alternating per sentence), and a linear head on each sentence's `[CLS]` state plus
 document features ({", ".join(config.get("features", []))}). Long notes are packed into windows of
 {config["max_length"]} tokens (whole sentences, at most {config["max_sentence_tokens"]} word pieces each), so every
-sentence is scored. Selection: top K by score with trigram blocking, output in note order with ranks.
+sentence is scored. Selection: top K by score with trigram blocking (a sentence is skipped when more than
+{config.get("max_trigram_overlap", 0.0):.0%} of its trigrams were already chosen), output in note order with ranks.
 
 - Backbone: `{config["backbone"]}` (encoder layers used: {layers}); embeddings and lower layers frozen; the top
-  {config["trainable_layers"]} layer(s) and the head trained and stored in fp16 (`{WEIGHTS_FILE}`,
+  {config["trainable_layers"]} layer(s){kv} and the head trained and stored in fp16 (`{WEIGHTS_FILE}`,
   {metrics["weights_bytes"] / 1e6:.1f} MB: only trained parameters, applied on top of the backbone at load time).
 - Labels: {tc.get("labels", "")}; loss: {tc.get("loss", "")}.
 - Training: {tc.get("train_notes")} notes (+{tc.get("extra_examples", 0)} extra labelled notes), {
@@ -497,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", default=str(DEFAULT_MODEL_DIR / "summarizer"), help="model folder to write")
     parser.add_argument("--backbone", default=PACKAGED_BACKBONE, help="all-MiniLM-L6-v2 or a local encoder folder")
     parser.add_argument("--trainable-layers", type=int, default=2)
+    parser.add_argument("--freeze-top-kv", action="store_true", help="train the top layer but its keys/values")
     parser.add_argument("--encoder-layers", type=int, default=None, help="keep only the first N encoder layers")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=5e-5)
@@ -532,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev_examples=dev_ex,
         backbone=args.backbone,
         trainable_layers=args.trainable_layers,
+        freeze_top_kv=args.freeze_top_kv,
         encoder_layers=args.encoder_layers,
         epochs=args.epochs,
         lr=args.lr,
