@@ -171,18 +171,21 @@ class RetrainReport:
             f"{d.get('feedback_test_notes', 0)} in the frozen test split), {d.get('base_train_docs', 0)} base "
             f"training documents, {d.get('base_dev_docs', 0)} base dev documents; {d.get('train_docs', 0)} distinct "
             "training notes after de-duplication by note hash.",
-            "Decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(d.get("decisions", {}).items())),
+            "Decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(d.get("decisions", {}).items())) or "none"),
+            f"Summary labels: {d.get('sentence_notes_train', 0)} reviewed summaries trained on, "
+            f"{d.get('sentence_notes_test', 0)} in the frozen test split.",
             "Stages: " + ", ".join(f"{k} {v}" for k, v in self.stages.items()),
             "",
             f"Gate: on every held-out set, the candidate's strict F1 must be at least the active model's minus "
-            f"{self.margin:.3f}, overall and for each type with at least {self.min_support} gold spans.",
+            f"{self.margin:.3f}, overall and for each type with at least {self.min_support} gold spans (support: gold "
+            "spans, or kept/dropped sentence pairs for the summarizer).",
             "",
-            f"{'set':<16}{'metric':<16}{'active':>8}{'candidate':>11}{'delta':>9}{'gold':>7}  result",
+            f"{'set':<16}{'metric':<16}{'active':>8}{'candidate':>11}{'delta':>9}{'support':>8}  result",
         ]
         for c in self.checks:
             result = ("ok" if c.passed else "WORSE") if c.gated else "not gated (support)"
             lines.append(
-                f"{c.eval_set:<16}{c.metric:<16}{c.active:>8.4f}{c.candidate:>11.4f}{c.delta:>+9.4f}{c.support:>7}  "
+                f"{c.eval_set:<16}{c.metric:<16}{c.active:>8.4f}{c.candidate:>11.4f}{c.delta:>+9.4f}{c.support:>8}  "
                 f"{result}"
             )
         lines += ["", "Decision:"] + [f"- {r}" for r in self.reasons] + [""]
