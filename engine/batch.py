@@ -1004,5 +1004,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    except Exception as exc:
+        if not args.ray:
+            raise
+        # A Ray failure (actor could not start, cluster lost) arrives wrapped; what was written so far stays, and
+        # running the same command again resumes after it.
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"error: the Ray pipeline failed: {first}\n")
+        sys.stderr.write("(results written so far are kept; run the same command again to resume)\n")
+        return 1
     sys.stderr.write(stats.line() + (f"; failures listed in {errors_path(output)}" if stats.failed else "") + "\n")
     return 2 if stats.failed else 0
