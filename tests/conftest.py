@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 SHARED_DATA = Path(os.environ.get("CLINICAL_DATA_DIR", REPO.parent / "shared" / "data"))
+
+# Tests run on the committed default models: a retrained version activated on a developer's machine must not leak
+# in (load_pipeline follows the registry's active version). Subprocesses inherit this too.
+os.environ["CLINICAL_NLP_REGISTRY_DIR"] = tempfile.mkdtemp(prefix="clinical-nlp-test-registry-")
 
 
 @pytest.fixture(scope="session")
