@@ -31,3 +31,22 @@ def pipeline():
     from engine import load_pipeline
 
     return load_pipeline(device="cpu")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, migrated feedback store: a real SQLite file, or a new database on a throwaway PostgreSQL server
+    (skipped with the reason when PostgreSQL cannot be started here)."""
+    from db.session import dispose_engines, init_db
+    from db.testing import postgres_server
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    else:
+        server, reason = postgres_server()
+        if server is None:
+            pytest.skip(f"PostgreSQL variant skipped: {reason}")
+        url = server.create_database()
+    init_db(url)
+    yield url
+    dispose_engines()

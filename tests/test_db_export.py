@@ -32,7 +32,7 @@ from db.export import (
 )
 from db.models import Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import NOTE_TEXT, postgres_server, sample_result, seed_analyses, seed_bulk_sqlite
+from db.testing import NOTE_TEXT, sample_result, seed_analyses, seed_bulk_sqlite
 
 REPO = Path(__file__).resolve().parent.parent
 UNICODE_NOTE = (
@@ -40,20 +40,6 @@ UNICODE_NOTE = (
     "Dx: type 2\ndiabetes mellitus, on metformin 500 mg.\r\nNo rash."
 )
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh, migrated database: a SQLite file, or a new database on the throwaway PostgreSQL server."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    else:
-        server, reason = postgres_server()
-        if server is None:
-            pytest.skip(f"PostgreSQL variant skipped: {reason}")
-        url = server.create_database()
-    init_db(url)
-    yield url
-    dispose_engines()
 
 
 def _entity(text: str, phrase: str, label: str, codes=()) -> dict:

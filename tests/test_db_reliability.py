@@ -16,30 +16,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from db.models import AuditLog, Decision
-from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import postgres_server, record_many, seed_analyses
+from db.session import dispose_engines, get_engine, session_scope
+from db.testing import record_many, seed_analyses
 
 REPO = Path(__file__).resolve().parent.parent
 PER_WRITER = 25
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh, migrated database: a SQLite file, or a new database on the throwaway PostgreSQL server."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    else:
-        server, reason = postgres_server()
-        if server is None:
-            pytest.skip(f"PostgreSQL variant skipped: {reason}")
-        url = server.create_database()
-    init_db(url)
-    yield url
-    dispose_engines()
 
 
 def _check_integrity(url: str) -> tuple[list[str], Counter[int]]:

@@ -18,22 +18,7 @@ from db import repository as repo
 from db.errors import FeedbackCode, FeedbackError
 from db.models import AuditLog, Base, Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import NOTE_TEXT, init_only, postgres_server, sample_result
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh, migrated database: a SQLite file, or a new database on the throwaway PostgreSQL server."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
-    else:
-        server, reason = postgres_server()
-        if server is None:
-            pytest.skip(f"PostgreSQL variant skipped: {reason}")
-        url = server.create_database()
-    init_db(url)
-    yield url
-    dispose_engines()
+from db.testing import NOTE_TEXT, init_only, sample_result
 
 
 def _seed(url: str, text_: str = NOTE_TEXT):
