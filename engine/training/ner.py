@@ -181,6 +181,33 @@ def _freeze_word_embeddings(model: torch.nn.Module) -> None:
     model.get_input_embeddings().weight.requires_grad_(False)
 
 
+def train_step(
+    model: torch.nn.Module,
+    batch: list[tuple],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: torch.nn.Module,
+    device: torch.device,
+    special_ids: tuple[int, int, int],
+) -> float:
+    """One optimisation step on a batch of windows (shared by training and retraining); returns the loss.
+
+    Args:
+        special_ids: The tokenizer's ``(cls, sep, pad)`` token ids used to collate the windows.
+    """
+    tensors = {k: v.to(device) for k, v in collate(batch, *special_ids).items()}
+    with autocast(device):
+        logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits
+    # The loss in fp32 whatever autocast chose for the logits: bf16 cross-entropy is too coarse for small losses.
+    loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), tensors["labels"].reshape(-1))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
+
+
 def _run_epochs(
     model: torch.nn.Module,
     examples: list[tuple],
@@ -227,16 +254,7 @@ def _run_epochs(
         bar = tqdm(batches(examples, cfg.batch_size, rng), desc=f"{phase} epoch {epoch}/{epochs}", file=sys.stderr,
                    leave=False)
         for batch in bar:
-            tensors = {k: v.to(device) for k, v in collate(batch, cls_id, sep_id, pad_id).items()}
-            with autocast(device):
-                logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits
-            loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), tensors["labels"].reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(train_step(model, batch, optimizer, scheduler, loss_fn, device, (cls_id, sep_id, pad_id)))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         record: dict[str, Any] = {"phase": phase, "epoch": epoch, "loss": round(float(np.mean(losses)), 4)}
         if dev_docs:

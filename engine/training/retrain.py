@@ -270,9 +270,9 @@ def fine_tune_ner(
     import numpy as np
     import torch
 
-    from engine.backbone import autocast, load_delta, load_tokenizer, resolve_backbone, resolve_device, save_delta
+    from engine.backbone import load_delta, load_tokenizer, resolve_backbone, resolve_device, save_delta
     from engine.ner import WEIGHTS_FILE, build_model, read_config
-    from engine.training.ner import batches, collate, make_examples
+    from engine.training.ner import batches, make_examples, train_step
 
     started = time.monotonic()
     random.seed(cfg.seed)
@@ -311,17 +311,8 @@ def fine_tune_ner(
         model.train()
         losses = []
         for batch in batches(examples, cfg.batch_size, rng):
-            tensors = {k: v.to(device) for k, v in collate(batch, cls_id, sep_id, pad_id).items()}
-            with autocast(device):
-                logits = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]).logits
-            loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), tensors["labels"].reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            losses.append(train_step(model, batch, optimizer, scheduler, loss_fn, device, (cls_id, sep_id, pad_id)))
             step += 1
-            losses.append(float(loss.detach()))
             if progress:
                 progress(step / total, f"NER epoch {epoch}/{cfg.epochs}, step {step}/{total}, loss {losses[-1]:.3f}")
         history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4)})
