@@ -121,8 +121,8 @@ def main() -> None:
 
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
     variants: list[tuple[str, torch.nn.Module, object]] = [
-        ("fp32 weights + bf16 autocast (engine)", model, lambda: torch.autocast(device, dtype=torch.bfloat16)),
-        ("bf16 weights", bf16, contextlib.nullcontext),
+        ("fp32 weights + bf16 autocast", model, lambda: torch.autocast(device, dtype=torch.bfloat16)),
+        ("bf16 weights (the engine on CUDA)", bf16, contextlib.nullcontext),
     ]
     runs = [(int(b), name, net, ctx) for b in args.batches.split(",") if b for name, net, ctx in variants]
     results: list[dict] = []
