@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import EngineError, ErrorCode
+from engine.rules import rule_rows
 from engine.settings import Settings
 from engine.types import TRAITS, Judgement, Section, sort_traits
 
@@ -95,15 +96,8 @@ def read_triggers(path: Path) -> list[tuple[list[str], Rule]]:
     Raises:
         EngineError: ``MODEL_NOT_FOUND`` for a missing file, ``MODEL_INVALID`` for a malformed line.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"assertion rule file {path} cannot be read ({exc})") from exc
     rules: list[tuple[list[str], Rule]] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split("\t")
+    for lineno, parts in rule_rows(path, what="assertion rule file"):
         where = f"{path.name}:{lineno}"
         if len(parts) != 4:
             raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: expected phrase<TAB>category<TAB>direction<TAB>scope")
@@ -129,15 +123,9 @@ def read_triggers(path: Path) -> list[tuple[list[str], Rule]]:
 
 def read_section_traits(path: Path) -> dict[str, str]:
     """Read ``section name -> trait`` from a section trait file."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"assertion rule file {path} cannot be read ({exc})") from exc
     out: dict[str, str] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = [p.strip() for p in line.split("\t")]
+    for lineno, fields in rule_rows(path, what="assertion rule file"):
+        parts = [p.strip() for p in fields]
         if len(parts) != 2 or parts[1] not in TRAITS:
             raise EngineError(ErrorCode.MODEL_INVALID, f"{path.name}:{lineno}: expected section<TAB>trait")
         out[parts[0].lower()] = parts[1]

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import icd_index as ix
+from engine.rules import rule_rows
 from engine.settings import Settings
 from engine.types import Code
 
@@ -213,15 +214,7 @@ class IcdLinker:
 
     def _history_rows(self, settings: Settings) -> list[tuple[str, str, str]]:
         path = settings.rules_dir / "icd_history.tsv"
-        rows = []
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if not line.strip() or line.startswith("#"):
-                    continue
-                parts = line.split("\t")
-                if len(parts) >= 3:
-                    rows.append((parts[0], parts[1], parts[2]))
-        return rows
+        return [(p[0], p[1], p[2]) for _, p in rule_rows(path, required=False) if len(p) >= 3]
 
     def _terms_of(self, ci: int) -> list[str]:
         # "Conditions classifiable to ..." notes carry no words worth indexing; the index keeps them apart.

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import EngineError, ErrorCode
+from engine.rules import rule_rows
 from engine.settings import Settings
 
 INDEX_FORMAT = 7
@@ -240,13 +241,8 @@ def _segment_tokens(lowered: str) -> tuple[tuple[str, int], ...]:
 
 def read_rules(path: Path) -> list[tuple[str, str]]:
     """``term<TAB>target`` lines of a rules file (comments and blank lines skipped)."""
-    if not path.is_file():
-        return []
     rows: list[tuple[str, str]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split("\t")
+    for _, parts in rule_rows(path, required=False):
         if len(parts) >= 2 and parts[0].strip() and parts[1].strip():
             rows.append((parts[0].strip(), parts[1].strip()))
     return rows

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError, ErrorCode
+from engine.rules import rule_rows
 from engine.settings import Settings
 from engine.types import Section
 
@@ -33,15 +34,8 @@ def read_headers(path: Path) -> dict[str, str]:
     Raises:
         EngineError: ``MODEL_NOT_FOUND`` when the file is missing, ``MODEL_INVALID`` for a malformed line.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"section header file {path} cannot be read ({exc})") from exc
     headers: dict[str, str] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split("\t")
+    for lineno, parts in rule_rows(path, what="section header file"):
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
             raise EngineError(ErrorCode.MODEL_INVALID, f"{path}:{lineno}: expected 'header<TAB>canonical'")
         headers[" ".join(parts[0].lower().split())] = parts[1].strip().lower()
