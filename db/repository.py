@@ -122,6 +122,14 @@ def _audit(
     return row
 
 
+def _add_decision(session: Session, row: Decision, suggestion: Suggestion) -> None:
+    """Write a decision and its audit row in the caller's transaction (both or neither reach the database)."""
+    session.add(row)
+    session.flush()  # the audit row names the decision's id
+    _audit(session, "decision", row.id, row.reviewer, _decision_payload(row, suggestion), row.created_at)
+    session.flush()
+
+
 # ---------------------------------------------------------------------------------------------------- notes, analyses
 
 
@@ -363,10 +371,7 @@ def record_decision(
         created_at=utcnow(),
         **fields,
     )
-    session.add(row)
-    session.flush()
-    _audit(session, "decision", row.id, reviewer, _decision_payload(row, suggestion), row.created_at)
-    session.flush()
+    _add_decision(session, row, suggestion)
     return row
 
 
@@ -443,10 +448,7 @@ def add_missed_entity(
         model_version=analysis.ner_version,
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    _audit(session, "decision", row.id, reviewer, _decision_payload(row, suggestion), row.created_at)
-    session.flush()
+    _add_decision(session, row, suggestion)
     return suggestion
 
 
