@@ -1,6 +1,7 @@
 """Assertion evaluation: our ConText rules side by side with medspaCy's default ConText and negspacy.
 
 ``python -m engine evaluate assertion [--data DIR] [--limit N] [--part all|tune|check] [--json OUT]``
+``python -m engine evaluate assertion --jsonl FILE [--jsonl FILE2 ...] [--errors N]``
 
 Gold spans come from the shared BRAT corpora, and every system judges exactly those spans in their documents:
 
@@ -16,6 +17,12 @@ an eligibility exception cue (:data:`EXCEPTION_CUES`); and on MACCROBAT ``uncert
 ``possible`` or ``hypothetical`` (medspaCy: ``is_uncertain`` or ``is_hypothetical``; negspacy has no such trait).
 ``sentences`` (no shared data needed) scores the five traits, as the one-word assertion, on the project's
 hand-written test sentences: in-sample for our rules (they were written with them), a check for the others.
+``--jsonl FILE`` scores a file of span judgments written like the ``assert`` verb's input plus gold, one JSON object
+a line: ``{"id", "text", "start", "end", "assertion", "traits"}`` (for example the clinical-note style
+``tests/fixtures/assertion/clinical_blind.jsonl``). Our stage judges each line through
+:meth:`engine.pipeline.Pipeline.assert_span`, the ``assert`` verb's own code path (section detection, then one
+span); medSpaCy and negspacy judge the same span in the same text. Each of the five traits is scored on its own
+(a span can carry several), plus ``assertion``: accuracy and macro F1 of the contract's one-word assertion.
 ``--part tune`` / ``check`` take the even / odd documents in sorted order: the rules were tuned looking only at
 errors on the ``tune`` half, so ``check`` is the fairer figure for unseen text.
 """
@@ -41,6 +48,9 @@ MACCROBAT_TYPES = frozenset(
 CHIA_TYPES = frozenset({"Condition", "Drug", "Procedure", "Measurement", "Observation", "Device"})
 UNCERTAIN_VALUES = frozenset({"UNCERTAIN", "MAYBE_POS", "MAYBE_NEG"})
 DATASETS = ("maccrobat", "chia", "sentences")
+JSONL_PREFIX = "jsonl:"
+"""Dataset names of ``--jsonl`` files are this prefix and the file path."""
+ASSERTIONS = ("present", "negated", "family", "hypothetical", "possible", "historical")
 SENTENCES_FILE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "assertion" / "sentences.tsv"
 """The project's hand-written test sentences (one span each, with its expected one-word assertion)."""
 SYSTEMS = ("ours", "medspacy", "negspacy")
@@ -48,6 +58,7 @@ EVAL_TRAITS = {
     "maccrobat": ("negated", "uncertain"),
     "chia": ("negated", "negated-clin"),
     "sentences": ("negated", "family", "hypothetical", "possible", "historical"),
+    "jsonl": ("negated", "family", "hypothetical", "possible", "historical", "assertion"),
 }
 EXCEPTION_CUES = frozenset(
     {
@@ -191,6 +202,34 @@ def read_sentences(path: Path) -> list[GoldDoc]:
     return docs
 
 
+def read_jsonl(path: Path) -> list[GoldDoc]:
+    """Span judgments, one JSON object a line: ``{"id", "text", "start", "end", "traits"}`` (``assertion`` is
+    derived from ``traits`` by the contract and checked when given). Each line is its own document, as the
+    ``assert`` verb sees it.
+
+    Raises:
+        EngineError: ``BAD_INPUT`` naming the line when a line is not such an object or its span does not fit.
+    """
+    docs: list[GoldDoc] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, start, end = row["text"], row["start"], row["end"]
+            gold = set(row.get("traits", []))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EngineError(ErrorCode.BAD_INPUT, f"{path}:{lineno}: not a span judgment ({exc})") from exc
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            raise EngineError(ErrorCode.BAD_INPUT, f"{path}:{lineno}: span [{start}, {end}) does not fit the text")
+        if gold - set(TRAITS):
+            raise EngineError(ErrorCode.BAD_INPUT, f"{path}:{lineno}: unknown traits {sorted(gold - set(TRAITS))}")
+        if "assertion" in row and row["assertion"] != assertion_from_traits(sort_traits(gold)):
+            raise EngineError(ErrorCode.BAD_INPUT, f"{path}:{lineno}: assertion does not follow from traits")
+        docs.append(GoldDoc(str(row.get("id", f"line {lineno}")), text, [GoldItem(start, end, gold)]))
+    return docs
+
+
 def select(docs: list[GoldDoc], part: str, limit: int | None) -> list[GoldDoc]:
     """The ``tune`` (even) or ``check`` (odd) half, or all, then the first ``limit`` documents."""
     if part == "tune":
@@ -220,6 +259,18 @@ def ours(settings: Settings) -> Judge:
                 traits.add("uncertain")
             out.append(traits)
         return out
+
+    return judge
+
+
+def ours_verb(settings: Settings) -> Judge:
+    """Our stage through :meth:`engine.pipeline.Pipeline.assert_span`, exactly as the ``assert`` verb runs it."""
+    from engine.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+
+    def judge(doc: GoldDoc) -> list[set[str]]:
+        return [set(pipeline.assert_span(doc.text, i.start, i.end, doc.id)["traits"]) for i in doc.items]
 
     return judge
 
@@ -339,6 +390,37 @@ def score(
     }
 
 
+def score_assertion(gold: list[set[str]], pred: list[set[str]]) -> dict[str, float | int]:
+    """Accuracy and macro F1 (over the assertions present in gold) of the contract's one-word assertion."""
+    g = [assertion_from_traits(sort_traits(x & set(TRAITS))) for x in gold]
+    p = [assertion_from_traits(sort_traits(x & set(TRAITS))) for x in pred]
+    f1s = []
+    for label in ASSERTIONS:
+        if label not in g:
+            continue
+        tp = sum(a == label and b == label for a, b in zip(g, p, strict=True))
+        fp = sum(a != label and b == label for a, b in zip(g, p, strict=True))
+        fn = sum(a == label and b != label for a, b in zip(g, p, strict=True))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    correct = sum(a == b for a, b in zip(g, p, strict=True))
+    n = len(g)
+    return {
+        "accuracy": round(correct / n, 4) if n else 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": round(sum(f1s) / len(f1s), 4) if f1s else 0.0,
+        "tp": correct,
+        "fp": n - correct,
+        "fn": n - correct,
+        "gold": n,
+        "n": n,
+    }
+
+
+def _kind(dataset: str) -> str:
+    return "jsonl" if dataset.startswith(JSONL_PREFIX) else dataset
+
+
 def evaluate(
     data_dir: Path,
     datasets: Sequence[str] = DATASETS,
@@ -362,19 +444,26 @@ def evaluate(
         "negspacy": negspacy_default,
     }
     judges = {name: builders[name]() for name in systems}
+    verb_judge = ours_verb(settings) if "ours" in systems else None
     report: dict[str, Any] = {}
     for dataset in datasets:
-        folder = SENTENCES_FILE if dataset == "sentences" else Path(data_dir) / dataset
+        kind = _kind(dataset)
+        if kind == "jsonl":
+            folder = Path(dataset[len(JSONL_PREFIX) :])
+        else:
+            folder = SENTENCES_FILE if dataset == "sentences" else Path(data_dir) / dataset
         if not folder.exists():
             raise EngineError(ErrorCode.DATA_NOT_FOUND, f"no {dataset} data at {folder}")
-        reader = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences}[dataset]
-        docs = select(reader(folder), part, limit)
+        readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl}
+        docs = select(readers[kind](folder), part, limit)
         if not docs:
             raise EngineError(ErrorCode.DATA_NOT_FOUND, f"no annotated documents in {folder}")
         gold = [item.gold for doc in docs for item in doc.items]
         clinical = [not item.exception_cue for doc in docs for item in doc.items]
         entry: dict[str, Any] = {"documents": len(docs), "spans": len(gold), "systems": {}, "errors": []}
         for name, judge in judges.items():
+            if kind == "jsonl" and name == "ours" and verb_judge is not None:
+                judge = verb_judge
             t0 = time.perf_counter()
             preds: list[set[str]] = []
             for doc in tqdm(docs, desc=f"{dataset}/{name}", file=sys.stderr, leave=False):
@@ -382,26 +471,31 @@ def evaluate(
             if dataset == "sentences":  # scored like the contract's one-word assertion
                 preds = [{assertion_from_traits(sort_traits(p & set(TRAITS)))} for p in preds]
             seconds = time.perf_counter() - t0
-            traits = [t for t in EVAL_TRAITS[dataset] if name != "negspacy" or t.startswith("negated")]
+            traits = [t for t in EVAL_TRAITS[kind] if name != "negspacy" or t.startswith("negated")]
             entry["systems"][name] = {
-                t: score(gold, preds, "negated", clinical) if t == "negated-clin" else score(gold, preds, t)
+                t: score(gold, preds, "negated", clinical) if t == "negated-clin"
+                else score_assertion(gold, preds) if t == "assertion"
+                else score(gold, preds, t)
                 for t in traits
             }
             entry["systems"][name]["seconds"] = round(seconds, 2)
             if name == "ours" and errors:
-                entry["errors"] = _errors(docs, preds, errors)
+                checked = [t for t in EVAL_TRAITS[kind] if t in TRAITS or t == "uncertain"]
+                entry["errors"] = _errors(docs, preds, errors, checked)
         report[dataset] = entry
     return report
 
 
-def _errors(docs: list[GoldDoc], preds: list[set[str]], limit: int) -> list[str]:
+def _errors(
+    docs: list[GoldDoc], preds: list[set[str]], limit: int, traits: Sequence[str] = ("negated", "uncertain")
+) -> list[str]:
     out: list[str] = []
     k = 0
     for doc in docs:
         for item in doc.items:
             pred = preds[k]
             k += 1
-            for trait in ("negated", "uncertain"):
+            for trait in traits:
                 if (trait in item.gold) != (trait in pred) and len(out) < limit:
                     kind = "FN" if trait in item.gold else "FP"
                     left = doc.text[max(0, item.start - 90) : item.start].split("\n")[-1]
@@ -416,14 +510,16 @@ def format_table(report: dict[str, Any]) -> str:
     for dataset, entry in report.items():
         lines.append(f"\n{dataset}: {entry['documents']} documents, {entry['spans']} spans judged")
         lines.append(f"{'trait':<12} {'system':<10} {'acc':>7} {'prec':>7} {'rec':>7} {'F1':>7} {'gold':>6} {'sec':>7}")
-        traits = EVAL_TRAITS[dataset]
+        traits = EVAL_TRAITS[_kind(dataset)]
         for trait in traits:
             for system, scores in entry["systems"].items():
                 if trait not in scores:
                     continue
                 s = scores[trait]
+                # the one-word assertion has accuracy and macro F1 only
+                pr = f"{'-':>7} {'-':>7}" if trait == "assertion" else f"{s['precision']:>7.4f} {s['recall']:>7.4f}"
                 lines.append(
-                    f"{trait:<12} {system:<10} {s['accuracy']:>7.4f} {s['precision']:>7.4f} {s['recall']:>7.4f} "
+                    f"{trait:<12} {system:<10} {s['accuracy']:>7.4f} {pr} "
                     f"{s['f1']:>7.4f} {s['gold']:>6} {scores['seconds']:>7.2f}"
                 )
         for error in entry.get("errors", []):
@@ -436,17 +532,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine evaluate assertion", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="shared data folder (default: Settings().data_dir)")
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: maccrobat,chia,sentences")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated: maccrobat,chia,sentences (default: all three, or none with --jsonl)")
+    parser.add_argument("--jsonl", type=Path, action="append", default=[],
+                        help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: ours,medspacy,negspacy")
     parser.add_argument("--part", choices=["all", "tune", "check"], default="all", help="even/odd document halves")
     parser.add_argument("--errors", type=int, default=0, help="print N of our errors per dataset")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
     args = parser.parse_args(list(argv or []))
+    if args.datasets is None:
+        args.datasets = "" if args.jsonl else ",".join(DATASETS)
     datasets = [d for d in args.datasets.split(",") if d]
     systems = [s for s in args.systems.split(",") if s]
     unknown = [d for d in datasets if d not in DATASETS] + [s for s in systems if s not in SYSTEMS]
     if unknown:
         parser.error(f"unknown dataset or system: {', '.join(unknown)}")
+    for path in args.jsonl:
+        if not path.is_file():
+            parser.error(f"no such file: {path}")
+    datasets += [f"{JSONL_PREFIX}{path}" for path in args.jsonl]
     settings = Settings()
     report = evaluate(args.data or settings.data_dir, datasets, systems, args.limit, args.part, settings, args.errors)
     sys.stdout.write(format_table(report))
