@@ -274,13 +274,19 @@ class AssertionStage:
         wb = sentence.words_before
         found: dict[str, tuple[int, int, int]] = {}
         for match in sentence.triggers:
-            if match.start < te and match.end > ts:
-                continue  # a trigger inside the span (an entity such as "no-reflow") does not modify it
+            # A trigger that starts before the span but runs into it ("No acute" of "No [acute fracture]", where
+            # "no acute" is one rule) modifies it as if right before it; one starting inside the span (an entity
+            # such as "no-reflow") does not.
+            runs_in = match.start < ts < match.end
+            if match.start < te and match.end > ts and not runs_in:
+                continue
             rule = match.rule
             trait = rule.traits[0]
             stops = sentence.terminators[trait]
             distance = -1
-            if match.end <= ts and rule.direction in {"forward", "bidirectional"}:
+            if runs_in and rule.direction in {"forward", "bidirectional"}:
+                distance = 0
+            elif match.end <= ts and rule.direction in {"forward", "bidirectional"}:
                 # A terminator between the trigger and the span ends the scope before the span.
                 k = bisect.bisect_left(stops, match.end)
                 if k < len(stops) and stops[k] < ts:
@@ -343,6 +349,10 @@ class AssertionStage:
                     if trait and trait not in triggers and start >= h_end:
                         triggers[trait] = text[h_start:h_end].rstrip(" :\t\r\n,")
                     break
+            if "family" in triggers:
+                # A relative's "history of", "at age 45" or "was diagnosed with" dates the relative's condition;
+                # the historical trait is about the patient's own past.
+                triggers.pop("historical", None)
             traits = sort_traits(list(triggers))
             results.append(Judgement(traits=traits, trigger=triggers[traits[0]] if traits else None))
         return results
