@@ -1,6 +1,7 @@
 """Batch NER throughput of the engine against the ``transformers`` token-classification pipeline, same run.
 
-Both run the SAME model object (the engine's NER stage ``hf_model`` and ``tokenizer``) on the SAME notes with the
+Both run the SAME weights (the engine's NER stage ``hf_model``, plain PyTorch, and its ``transformers`` twin from
+``engine.encoder.to_transformers``, with the backbone's ``transformers`` tokenizer) on the SAME notes with the
 same threads, and both cover each whole note (the transformers pipeline with ``stride`` = the engine's window
 overlap, so long notes are windowed on both sides). Figures: notes/s and tokens/s (word pieces of the notes,
 special tokens not counted) of each, and their ratio. The full ``Pipeline.analyze_many`` (NER + sections +
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from common import default_mtsamples, emit_json, load_ner_stage, load_notes, print_header, set_threads, verdict
 
@@ -56,10 +58,14 @@ def main() -> None:
     )
     print(f"engine windows: {stage.window_tokens} tokens, overlap {stage.window_overlap}")
 
+    from engine.backbone import load_tokenizer
+    from engine.encoder import to_transformers
+
+    # The engine runs a plain-PyTorch BERT (engine.encoder); the pipeline gets its transformers twin, same weights.
     hf = transformers.pipeline(
         "token-classification",
-        model=stage.hf_model,
-        tokenizer=stage.tokenizer,
+        model=to_transformers(stage.hf_model),
+        tokenizer=load_tokenizer(Path(stage.tokenizer.name_or_path), use_transformers=True),
         aggregation_strategy="simple",
         stride=stage.window_overlap,
         device=torch.device(args.device),

@@ -78,15 +78,36 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
     return contextlib.nullcontext()
 
 
-def load_tokenizer(backbone: Path):
-    """Load the fast tokenizer of a local backbone folder (offline)."""
+def load_tokenizer(backbone: Path, use_transformers: bool = False):
+    """Load the fast tokenizer of a local backbone folder (offline).
+
+    BERT-family folders get :class:`engine.encoder.FastTokenizer` (the ``tokenizers`` library alone: importing
+    ``transformers`` costs seconds of cold start); other folders, or ``use_transformers=True``, get
+    ``transformers``' ``AutoTokenizer``.
+    """
+    if not use_transformers:
+        from engine.encoder import load_tokenizer as load_native
+
+        native = load_native(backbone)
+        if native is not None:
+            return native
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(backbone), local_files_only=True, use_fast=True)
 
 
-def load_encoder(backbone: Path) -> torch.nn.Module:
-    """Load the pretrained encoder (``AutoModel``) of a local backbone folder (offline)."""
+def load_encoder(backbone: Path, use_transformers: bool = False) -> torch.nn.Module:
+    """Load the pretrained encoder of a local backbone folder (offline).
+
+    BERT-family folders get :class:`engine.encoder.BertModel` (plain PyTorch, the parameter names of
+    ``transformers``' ``BertModel``, fp32); other folders, or ``use_transformers=True``, get ``AutoModel``.
+    """
+    if not use_transformers:
+        from engine.encoder import load_bert
+
+        native = load_bert(backbone)
+        if native is not None:
+            return native
     from transformers import AutoModel
 
     return AutoModel.from_pretrained(str(backbone), local_files_only=True)

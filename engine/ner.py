@@ -226,9 +226,11 @@ class NerStage:
 
     Attributes:
         version: The model version from the folder's ``config.json``.
-        tokenizer: The backbone's fast tokenizer.
-        hf_model: A ``transformers`` ``*ForTokenClassification`` (``BertForTokenClassification`` for MiniLM), usable
-            directly in ``transformers.pipeline("token-classification", ...)``.
+        tokenizer: The backbone's fast tokenizer (:func:`engine.backbone.load_tokenizer`).
+        hf_model: The token classifier: :class:`engine.encoder.BertForTokenClassification` for BERT-family
+            backbones (MiniLM), else a ``transformers`` ``*ForTokenClassification``; same parameter names either way.
+            :func:`engine.encoder.to_transformers` gives its ``transformers`` twin, e.g. for
+            ``transformers.pipeline("token-classification", ...)``.
         config: The model folder's configuration.
         device: Where the model runs.
     """
@@ -364,14 +366,27 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def build_model(backbone: Path, id2label: Sequence[str], dropout: float | None = None) -> torch.nn.Module:
-    """A fresh ``AutoModelForTokenClassification`` on a local backbone (its head newly initialised).
+def build_model(
+    backbone: Path, id2label: Sequence[str], dropout: float | None = None, use_transformers: bool = False
+) -> torch.nn.Module:
+    """A fresh token classifier on a local backbone (its head newly initialised), fp32.
+
+    BERT-family backbones get :class:`engine.encoder.BertForTokenClassification` (plain PyTorch, the parameter
+    names of ``transformers``' class, so stored deltas fit both); other backbones, or ``use_transformers=True``,
+    get ``transformers``' ``AutoModelForTokenClassification``.
 
     Args:
         backbone: Local Hugging Face encoder folder.
         id2label: Token labels in id order.
         dropout: Optional classifier dropout.
+        use_transformers: Build the ``transformers`` model even where the plain one would do.
     """
+    if not use_transformers:
+        from engine.encoder import load_token_classifier
+
+        native = load_token_classifier(backbone, id2label, dropout)
+        if native is not None:
+            return native
     import transformers
     from transformers import AutoModelForTokenClassification
 

@@ -117,8 +117,14 @@ def test_viterbi_repairs_an_inside_tag_without_begin() -> None:
 def test_hf_model_works_in_a_transformers_pipeline(stage: NerStage) -> None:
     from transformers import pipeline
 
+    from engine.backbone import load_tokenizer
+    from engine.encoder import to_transformers
+
     assert type(stage.hf_model).__name__.endswith("ForTokenClassification")
-    tagger = pipeline("token-classification", model=stage.hf_model, tokenizer=stage.tokenizer,
+    # the stage runs a plain-PyTorch BERT (engine.encoder); its transformers twin has the same weights
+    model = to_transformers(stage.hf_model)
+    tokenizer = load_tokenizer(Path(stage.tokenizer.name_or_path), use_transformers=True)
+    tagger = pipeline("token-classification", model=model, tokenizer=tokenizer,
                       aggregation_strategy="simple", device=-1)
     groups = {g["entity_group"] for g in tagger(NOTE)}
     assert groups and groups <= set(LABELS)
