@@ -346,6 +346,9 @@ class AssertionStage:
             for (h_start, h_end), section in zip(headers, sections, strict=True):
                 if section.start <= start < section.end:
                     trait = self.section_traits.get(section.name)
+                    # "PMH: ... No history of mania": a negated finding had no past episode to date.
+                    if trait == "historical" and "negated" in triggers:
+                        trait = None
                     if trait and trait not in triggers and start >= h_end:
                         triggers[trait] = text[h_start:h_end].rstrip(" :\t\r\n,")
                     break
