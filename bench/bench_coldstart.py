@@ -104,7 +104,18 @@ def show(label: str, runs: list[dict]) -> dict:
     )
     cpu_med = statistics.median(r["ready_cpu_s"] for r in runs)
     print(f"  CPU seconds until the first analysis is done: median {cpu_med:.2f}")
-    return {"median_s": med, "runs_s": walls, "phases": last["phases"], "cpu": last["cpu"], "ready_cpu_s": cpu_med}
+    ready_med = statistics.median(r["ready_s"] for r in runs)
+    # The process wall above also counts the interpreter's exit (0.5 s or more with torch loaded), which nobody
+    # waiting for the first analysis waits for; the child's own clock stops when that analysis is done.
+    print(f"  child's own clock, first line to first analysis done (no start-up, no exit): median {ready_med:.2f} s")
+    return {
+        "median_s": med,
+        "runs_s": walls,
+        "phases": last["phases"],
+        "cpu": last["cpu"],
+        "ready_cpu_s": cpu_med,
+        "ready_s": ready_med,
+    }
 
 
 def main() -> None:
