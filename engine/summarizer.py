@@ -13,6 +13,7 @@ Predicting lives here; training (``engine.training.summarizer``) builds the same
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -21,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from engine import backbone as bb
 from engine.errors import EngineError, ErrorCode
+from engine.rules import rule_rows
 from engine.sentences import split_sentences
-from engine.settings import PACKAGED_BACKBONE, Settings
+from engine.settings import PACKAGED_BACKBONE, RULES_DIR, Settings
 from engine.types import SummarySentence
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -40,8 +43,12 @@ FEATURES: tuple[str, ...] = (
     "short",
     "centrality",
     "centrality_rank",
+    "textrank",
+    "textrank_rank",
 )
-"""Document features fed to the head beside the ``[CLS]`` state (see :func:`sentence_features`)."""
+"""Document features the head can read beside the ``[CLS]`` state (see :func:`sentence_features`); a model's
+``config.json`` lists the ones it was trained with, in order."""
+STOPWORDS_FILE = "summary_stopwords.txt"
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "backbone": PACKAGED_BACKBONE,
@@ -50,7 +57,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "trainable_layers": 2,
     "encoder_layers": None,
     "freeze_top_kv": False,
-    "features": list(FEATURES),
+    "features": list(FEATURES[:8]),  # a config without the key predates the TextRank features
     "trigram_blocking": True,
     "max_trigram_overlap": 0.0,
     "default_k": {"ratio": 0.15, "min": 3, "max": 12},
@@ -67,11 +74,13 @@ class NoteEncoding:
         windows: Per window ``(input_ids, token_type_ids, cls_positions, sentence_indices)``.
         n_sentences: Sentences in the note.
         word_counts: Words per sentence.
+        sentences: The sentences themselves (for the TextRank features).
     """
 
     windows: list[tuple[list[int], list[int], list[int], list[int]]] = field(default_factory=list)
     n_sentences: int = 0
     word_counts: list[int] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)
 
 
 def encode_sentences(
@@ -85,7 +94,9 @@ def encode_sentences(
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     per_sentence = max(1, min(max_sentence_tokens, max_length - 2))
     pieces = tokenizer(list(sentences), add_special_tokens=False, truncation=False)["input_ids"] if sentences else []
-    enc = NoteEncoding(n_sentences=len(sentences), word_counts=[len(_WORD.findall(s)) for s in sentences])
+    enc = NoteEncoding(
+        n_sentences=len(sentences), word_counts=[len(_WORD.findall(s)) for s in sentences], sentences=list(sentences)
+    )
     ids: list[int] = []
     types: list[int] = []
     cls_pos: list[int] = []
@@ -121,37 +132,104 @@ def pad_windows(
     return ids, types, mask
 
 
-def sentence_features(word_counts: Sequence[int], sentence_vectors: torch.Tensor) -> torch.Tensor:
-    """Document features per sentence, ``[n, len(FEATURES)]``.
+@functools.cache
+def stopwords() -> frozenset[str]:
+    """The words left out of the TextRank features (``assets/rules/summary_stopwords.txt``)."""
+    return frozenset(row[0].strip() for _, row in rule_rows(RULES_DIR / STOPWORDS_FILE, what="stop word file"))
+
+
+def textrank_scores(texts: Sequence[str], damping: float = 0.85, iterations: int = 100) -> torch.Tensor:
+    """TextRank of each sentence: PageRank over the TF-IDF cosine similarity graph of the note's sentences.
+
+    Words are lower-cased runs of two or more word characters without stop words; TF-IDF uses raw counts and the
+    smoothed idf ``ln((1 + n) / (1 + df)) + 1``, rows L2-normalised. A sentence with no link gets the uniform share.
+
+    Returns:
+        ``[n]`` scores summing to 1.
+    """
+    n = len(texts)
+    if n == 0:
+        return torch.zeros(0)
+    # numpy, not torch: a hundred tiny matrix-vector steps cost far less without torch's per-op threading overhead.
+    stop = stopwords()
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for i, text in enumerate(texts):
+        for w in _WORD.findall(text.lower()):
+            if len(w) > 1 and w not in stop:
+                rows.append(i)
+                cols.append(vocab.setdefault(w, len(vocab)))
+    if not vocab:
+        return torch.full((n,), 1.0 / n)
+    tf = np.zeros((n, len(vocab)))
+    np.add.at(tf, (np.array(rows), np.array(cols)), 1.0)
+    df = (tf > 0).sum(0)
+    tfidf = tf * (np.log((1 + n) / (1 + df)) + 1)
+    tfidf /= np.linalg.norm(tfidf, axis=1, keepdims=True).clip(min=1e-12)
+    sim = tfidf @ tfidf.T
+    np.fill_diagonal(sim, 0.0)
+    out_weight = sim.sum(1, keepdims=True)
+    trans_t = np.ascontiguousarray(
+        np.divide(sim, out_weight, out=np.full_like(sim, 1.0 / n), where=out_weight > 0).T
+    )
+    rank = np.full(n, 1.0 / n)
+    for _ in range(iterations):
+        new = (1 - damping) / n + damping * (trans_t @ rank)
+        done = np.abs(new - rank).sum() < 1e-8
+        rank = new
+        if done:
+            break
+    return torch.from_numpy(rank).float()
+
+
+def sentence_features(
+    word_counts: Sequence[int],
+    sentence_vectors: torch.Tensor,
+    texts: Sequence[str] | None = None,
+    names: Sequence[str] = FEATURES[:8],
+) -> torch.Tensor:
+    """Document features per sentence, ``[n, len(names)]``.
 
     Args:
         word_counts: Words per sentence.
         sentence_vectors: ``[n, hidden]`` mean-pooled token states of each sentence (from the frozen lower layers),
             used for centrality: cosine to the note's mean sentence vector, and its rank within the note.
+        texts: The sentences; needed only for the ``textrank`` features.
+        names: Which features, in order (a model's ``config.json`` ``features``); the default is the original
+            eight, without TextRank.
+
+    Raises:
+        EngineError: ``MODEL_INVALID`` for a feature name this version does not know.
     """
+    unknown = [f for f in names if f not in FEATURES]
+    if unknown:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"unknown summariser features {unknown}")
     n = len(word_counts)
     if n == 0:
-        return torch.zeros((0, len(FEATURES)))
+        return torch.zeros((0, len(names)))
     pos = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)
     words = torch.tensor(word_counts, dtype=torch.float32)
     vecs = nn.functional.normalize(sentence_vectors.float(), dim=-1)
     centre = nn.functional.normalize(vecs.mean(0, keepdim=True), dim=-1)
     cent = (vecs @ centre.T).squeeze(-1)
-    order = torch.argsort(torch.argsort(-cent)).float() / max(n - 1, 1)
-    feats = torch.stack(
-        [
-            pos,
-            pos**2,
-            (torch.arange(n) < 3).float(),
-            (pos > 0.9).float(),
-            torch.log1p(words) / 4.0,
-            (words < 8).float(),
-            (cent - cent.mean()) * 5.0,
-            order,
-        ],
-        dim=-1,
-    )
-    return feats
+    columns = {
+        "position": lambda: pos,
+        "position_sq": lambda: pos**2,
+        "first_three": lambda: (torch.arange(n) < 3).float(),
+        "last_tenth": lambda: (pos > 0.9).float(),
+        "log_words": lambda: torch.log1p(words) / 4.0,
+        "short": lambda: (words < 8).float(),
+        "centrality": lambda: (cent - cent.mean()) * 5.0,
+        "centrality_rank": lambda: torch.argsort(torch.argsort(-cent)).float() / max(n - 1, 1),
+    }
+    if any(f.startswith("textrank") for f in names):
+        if texts is None or len(texts) != n:
+            raise ValueError("the textrank features need the sentences' texts")
+        tr = textrank_scores(texts)
+        # n * score is 1 for an average sentence; its log is centred on 0 and tames the long upper tail.
+        columns["textrank"] = lambda: torch.log(tr * n).clamp(-3.0, 3.0)
+        columns["textrank_rank"] = lambda: torch.argsort(torch.argsort(-tr)).float() / max(n - 1, 1)
+    return torch.stack([columns[f]() for f in names], dim=-1)
 
 
 def _extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -199,11 +277,20 @@ class SentenceScorer(nn.Module):
         trainable_layers: How many top transformer layers are trained.
         n_features: Width of the document features.
         freeze_top_kv: With one trained layer, keep its key and value projections frozen.
+        feature_names: Names of the features (see :func:`sentence_features`); default the first ``n_features``.
     """
 
-    def __init__(self, encoder: nn.Module, trainable_layers: int, n_features: int, freeze_top_kv: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        trainable_layers: int,
+        n_features: int,
+        freeze_top_kv: bool = False,
+        feature_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.feature_names = tuple(feature_names) if feature_names is not None else FEATURES[:n_features]
         layers = self.layers
         self.frozen_layers = max(0, len(layers) - trainable_layers)
         hidden = int(encoder.config.hidden_size)
@@ -369,11 +456,13 @@ def build_scorer(config: dict[str, Any]) -> tuple[Any, SentenceScorer]:
         encoder.config.num_hidden_layers = int(keep)
     if int(getattr(encoder.config, "type_vocab_size", 1)) < 2:
         raise EngineError(ErrorCode.MODEL_INVALID, f"backbone {backbone} has no segment (token type) embeddings")
+    names = list(config.get("features", FEATURES))
     model = SentenceScorer(
         encoder,
         int(config["trainable_layers"]),
-        len(config.get("features", FEATURES)),
+        len(names),
         freeze_top_kv=bool(config.get("freeze_top_kv", False)),
+        feature_names=names,
     )
     return tokenizer, model
 
@@ -385,7 +474,7 @@ class Summarizer:
         model_dir: A folder with ``config.json`` and ``weights.safetensors``.
         device: Where to run.
         max_length: Upper bound on the encoder window (tokens).
-        batch_size: Windows per forward pass.
+        batch_size: Windows per forward pass on a GPU (on CPU windows run one at a time, unpadded).
     """
 
     def __init__(self, model_dir: Path, device: torch.device, max_length: int = 512, batch_size: int = 16) -> None:
@@ -397,7 +486,9 @@ class Summarizer:
         self.model.to(device).eval()
         limit = int(getattr(self.model.encoder.config, "max_position_embeddings", 512))
         self.max_length = min(int(self.config["max_length"]), max_length, limit)
-        self.batch_size = max(1, batch_size)
+        # On CPU a padded position costs as much as a real one and batching windows buys no speed, so each window
+        # runs alone at its own length (the last window of a note is often far shorter than the others).
+        self.batch_size = 1 if device.type == "cpu" else max(1, batch_size)
 
     def score_sentences(self, sentences: Sequence[str]) -> list[float]:
         """Salience logits, one per sentence."""
@@ -458,7 +549,8 @@ def score_encoding(
             low = model.lower(ids, types, mask)
             cls_parts.extend(s.float() for s in model.upper_at(low, mask, [w[2] for w in windows]))
             vec_parts.append(sentence_vectors(windows, low.float()))
-        feats = sentence_features(enc.word_counts, torch.cat(vec_parts).cpu()).to(device)
+        feats = sentence_features(enc.word_counts, torch.cat(vec_parts).cpu(), enc.sentences, model.feature_names)
+        feats = feats.to(device)
         return model.score(torch.cat(cls_parts), feats).float().cpu()
 
 

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.corpora.pubmed import read_pubmed
 from engine.sentences import split_sentences
-from engine.summarizer import default_k, encode_sentences, select
+from engine.summarizer import default_k, encode_sentences, score_encoding, select, sentence_features, textrank_scores
 from engine.training.summarizer import greedy_oracle, labelled_example, oracle_example, rouge_tokens, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,6 +101,43 @@ def test_long_note_is_encoded_in_windows_and_late_sentences_can_be_chosen(summar
     assert max(s.start for s in chosen) > len(filler) * 190
 
 
+def test_cpu_scores_windows_unpadded_with_the_same_result(summarizer) -> None:
+    filler = "The patient was resting comfortably in bed with no new complaints overnight. "
+    note = filler * 40 + "Discharged home on aspirin."
+    sentences = [note[s:e] for s, e in split_sentences(note)]
+    enc = encode_sentences(summarizer.tokenizer, sentences, summarizer.max_length, 80)
+    assert len(enc.windows) >= 2 and len({len(w[0]) for w in enc.windows}) > 1  # the last window is shorter
+    assert summarizer.batch_size == 1  # on CPU each window runs alone, at its own length
+    pad = summarizer.tokenizer.pad_token_id
+    padded = score_encoding(summarizer.model, enc, pad, summarizer.device, batch_size=16)
+    alone = score_encoding(summarizer.model, enc, pad, summarizer.device, batch_size=1)
+    assert alone.shape == padded.shape == (len(sentences),)
+    assert float((alone - padded).abs().max()) < 1e-4
+
+
+def test_textrank_features() -> None:
+    from engine.errors import EngineError
+
+    texts = [
+        "Heparin was started for the pulmonary embolism.",
+        "The pulmonary embolism was confirmed on CT angiography.",
+        "Heparin for pulmonary embolism was continued.",
+        "The cafeteria menu changed.",
+    ]
+    rank = textrank_scores(texts)
+    assert abs(float(rank.sum()) - 1.0) < 1e-6
+    assert int(rank.argmin()) == 3  # shares no word with the others
+    assert float(rank[2]) > float(rank[3]) and float(rank[0]) > float(rank[3])
+    assert torch.allclose(textrank_scores(["the of and", "is was"]), torch.full((2,), 0.5))  # stop words only
+    feats = sentence_features([7, 8, 6, 4], torch.randn(4, 16), texts, ["position", "textrank", "textrank_rank"])
+    assert feats.shape == (4, 3)
+    assert float(feats[3, 2]) == 1.0 and float(feats[:, 1].argmin()) == 3  # lowest TextRank: last rank
+    # The original eight features need no texts, so models trained before TextRank load and score unchanged.
+    assert sentence_features([7, 8, 6, 4], torch.randn(4, 16)).shape == (4, 8)
+    with pytest.raises(EngineError):
+        sentence_features([7], torch.randn(1, 16), ["x"], ["no_such_feature"])
+
+
 def test_trigram_blocking_skips_redundant_sentences() -> None:
     texts = ["aspirin was started for chest pain", "aspirin was started for chest pain today", "plan home tomorrow"]
     assert select([3.0, 2.0, 1.0], texts, 2, trigram_blocking=True) == [0, 2]
@@ -169,6 +207,7 @@ def test_tiny_training_run_learns_the_oracle(tmp_path: Path) -> None:
         lr=5e-4,
         head_lr=5e-2,
         max_length=128,
+        max_trigram_overlap=0.2,
         seed=3,
         version="tiny-test",
     )
@@ -188,6 +227,13 @@ def test_tiny_training_run_learns_the_oracle(tmp_path: Path) -> None:
         total += k
     # Chance is about 1/3 (3-4 of 9-10 sentences); the trained scorer recovers most of the oracle.
     assert agree / total >= 0.55, agree / total
+    assert config["features"][-2:] == ["textrank", "textrank_rank"] and config["max_trigram_overlap"] == 0.2
+
+    # Continuing from a folder (as retraining does) keeps its features and selection settings.
+    train(examples[:2], tmp_path / "again", init_dir=folder, epochs=1, version="tiny-again")
+    again = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert again["features"] == config["features"] and again["max_trigram_overlap"] == 0.2
+    assert len(Summarizer(tmp_path / "again", resolve_device("cpu")).summarize(NOTE, 2)) == 2
 
 
 @pytest.mark.shared_data

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import random
+import shlex
 import sys
 import time
 from collections import Counter
@@ -203,8 +204,9 @@ def cache_examples(
     """Run the frozen lower part once over every example.
 
     Args:
-        store: Optional ``{key: (encoding, lower states fp16, mask, features)}`` reused across runs (see
-            :func:`cache_key`); new entries are added to it.
+        store: Optional ``{key: (encoding, lower states fp16, mask, ...)}`` reused across runs (see
+            :func:`cache_key`); new entries are added to it. Document features are recomputed from the states
+            every time, so one store serves models with different feature sets.
     """
     out: list[Cached] = []
     model.eval()
@@ -213,7 +215,7 @@ def cache_examples(
             continue
         key = cache_key(ex, config, model.frozen_layers)
         if store is not None and key in store:
-            enc, lower16, mask, feats = store[key]
+            enc, lower16, mask = store[key][:3]
             lower = lower16.float()
         else:
             enc = encode_sentences(
@@ -222,9 +224,11 @@ def cache_examples(
             ids, types, mask = pad_windows(enc.windows, tokenizer.pad_token_id)
             with torch.no_grad():  # not inference_mode: these states feed the trained layers' backward later
                 lower = model.lower(ids.to(device), types.to(device), mask.to(device)).float().cpu()
-            feats = sentence_features(enc.word_counts, sentence_vectors(enc.windows, lower))
             if store is not None:
-                store[key] = (enc, lower.half(), mask, feats)
+                store[key] = (enc, lower.half(), mask)
+        feats = sentence_features(
+            enc.word_counts, sentence_vectors(enc.windows, lower), ex.sentences, model.feature_names
+        )
         out.append(
             Cached(
                 ex,
@@ -252,7 +256,13 @@ def logits_for(model: SentenceScorer, item: Cached) -> torch.Tensor:
     return model.score(cls_states, item.features)
 
 
-def rouge1_at_k(model: SentenceScorer, items: Sequence[Cached], k: int = 7, trigram_blocking: bool = True) -> float:
+def rouge1_at_k(
+    model: SentenceScorer,
+    items: Sequence[Cached],
+    k: int = 7,
+    trigram_blocking: bool = True,
+    max_overlap: float = 0.0,
+) -> float:
     """Mean ROUGE-1 F1 of the top-``k`` selection against each item's reference (items without one are skipped)."""
     from rouge_score import rouge_scorer
 
@@ -265,7 +275,7 @@ def rouge1_at_k(model: SentenceScorer, items: Sequence[Cached], k: int = 7, trig
                 continue
             logits = logits_for(model, item).tolist()
             texts = item.example.sentences
-            chosen = sorted(select(logits, texts, k, trigram_blocking))
+            chosen = sorted(select(logits, texts, k, trigram_blocking, max_overlap))
             pred = "\n".join(texts[i] for i in chosen)
             scores.append(scorer.score(item.example.reference, pred)["rouge1"].fmeasure)
     return sum(scores) / max(len(scores), 1)
@@ -287,6 +297,8 @@ def train(
     weight_decay: float = 0.01,
     max_length: int = 512,
     max_sentence_tokens: int = 80,
+    max_trigram_overlap: float | None = None,
+    features: Sequence[str] = FEATURES,
     k: int = 7,
     seed: int = 13,
     init_dir: str | Path | None = None,
@@ -294,6 +306,7 @@ def train(
     version: str | None = None,
     extra_config: dict[str, Any] | None = None,
     cache_file: str | Path | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train a summariser and write its model folder.
 
@@ -314,6 +327,10 @@ def train(
         weight_decay: AdamW weight decay.
         max_length: Encoder window (tokens).
         max_sentence_tokens: Word pieces kept per sentence.
+        max_trigram_overlap: Trigram-blocking tolerance written to the config and used for early stopping (see
+            :func:`engine.summarizer.select`); ``None`` keeps ``init_dir``'s, else 0.
+        features: Document features the head reads (see :func:`engine.summarizer.sentence_features`); with
+            ``init_dir`` its features are kept.
         k: Summary length used for early stopping.
         seed: Random seed.
         init_dir: Start from this trained summariser folder instead of the bare backbone.
@@ -322,6 +339,7 @@ def train(
         extra_config: More keys for ``config.json`` (for example the data used).
         cache_file: Keep the frozen layers' states of every note in this file and reuse them in later runs with
             the same backbone and windowing (saves the most expensive part of a rerun).
+        command: The command line that ran this training, recorded in ``config.json``.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -337,15 +355,18 @@ def train(
         "freeze_top_kv": freeze_top_kv,
         "max_length": max_length,
         "max_sentence_tokens": max_sentence_tokens,
-        "features": list(FEATURES),
+        "max_trigram_overlap": 0.0 if max_trigram_overlap is None else max_trigram_overlap,
+        "features": list(features),
     }
     if init_dir is not None:
         from engine.summarizer import read_config
 
         init_config = read_config(Path(init_dir))
         keys = ("backbone", "trainable_layers", "encoder_layers", "freeze_top_kv", "max_length", "max_sentence_tokens")
-        for key in keys:
+        for key in (*keys, "features"):
             config[key] = init_config[key]
+        if max_trigram_overlap is None:
+            config["max_trigram_overlap"] = init_config["max_trigram_overlap"]
     tokenizer, model = build_scorer(config)
     if init_dir is not None:
         bb.load_delta(model, Path(init_dir) / WEIGHTS_FILE)
@@ -403,7 +424,9 @@ def train(
             losses.append(loss.item())
         record = {"epoch": epoch, "loss": sum(losses) / len(losses)}
         if dev_items:
-            record["dev_rouge1"] = rouge1_at_k(model, dev_items, k, bool(config["trigram_blocking"]))
+            record["dev_rouge1"] = rouge1_at_k(
+                model, dev_items, k, bool(config["trigram_blocking"]), float(config["max_trigram_overlap"])
+            )
         history.append(record)
         sys.stderr.write(json.dumps(record) + "\n")
         score = record.get("dev_rouge1", float(epoch))
@@ -435,6 +458,8 @@ def train(
         "loss": "binary cross-entropy per sentence",
         "frozen": "embeddings and lower encoder layers",
     }
+    if command:
+        training_config["command"] = command
     config_out = {"version": version, **config, "training": training_config, **(extra_config or {})}
     (out / "config.json").write_text(json.dumps(config_out, indent=2) + "\n", encoding="utf-8")
     metrics = {
@@ -519,6 +544,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--head-lr", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--max-sentence-tokens", type=int, default=80)
+    parser.add_argument(
+        "--max-trigram-overlap",
+        type=float,
+        default=None,
+        help="share of a sentence's trigrams that may repeat chosen ones before it is skipped (default 0 = any)",
+    )
+    parser.add_argument(
+        "--features",
+        default=",".join(FEATURES),
+        help=f"comma-separated document features for the head (default: all of {','.join(FEATURES)})",
+    )
     parser.add_argument("--holdout", type=int, default=10, help="training articles held out for early stopping")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training articles")
     parser.add_argument("--joiner", default="newline", choices=["newline", "space"], help="how sentences are joined")
@@ -527,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="file keeping frozen-layer states between runs")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--version", default=None)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    args = parser.parse_args(argv)
 
     data = Path(args.data) if args.data else Settings().data_dir
     articles = list(read_pubmed(split_path(data, "train"), args.limit))
@@ -555,11 +592,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         head_lr=args.head_lr,
         max_length=args.max_length,
         max_sentence_tokens=args.max_sentence_tokens,
+        max_trigram_overlap=args.max_trigram_overlap,
+        features=[f.strip() for f in args.features.split(",") if f.strip()],
         seed=args.seed,
         init_dir=args.init_from,
         device=args.device,
         version=args.version,
         cache_file=args.cache,
+        command=shlex.join(["python", "-m", "engine", "train", "summarizer", *argv]),
         extra_config={
             "data": {
                 "name": "PubMed article/abstract pairs (Cohan et al. 2018)",
