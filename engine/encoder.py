@@ -228,11 +228,15 @@ class BertSelfAttention(nn.Module):
 
 
 class BertSelfOutput(nn.Module):
-    """Attention output projection, dropout, residual and LayerNorm: ``forward(context, layer_input)``."""
+    """Projection back to the hidden size, dropout, residual and LayerNorm: ``forward(x, layer_input)``.
 
-    def __init__(self, config: BertConfig) -> None:
+    Serves both places ``transformers`` has it (``attention.output`` from the hidden size, ``output`` from the
+    feed-forward size), so parameter names stay ``dense`` and ``LayerNorm`` in both.
+    """
+
+    def __init__(self, config: BertConfig, in_features: int | None = None) -> None:
         super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(in_features or config.hidden_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -267,19 +271,6 @@ class BertIntermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
-class BertOutput(nn.Module):
-    """Feed-forward down-projection, dropout, residual and LayerNorm: ``forward(intermediate, attention_out)``."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
-
-
 class BertLayer(nn.Module):
     """One transformer layer; ``layer(hidden, mask)`` returns the new hidden states (a tensor, as in
     ``transformers`` 5)."""
@@ -288,7 +279,7 @@ class BertLayer(nn.Module):
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = BertSelfOutput(config, config.intermediate_size)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         attention_output, _ = self.attention(hidden_states, attention_mask)
