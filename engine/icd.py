@@ -52,6 +52,11 @@ MIN_SCORE = 0.2
 """Suggestions scoring below this are dropped (the mention matched almost nothing)."""
 UNKNOWN_WORD_WEIGHT = 1.0
 """Weight of a mention word found nowhere in the tabular list (lowers every score alike)."""
+PERINATAL_FACTOR = 0.7
+"""Codes of the perinatal chapter (P00-P96, "... of newborn") rank below their adult twins unless the mention
+speaks of a newborn: "low sodium" is E87.1, not P74.22 "Hyponatremia of newborn"."""
+PERINATAL_CUES = frozenset({"newborn", "neonat", "perinat", "fetus", "fetal", "birth", "infant", "prematur", "preterm"})
+"""Stems of mention words that keep perinatal codes at full score."""
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 HISTORY_CUES = (
     (re.compile(r"^\s*(?:family history|family hx|fhx|fh)\s*(?:of|:|-)?\s+", re.IGNORECASE), "family"),
@@ -131,6 +136,7 @@ class IcdLinker:
         self._default_leaf: list[int] = np.asarray(data.default_leaf).tolist()
         self._doc_code = np.asarray(data.doc_code)
         self._desc_len = [len(d) for d in data.descriptions]
+        self._perinatal: list[bool] = [c.startswith("P") for c in data.codes]
         self._post_ptr = np.asarray(data.post_ptr)
         self._post_doc = np.asarray(data.post_doc)
         self._post_w = np.asarray(data.post_w)
@@ -148,8 +154,14 @@ class IcdLinker:
         abbreviations = ix.read_rules(settings.rules_dir / "abbreviations.tsv")
         self._abbrev = {a.lower(): e.lower() for a, e in abbreviations}
         keys = sorted(self._abbrev, key=len, reverse=True)
+        # Matched on the original text so that a plural "s" after an upper-case abbreviation ("PEs", "DVTs") can
+        # be told apart from a word that merely starts like one ("pes planus" is no pulmonary embolism).
         self._abbrev_re = (
-            re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(?![a-z0-9/])") if keys else None
+            re.compile(
+                r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(s?)(?![a-z0-9/])", re.IGNORECASE
+            )
+            if keys
+            else None
         )
         self._word_alts: dict[str, list[str]] = {}
         self._phrases: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
@@ -243,10 +255,16 @@ class IcdLinker:
         return stems, absent
 
     def _expand_abbreviations(self, text: str) -> str:
-        lowered = text.lower()
         if self._abbrev_re is None:
-            return lowered
-        return self._abbrev_re.sub(lambda m: self._abbrev[m.group(1)], lowered)
+            return text.lower()
+
+        def expand(m: re.Match[str]) -> str:
+            abbreviation, plural = m.group(1), m.group(2)
+            if plural and not (plural == "s" and abbreviation.isupper() and len(abbreviation) > 1):
+                return m.group(0).lower()
+            return self._abbrev[abbreviation.lower()]
+
+        return self._abbrev_re.sub(expand, text).lower()
 
     def _rewrite(self, stems: list[str], alternative: int = 0) -> list[str] | None:
         """Apply lay-term/eponym phrase rules; ``None`` when none applies.
@@ -390,6 +408,8 @@ class IcdLinker:
         best: dict[int, tuple[float, str]] = {}
         billable = self._billable
         variants, absent = self._variants(mention)
+        newborn = any(PERINATAL_CUES.intersection(stems) for stems in variants)
+        perinatal = self._perinatal
         for stems in variants:
             docs, scores = self._score_docs(stems, absent, mask)
             if docs.size == 0:
@@ -398,6 +418,8 @@ class IcdLinker:
                 keep = np.argpartition(-scores, top_docs)[:top_docs]
                 docs, scores = docs[keep], scores[keep]
             for d, ci, s in zip(docs.tolist(), self._doc_code[docs].tolist(), scores.tolist(), strict=True):
+                if perinatal[ci] and not newborn:
+                    s *= PERINATAL_FACTOR
                 evidence = self.data.doc_text[d]
                 if s > best.get(ci, (-1.0, ""))[0]:
                     best[ci] = (s, evidence)

@@ -31,7 +31,7 @@ from engine.errors import EngineError, ErrorCode
 from engine.rules import rule_rows
 from engine.settings import Settings
 
-INDEX_FORMAT = 7
+INDEX_FORMAT = 8
 """Bump when the cached layout or the term processing changes (part of the cache key)."""
 
 NONESSENTIAL_WEIGHT = 0.1
@@ -319,8 +319,12 @@ def _child_rank(code: str, desc: str, extension: bool) -> tuple[int, int]:
     if extension:
         return (0 if code.endswith("A") else 1 if code.endswith("0") else 2, 0)
     last9 = code.endswith("9")
-    if last9 and ("unspecified" in d or "without" in d or "nos" in d.split()):
+    # "Alcohol abuse, uncomplicated" (F10.10), not "... with unspecified alcohol-induced disorder" (F10.19);
+    # "..., not specified as recurrent" (A04.72), not "..., recurrent".
+    if "uncomplicated" in d or d.endswith("not specified as recurrent"):
         return (0, 0)
+    if last9 and ("unspecified" in d or "without" in d or "nos" in d.split()):
+        return (0, 1)
     if "unspecified" in d and "with unspecified" not in d:
         return (1, 0)
     if last9:
