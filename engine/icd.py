@@ -57,6 +57,11 @@ PERINATAL_FACTOR = 0.7
 speaks of a newborn: "low sodium" is E87.1, not P74.22 "Hyponatremia of newborn"."""
 PERINATAL_CUES = frozenset({"newborn", "neonat", "perinat", "fetus", "fetal", "birth", "infant", "prematur", "preterm"})
 """Stems of mention words that keep perinatal codes at full score."""
+SIDES = {"left": "left", "right": "right", "bilater": "bilateral"}
+"""Mention stems that name a side, and the word the tabular list uses for it."""
+SIDE_RE = re.compile(r"\b(left|right|bilateral)\b")
+UNSIDED_FACTOR = 0.9
+"""When the mention names a side, codes for an unspecified side whose siblings have sides rank below them."""
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 HISTORY_CUES = (
     (re.compile(r"^\s*(?:family history|family hx|fhx|fh)\s*(?:of|:|-)?\s+", re.IGNORECASE), "family"),
@@ -137,6 +142,8 @@ class IcdLinker:
         self._doc_code = np.asarray(data.doc_code)
         self._desc_len = [len(d) for d in data.descriptions]
         self._perinatal: list[bool] = [c.startswith("P") for c in data.codes]
+        self._sided = self._sided_leaves()
+        self._unsided = self._unsided_codes()
         self._post_ptr = np.asarray(data.post_ptr)
         self._post_doc = np.asarray(data.post_doc)
         self._post_w = np.asarray(data.post_w)
@@ -223,6 +230,47 @@ class IcdLinker:
                     parsed = _parse_range(part.upper())
                     if parsed:
                         self._ranges[kind].append(_Range(parsed[0], parsed[1], (code,), True))
+
+    def _sided_leaves(self) -> dict[tuple[int, str], int]:
+        """``(code index, side) -> billable code`` of that side just below a code that names no side.
+
+        A mention such as "left carpal tunnel" matches the category "Carpal tunnel syndrome" best (the children
+        add "upper limb"); its default child is the unspecified side, so the side the note names is looked up
+        here among the category's children and grandchildren ("..., left upper limb").
+        """
+        descriptions = [d.lower() for d in self.data.descriptions]
+        side_re = SIDE_RE
+        best: dict[tuple[int, str], tuple[int, int, int]] = {}  # -> (distance, description length, leaf)
+        for ci, desc in enumerate(descriptions):
+            found = set(side_re.findall(desc))
+            if len(found) != 1:
+                continue
+            side = found.pop()
+            leaf = self._default_leaf[ci]
+            if not self._billable[leaf]:
+                continue
+            ancestor = ci
+            for distance in (1, 2):
+                below, ancestor = ancestor, self._parent[ancestor]
+                if ancestor < 0 or ancestor == below or side_re.search(descriptions[ancestor]):
+                    break
+                if distance == 2 and self._default_leaf[below] != self._default_leaf[ancestor]:
+                    # Only through the category's default child: "right radius, unspecified fracture of the lower
+                    # end", not the (shorter) "Colles' fracture of right radius".
+                    break
+                cand = (distance, len(descriptions[ci]), leaf)
+                if cand < best.get((ancestor, side), (9, 0, 0)):
+                    best[(ancestor, side)] = cand
+        return {key: leaf for key, (_, _, leaf) in best.items()}
+
+    def _unsided_codes(self) -> list[bool]:
+        """Billable codes naming no side whose siblings do ("Unspecified ovarian cyst, unspecified side")."""
+        with_sides = {ci for ci, _ in self._sided}
+        out = [False] * len(self.data.codes)
+        for ci, desc in enumerate(self.data.descriptions):
+            if self._billable[ci] and self._parent[ci] in with_sides and not SIDE_RE.search(desc.lower()):
+                out[ci] = True
+        return out
 
     def _history_rows(self, settings: Settings) -> list[tuple[str, str, str]]:
         path = settings.rules_dir / "icd_history.tsv"
@@ -410,6 +458,9 @@ class IcdLinker:
         variants, absent = self._variants(mention)
         newborn = any(PERINATAL_CUES.intersection(stems) for stems in variants)
         perinatal = self._perinatal
+        sides = {SIDES[w] for stems in variants for w in stems if w in SIDES}
+        side = sides.pop() if len(sides) == 1 else None
+        unsided = self._unsided
         for stems in variants:
             docs, scores = self._score_docs(stems, absent, mask)
             if docs.size == 0:
@@ -420,11 +471,13 @@ class IcdLinker:
             for d, ci, s in zip(docs.tolist(), self._doc_code[docs].tolist(), scores.tolist(), strict=True):
                 if perinatal[ci] and not newborn:
                     s *= PERINATAL_FACTOR
+                if side and unsided[ci]:
+                    s *= UNSIDED_FACTOR
                 evidence = self.data.doc_text[d]
                 if s > best.get(ci, (-1.0, ""))[0]:
                     best[ci] = (s, evidence)
                 if resolve_categories and not billable[ci]:
-                    leaf = self._default_leaf[ci]
+                    leaf = self._sided.get((ci, side), self._default_leaf[ci]) if side else self._default_leaf[ci]
                     if leaf != ci and billable[leaf]:
                         s2 = s * CATEGORY_FACTOR
                         if s2 > best.get(leaf, (-1.0, ""))[0]:
