@@ -164,9 +164,7 @@ class IcdLinker:
         # Matched on the original text so that a plural "s" after an upper-case abbreviation ("PEs", "DVTs") can
         # be told apart from a word that merely starts like one ("pes planus" is no pulmonary embolism).
         self._abbrev_re = (
-            re.compile(
-                r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(s?)(?![a-z0-9/])", re.IGNORECASE
-            )
+            re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(s?)(?![a-z0-9/])", re.IGNORECASE)
             if keys
             else None
         )
@@ -239,9 +237,15 @@ class IcdLinker:
         here among the category's children and grandchildren ("..., left upper limb").
         """
         descriptions = [d.lower() for d in self.data.descriptions]
+        # Substring tests first: the regex over every description would double the load time.
+        self._has_side = [
+            ("left" in d or "right" in d or "bilateral" in d) and bool(SIDE_RE.search(d)) for d in descriptions
+        ]
         side_re = SIDE_RE
         best: dict[tuple[int, str], tuple[int, int, int]] = {}  # -> (distance, description length, leaf)
         for ci, desc in enumerate(descriptions):
+            if not self._has_side[ci]:
+                continue
             found = set(side_re.findall(desc))
             if len(found) != 1:
                 continue
@@ -252,7 +256,7 @@ class IcdLinker:
             ancestor = ci
             for distance in (1, 2):
                 below, ancestor = ancestor, self._parent[ancestor]
-                if ancestor < 0 or ancestor == below or side_re.search(descriptions[ancestor]):
+                if ancestor < 0 or ancestor == below or self._has_side[ancestor]:
                     break
                 if distance == 2 and self._default_leaf[below] != self._default_leaf[ancestor]:
                     # Only through the category's default child: "right radius, unspecified fracture of the lower
@@ -267,8 +271,8 @@ class IcdLinker:
         """Billable codes naming no side whose siblings do ("Unspecified ovarian cyst, unspecified side")."""
         with_sides = {ci for ci, _ in self._sided}
         out = [False] * len(self.data.codes)
-        for ci, desc in enumerate(self.data.descriptions):
-            if self._billable[ci] and self._parent[ci] in with_sides and not SIDE_RE.search(desc.lower()):
+        for ci in range(len(out)):
+            if self._billable[ci] and self._parent[ci] in with_sides and not self._has_side[ci]:
                 out[ci] = True
         return out
 
