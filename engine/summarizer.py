@@ -456,7 +456,7 @@ def build_scorer(config: dict[str, Any]) -> tuple[Any, SentenceScorer]:
         encoder.config.num_hidden_layers = int(keep)
     if int(getattr(encoder.config, "type_vocab_size", 1)) < 2:
         raise EngineError(ErrorCode.MODEL_INVALID, f"backbone {backbone} has no segment (token type) embeddings")
-    names = list(config.get("features", FEATURES))
+    names = list(config.get("features", DEFAULT_CONFIG["features"]))
     model = SentenceScorer(
         encoder,
         int(config["trainable_layers"]),
