@@ -7,6 +7,13 @@ Launch with ``streamlit run app.py``; the feedback database is ``$CLINICAL_NLP_D
 
 from __future__ import annotations
 
+import os
+
+# Before torch is first imported (by the engine, below): OpenMP worker threads that sleep instead of spinning between
+# operations. The web server and, on small machines, the browser share the cores with the engine, and spinning
+# threads take CPU from them (see docs/benchmarks.md, "The app and OpenMP"); the standalone engine is no slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import streamlit as st
 
 from ui.resources import engine_error_message, get_db_engine, get_pipeline

@@ -63,6 +63,42 @@ def pick_note(words: int) -> tuple[str, str]:
     return "fixture (repeated)", text
 
 
+def cpu_seconds_by_name(names: tuple[str, ...]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the live processes whose name is one of ``names``, per name.
+
+    Read from ``/proc`` (Linux), so the server's and the browser's share of the two cores can be told apart.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(names, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        name, rest = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
+        if name in out:
+            out[name] += (int(rest[11]) + int(rest[12])) / tick  # utime, stime
+    return out
+
+
+def renice(names: tuple[str, ...], niceness: int) -> int:
+    """Lower the CPU priority of every live process named in ``names``; returns how many were changed."""
+    changed = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            if raw[raw.index("(") + 1 : raw.rindex(")")] in names:
+                os.setpriority(os.PRIO_PROCESS, int(stat.parent.name), niceness)
+                changed += 1
+        except (OSError, ValueError):
+            continue
+    return changed
+
+
+BROWSER_NAMES = ("chromium", "chrome", "headless_shell")
+SERVER_NAMES = ("streamlit",)
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (with 10 runs, p95 is the slowest run)."""
     ordered = sorted(values)
@@ -76,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=700)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=1, help="untimed analyses first (browser and page caches)")
+    parser.add_argument(
+        "--browser-nice", type=int, default=0,
+        help="run the browser's processes at this niceness (e.g. 19): a stand-in for a reviewer's browser on its own "
+        "machine, which this 2-core box cannot provide; the default 0 is the figure reported against the target",
+    )
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is missing: install Debian's chromium (.ci/browser-deps)", file=sys.stderr)
@@ -95,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             box = page.locator(".st-key-note_text textarea")
             box.wait_for(timeout=900_000)  # the first page waits for the engine to load and warm
             ready_s = time.perf_counter() - t_start
+            reniced = renice(BROWSER_NAMES, args.browser_nice) if args.browser_nice else 0
+            cpu_before = cpu_seconds_by_name(BROWSER_NAMES + SERVER_NAMES)
             for run in range(1, args.warmup + args.runs + 1):
                 box.fill(f"{text}\nBenchmark run {run}.")
                 t0 = time.perf_counter()
@@ -104,11 +147,14 @@ def main(argv: list[str] | None = None) -> int:
                 wall = (time.perf_counter() - t0) * 1000
                 if run == 1:
                     first = in_page
+                if run == args.warmup:
+                    cpu_before = cpu_seconds_by_name(BROWSER_NAMES + SERVER_NAMES)
                 if run > args.warmup:
                     times.append(in_page)
                     walls.append(wall)
                     engine_ms.append(float(marker.get_attribute("data-engine-ms") or 0))
                     entities.append(int(marker.get_attribute("data-entities") or 0))
+            cpu_after = cpu_seconds_by_name(BROWSER_NAMES + SERVER_NAMES)
             browser_version = browser.version
             browser.close()
 
@@ -139,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"engine ms (timings_ms.total): p50 {percentile(engine_ms, 50):.0f}  p95 {percentile(engine_ms, 95):.0f};"
         f" UI + storage overhead p50 {percentile(times, 50) - percentile(engine_ms, 50):.0f} ms"
+    )
+    server = sum(cpu_after[n] - cpu_before[n] for n in SERVER_NAMES)
+    client = sum(cpu_after[n] - cpu_before[n] for n in BROWSER_NAMES)
+    print(
+        f"CPU seconds during the timed runs: server {server:.1f}, browser {client:.1f} "
+        f"({100 * client / max(server + client, 1e-9):.0f}% of the two), over {sum(times) / 1000:.1f} s of timed runs"
+        + (f"; browser reniced to {args.browser_nice} ({reniced} processes)" if args.browser_nice else "")
     )
     return 0
 
