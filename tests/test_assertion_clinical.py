@@ -26,10 +26,10 @@ THRESHOLDS = {
         "negated": 0.95, "family": 0.95, "hypothetical": 0.95, "possible": 0.94, "historical": 0.92, "assertion": 0.95,
     },
     "clinical_blind2.jsonl": {
-        "negated": 0.94, "family": 0.94, "hypothetical": 0.94, "possible": 0.94, "historical": 0.9, "assertion": 0.95,
+        "negated": 0.94, "family": 0.94, "hypothetical": 0.94, "possible": 0.94, "historical": 0.93, "assertion": 0.95,
     },
     "clinical_blind3.jsonl": {
-        "negated": 0.95, "family": 0.95, "hypothetical": 0.9, "possible": 0.9, "historical": 0.9, "assertion": 0.95,
+        "negated": 0.95, "family": 0.95, "hypothetical": 0.9, "possible": 0.9, "historical": 0.93, "assertion": 0.95,
     },
     "clinical_blind4.jsonl": {
         "negated": 0.94, "family": 0.95, "hypothetical": 0.95, "possible": 0.9, "historical": 0.92, "assertion": 0.94,
