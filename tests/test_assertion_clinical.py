@@ -34,6 +34,9 @@ THRESHOLDS = {
     "clinical_blind4.jsonl": {
         "negated": 0.94, "family": 0.95, "hypothetical": 0.95, "possible": 0.9, "historical": 0.92, "assertion": 0.94,
     },
+    "clinical_blind5.jsonl": {
+        "negated": 0.95, "family": 0.95, "hypothetical": 0.95, "possible": 0.95, "historical": 0.95, "assertion": 0.95,
+    },
 }
 
 
