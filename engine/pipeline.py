@@ -27,6 +27,9 @@ from engine.settings import Settings
 from engine.types import LABELS, AnalysisResult, Code, Entity, Section, SummaryResult
 
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
+HEADER_LABELS_KEPT = frozenset({"ANAT"})
+"""Entity labels kept when the span is a section header's own words: "CHEST:" names anatomy, while "HPI:" or
+"PROCEDURE:" is a heading, not a test or a procedure the patient had."""
 """Findings with any of these traits are never coded (the coder sees why in ``Entity.note``)."""
 
 
@@ -36,6 +39,16 @@ def section_at(sections: Sequence[Section], offset: int) -> str | None:
         if section.start <= offset < section.end:
             return section.name
     return None
+
+
+def drop_header_words(spans: Sequence[Any], headers: Sequence[tuple[int, int]]) -> list[Any]:
+    """``spans`` without those lying wholly inside a section header, except labels in :data:`HEADER_LABELS_KEPT`."""
+    if not headers:
+        return list(spans)
+    return [
+        s for s in spans
+        if s.label in HEADER_LABELS_KEPT or not any(start <= s.start and s.end <= end for start, end in headers)
+    ]
 
 
 def model_version(model_dir: Path, stage: str) -> str:
@@ -115,7 +128,9 @@ class Pipeline:
         linked: dict[tuple[str, str, tuple[str, ...]], list[Code]] = {}
         for (note_id, text), spans in zip(notes, all_spans, strict=True):
             t1 = time.perf_counter()
-            sections = self.stage("sections").detect(text)
+            detector = self.stage("sections")
+            sections = detector.detect(text)
+            spans = drop_header_words(spans, detector.header_spans(text))
             judgements = self.stage("assertion").judge(text, [(s.start, s.end) for s in spans], sections)
             t2 = time.perf_counter()
             entities: list[Entity] = []

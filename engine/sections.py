@@ -125,6 +125,10 @@ class SectionDetector:
             sections.append(Section(start=header.start, end=end, name=str(header.name)))
         return sections
 
+    def header_spans(self, text: str) -> list[tuple[int, int]]:
+        """``[start, end)`` of each header that opens a named section ("HPI:", "FAMILY HISTORY:"), colon included."""
+        return [(h.start, h.end) for h in self._headers(text) if h.name is not None]
+
     def header_ends(self, text: str) -> list[int]:
         """Offsets where a header (sub-headers included) ends: sentence boundaries for the assertion stage."""
         return [h.end for h in self._headers(text)]
