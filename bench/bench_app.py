@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,35 +64,39 @@ def pick_note(words: int) -> tuple[str, str]:
     return "fixture (repeated)", text
 
 
-def cpu_seconds_by_name(names: tuple[str, ...]) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by the live processes whose name is one of ``names``, per name.
-
-    Read from ``/proc`` (Linux), so the server's and the browser's share of the two cores can be told apart.
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    out = dict.fromkeys(names, 0.0)
+def processes(names: tuple[str, ...]) -> Iterator[tuple[int, str, list[str]]]:
+    """``(pid, name, fields after the name)`` of each live process whose name is one of ``names`` (Linux ``/proc``)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             raw = stat.read_text()
         except OSError:  # the process ended while we looked
             continue
-        name, rest = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
-        if name in out:
-            out[name] += (int(rest[11]) + int(rest[12])) / tick  # utime, stime
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        if name in names:
+            yield int(stat.parent.name), name, raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds_by_name(names: tuple[str, ...]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the live processes named in ``names``, per name.
+
+    So the server's and the browser's share of the two cores can be told apart.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(names, 0.0)
+    for _, name, fields in processes(names):
+        out[name] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return out
 
 
 def renice(names: tuple[str, ...], niceness: int) -> int:
     """Lower the CPU priority of every live process named in ``names``; returns how many were changed."""
     changed = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid, _, _ in processes(names):
         try:
-            raw = stat.read_text()
-            if raw[raw.index("(") + 1 : raw.rindex(")")] in names:
-                os.setpriority(os.PRIO_PROCESS, int(stat.parent.name), niceness)
-                changed += 1
-        except (OSError, ValueError):
+            os.setpriority(os.PRIO_PROCESS, pid, niceness)
+        except OSError:
             continue
+        changed += 1
     return changed
 
 

@@ -304,42 +304,29 @@ def iter_documents(
         }
         entities: dict[int, list[dict[str, Any]]] = defaultdict(list)
         by_suggestion: dict[int, dict[str, Any]] = {}
+        entity_columns = (
+            Suggestion.start,
+            Suggestion.end,
+            Suggestion.text,
+            Suggestion.label,
+            Suggestion.score,
+            Suggestion.assertion,
+            Suggestion.traits,
+            Suggestion.trigger,
+            Suggestion.section,
+            Suggestion.codes,
+            Suggestion.id.label("suggestion_id"),
+            Suggestion.origin,
+            Suggestion.analysis_id,
+        )
         stmt = (
-            select(
-                Suggestion.start,
-                Suggestion.end,
-                Suggestion.text,
-                Suggestion.label,
-                Suggestion.score,
-                Suggestion.assertion,
-                Suggestion.traits,
-                Suggestion.trigger,
-                Suggestion.section,
-                Suggestion.codes,
-                Suggestion.id,
-                Suggestion.origin,
-                Suggestion.analysis_id,
-            )
+            select(*entity_columns)
             .where(Suggestion.analysis_id.in_(page))
             .order_by(Suggestion.analysis_id, Suggestion.position, Suggestion.id)
             .execution_options(yield_per=1000)
         )
         conn = session.connection()
-        keys = (
-            "start",
-            "end",
-            "text",
-            "label",
-            "score",
-            "assertion",
-            "traits",
-            "trigger",
-            "section",
-            "codes",
-            "suggestion_id",
-            "origin",
-            "analysis_id",
-        )
+        keys = tuple(c.key for c in entity_columns)
         for row in conn.execute(stmt):
             # Core rows unpacked by position: this loop runs once per entity, so it is kept lean.
             entity = dict(zip(keys, row, strict=True))
@@ -349,7 +336,7 @@ def iter_documents(
             entity["decisions"] = []
             entities[analysis_id].append(entity)
             by_suggestion[entity["suggestion_id"]] = entity
-        stmt = select(
+        decision_columns = (
             Decision.id,
             Decision.suggestion_id,
             Decision.target,
@@ -363,25 +350,12 @@ def iter_documents(
             Decision.comment,
             Decision.model_version,
             Decision.created_at,
-        ).where(Decision.analysis_id.in_(page), *conditions)
+        )
+        stmt = select(*decision_columns).where(Decision.analysis_id.in_(page), *conditions)
         if filters.label is not None:
             stmt = stmt.join(Suggestion, Suggestion.id == Decision.suggestion_id)
         stmt = stmt.order_by(Decision.analysis_id, Decision.id).execution_options(yield_per=2000)
-        dkeys = (
-            "id",
-            "suggestion_id",
-            "target",
-            "decision",
-            "code",
-            "corrected_start",
-            "corrected_end",
-            "corrected_label",
-            "corrected_code",
-            "reviewer",
-            "comment",
-            "model_version",
-            "created_at",
-        )
+        dkeys = tuple(c.key for c in decision_columns)
         for row in conn.execute(stmt):
             d = dict(zip(dkeys, row, strict=True))
             d["created_at"] = d["created_at"].isoformat()

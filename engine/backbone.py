@@ -11,9 +11,11 @@ the backbone they apply to, which keeps the committed default models small.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -111,6 +113,25 @@ def load_encoder(backbone: Path, use_transformers: bool = False) -> torch.nn.Mod
     from transformers import AutoModel
 
     return AutoModel.from_pretrained(str(backbone), local_files_only=True)
+
+
+def read_model_config(folder: Path, stage: str) -> dict[str, Any]:
+    """A trained model folder's ``config.json``.
+
+    Args:
+        folder: The model folder.
+        stage: The stage's name, for the message (``NER``, ``summarizer``).
+
+    Raises:
+        EngineError: ``MODEL_NOT_FOUND`` when absent, ``MODEL_INVALID`` when it is not JSON.
+    """
+    path = folder / "config.json"
+    if not path.is_file():
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"{stage} model folder {folder} has no config.json")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: not valid JSON ({exc})") from exc
 
 
 def trainable_state(module: torch.nn.Module, dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:

@@ -19,7 +19,6 @@ backbone), ``metrics.json`` and ``MODEL_CARD.md``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.backbone import autocast, load_delta, load_tokenizer, resolve_backbone, resolve_device
+from engine.backbone import autocast, load_delta, load_tokenizer, read_model_config, resolve_backbone, resolve_device
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
 from engine.types import LABELS, Span
@@ -354,15 +353,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     Raises:
         EngineError: ``MODEL_NOT_FOUND`` when absent, ``MODEL_INVALID`` when unreadable or without labels.
     """
-    path = folder / "config.json"
-    if not path.is_file():
-        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"NER model folder {folder} has no config.json")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: not valid JSON ({exc})") from exc
+    config = read_model_config(folder, "NER")
     if "id2label" not in config:
-        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: no id2label")
+        raise EngineError(ErrorCode.MODEL_INVALID, f"{folder / 'config.json'}: no id2label")
     return config
 
 

@@ -14,7 +14,6 @@ Predicting lives here; training (``engine.training.summarizer``) builds the same
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -435,13 +434,7 @@ def default_k(n_sentences: int, ratio: float = 0.15, minimum: int = 3, maximum: 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
     """The model folder's ``config.json`` merged over :data:`DEFAULT_CONFIG`."""
-    path = model_dir / "config.json"
-    if not path.is_file():
-        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"summarizer model folder {model_dir} has no config.json")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise EngineError(ErrorCode.MODEL_INVALID, f"{path}: invalid JSON ({exc})") from exc
+    config = bb.read_model_config(model_dir, "summarizer")
     return {**DEFAULT_CONFIG, **config}
 
 
