@@ -302,7 +302,8 @@ class NerStage:
     ) -> Iterator[tuple[Window, np.ndarray]]:
         """Yield ``(window, probabilities of its tokens)`` for all windows of all notes, batched by length.
 
-        Windows are sorted by length so a batch pads little; only one batch of logits exists at a time.
+        Windows are sorted by length so a batch pads little (on CPU, not at all); only one batch of logits exists
+        at a time.
         """
         self.hf_model.eval()
         content = self.window_tokens - 2
@@ -313,6 +314,11 @@ class NerStage:
         i = 0
         while i < len(windows):
             chunk = windows[i : i + self.batch_size]
+            if self.device.type == "cpu":
+                # On CPU a padded position costs as much as a real one and batching buys little, so a batch holds
+                # windows of one length only: a note's short last window runs alone at its own length.
+                width = chunk[0].end - chunk[0].start
+                chunk = [w for w in chunk if w.end - w.start == width]
             ids = [encodings[w.doc].ids[w.start : w.end] for w in chunk]
             yield from zip(chunk, self._forward_with_retry(ids), strict=True)
             i += len(chunk)

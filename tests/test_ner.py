@@ -159,3 +159,29 @@ def test_reproduces_recorded_dev_f1_on_cpu(stage: NerStage, shared_data: Path) -
     result = evaluate_model(stage, dev)
     assert result["overall"]["f1"] == pytest.approx(metrics["dev"]["overall"]["f1"], abs=0.003)
     assert result["overall"]["f1"] >= 0.65
+
+
+def test_cpu_batches_hold_one_window_length_and_match_a_padded_batch(stage: NerStage) -> None:
+    """On CPU no window is padded (a note's short last window runs alone), and the probabilities equal those of one
+    padded batch of the same windows."""
+    assert stage.device.type == "cpu"
+    long_note = (NOTE + " ") * 40
+    encodings = [stage.encode(NOTE), stage.encode(long_note)]
+    assert len(encodings[1]) > 2 * (stage.window_tokens - 2)  # several full windows and a shorter last one
+    widths: list[list[int]] = []
+    forward = stage._forward
+
+    def recording(batch: list[np.ndarray]) -> list[np.ndarray]:
+        widths.append([len(ids) for ids in batch])
+        return forward(batch)
+
+    stage._forward = recording  # type: ignore[method-assign]
+    try:
+        pairs = list(stage.iter_window_probs(encodings))
+    finally:
+        del stage._forward
+    assert all(len(set(w)) == 1 for w in widths), widths
+    assert len(widths) < len(pairs)  # equal-length windows still share a batch
+    padded = stage._forward([encodings[w.doc].ids[w.start : w.end] for w, _ in pairs])
+    for (_, probs), reference in zip(pairs, padded, strict=True):
+        np.testing.assert_allclose(probs.astype(np.float32), reference.astype(np.float32), atol=2e-3)
