@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
+from ui.render import APP_CSS
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
 
 st.set_page_config(page_title="Clinical NLP review", page_icon=":material/stethoscope:", layout="wide")
@@ -32,6 +33,7 @@ PAGES = [
 # The page scripts live in app_pages/, not pages/: Streamlit treats a folder named pages/ as a legacy multipage app
 # and, on a fresh server, serves /analyze from it directly, bypassing this router (no sidebar, no warm engine).
 page = st.navigation(PAGES)
+st.html(APP_CSS)
 
 with st.sidebar:
     st.text_input(

@@ -33,8 +33,8 @@ if submitted:
         st.error(str(err), icon=":material/warning:")
     else:
         try:
-            pipeline = get_pipeline()
-            result = pipeline.analyze(note_text, note_id.strip() or None).to_dict()
+            with st.spinner("Analysing the note…"):
+                result = get_pipeline().analyze(note_text, note_id.strip() or None).to_dict()
         except Exception as err:
             st.error(engine_error_message(err, "analyse this note"), icon=":material/error:")
         else:

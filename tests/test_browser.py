@@ -121,3 +121,42 @@ def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
         decisions = [d for e in docs[0]["entities"] for d in e.get("decisions", [])]
         got = {(d["decision"], d["target"], d["code"], d["reviewer"]) for d in decisions}
         assert got == {("accept", "code", code0, "Dr Browser"), ("reject", "code", code1, "Dr Browser")}
+
+
+STALE_PROBE = """
+async (run) => {
+  // Computed styles of output that Streamlit marks stale while the page reruns, recorded as it is marked.
+  const seen = [];
+  const observer = new MutationObserver((records) => {
+    for (const r of records) {
+      const el = r.target;
+      if (el.dataset && el.dataset.stale === 'true' && el.dataset.testid === 'stElementContainer') {
+        const cs = getComputedStyle(el);
+        seen.push({opacity: cs.opacity, duration: cs.transitionDuration});
+      }
+    }
+  });
+  observer.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-stale']});
+  [...document.querySelectorAll('button')].find((b) => b.innerText.trim() === 'Analyze').click();
+  const selector = `.analysis-done[data-run="${run}"]`;
+  while (!document.querySelector(selector)) await new Promise((r) => setTimeout(r, 20));
+  observer.disconnect();
+  return seen;
+}
+"""
+
+
+def test_rerun_keeps_old_output_unfaded(app_url, page):
+    """While Analyze reruns the page, the output not yet redrawn is neither faded nor animated (ui.render.APP_CSS:
+    the fade repaints the whole page every frame in a browser without GPU compositing)."""
+    with screenshot_on_failure(page, "stale_output"):
+        page.goto(app_url)
+        box = page.locator(".st-key-note_text textarea")
+        box.wait_for(timeout=STARTUP_S * 1000)
+        box.fill(NOTE)
+        page.get_by_role("button", name="Analyze").click()
+        page.locator(".analysis-done[data-run='1']").wait_for(state="attached", timeout=120_000)
+        box.fill(NOTE + "\nSecond analysis.")
+        seen = page.evaluate(STALE_PROBE, 2)
+        assert seen, "no output was marked stale during the rerun"
+        assert all(s["opacity"] == "1" and s["duration"] == "0s" for s in seen), seen[:5]

@@ -60,6 +60,22 @@ CSS = (
 """Styles for the highlighted note, legend and summary (emitted once with each rendered block)."""
 
 
+APP_CSS = (
+    "<style>"
+    '[data-testid="stElementContainer"][data-stale="true"]{opacity:1!important;transition:none!important}'
+    '[data-testid="stExpander"] details,[data-testid="stExpander"] details>*{transition:none!important}'
+    "</style>"
+)
+"""App-wide styles, emitted by the router on every run.
+
+While a page reruns, Streamlit fades the output not yet redrawn ("stale") to a third of its opacity over a second.
+Without GPU compositing (a headless or virtual-desktop browser, common on hospital thin clients) every frame of that
+fade repaints the whole page: measured on two shared cores, the browser spent ~0.4 CPU-s per analysis on it and the
+engine beside it ran ~20% slower (docs/benchmarks.md, "The app and the stale-content fade"). Stale output therefore
+stays as it is; pages show their own progress (a spinner) for long work instead.
+"""
+
+
 def md_escape(text: Any) -> str:
     """Plain text for ``st.markdown``: whitespace collapsed, Markdown and HTML characters escaped."""
     out = " ".join(str(text).split())
