@@ -45,7 +45,7 @@ def active_version() -> str:
 
 @st.cache_resource(show_spinner="Loading and warming the clinical NLP engine…", max_entries=2)
 def _load_pipeline(version: str, device: str) -> Any:
-    from engine.pipeline import load_pipeline
+    from engine.pipeline import freeze_loaded_objects, load_pipeline
 
     # load_pipeline resolves the active version's folder itself; ``version`` only keys the cache.
     pipeline = load_pipeline(device=device)
@@ -57,6 +57,7 @@ def _load_pipeline(version: str, device: str) -> Any:
         pipeline.summarize("Patient is stable. Follow up in two weeks.", k=1)
     except Exception:
         log.warning("summarizer unavailable", exc_info=True)
+    freeze_loaded_objects()  # again: the summarizer and the warm-up note came after warm()'s freeze
     return pipeline
 
 
