@@ -730,8 +730,7 @@ class EngineActor:
         from engine.pipeline import load_pipeline
 
         self.pipeline = load_pipeline(model_dir=model_dir, device=device, **overrides)
-        for name in ANALYSIS_STAGES:
-            self.pipeline.stage(name)
+        self.pipeline.warm(ANALYSIS_STAGES)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -985,8 +984,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from engine.pipeline import load_pipeline
 
             pipeline = load_pipeline(model_dir=args.model_dir, device=args.device)
-            for name in ANALYSIS_STAGES:
-                pipeline.stage(name)
+            pipeline.warm(ANALYSIS_STAGES)
             stats = run_local(
                 input_path,
                 output,
