@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
-        print(f"{CHROMIUM} is missing: install Debian's chromium (.ci/browser-deps)", file=sys.stderr)
+        print(f"{CHROMIUM} is missing: install Debian's chromium (bash .ci/system-deps)", file=sys.stderr)
         return 2
     from playwright.sync_api import sync_playwright
 

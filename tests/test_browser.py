@@ -24,7 +24,7 @@ STARTUP_S = 900  # a cold start loads and warms the engine (and may build the IC
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing: run .ci/browser-deps to install Debian's chromium", allow_module_level=True)
+    pytest.skip(f"{CHROMIUM} is missing: run .ci/system-deps to install Debian's chromium", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
