@@ -55,10 +55,11 @@ async (run) => {
 
 
 STREAMLIT_STALE_FADE = (
-    '[data-testid="stElementContainer"][data-stale="true"]{opacity:0.33!important;'
+    'html body [data-testid="stElementContainer"][data-stale="true"]{opacity:0.33!important;'
     "transition:opacity 1s ease-in 0.5s!important}"
 )
-"""Streamlit 1.67's own styling of output being redrawn (its ``opacities.stale`` and stale transition)."""
+"""Streamlit 1.67's own styling of output being redrawn (its ``opacities.stale`` and stale transition); ``html body``
+makes the selector more specific than ``ui.render.APP_CSS``'s, which would otherwise win as the later rule."""
 
 
 def pick_note(words: int) -> tuple[str, str]:
