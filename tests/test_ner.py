@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import EngineError, ErrorCode
-from engine.ner import BIO_LABELS, Encoding, NerStage, annotate, load, make_windows
+from engine.ner import BIO_LABELS, Encoding, NerStage, annotate, load, make_windows, snap_to_words
 from engine.settings import DEFAULT_MODEL_DIR, Settings
-from engine.types import LABELS
+from engine.types import LABELS, Span
 
 NOTE = (
     "A 45-year-old man presented with fever and cough. Chest radiograph showed pneumonia in the right lower lobe. "
@@ -185,3 +185,46 @@ def test_cpu_batches_hold_one_window_length_and_match_a_padded_batch(stage: NerS
     padded = stage._forward([encodings[w.doc].ids[w.start : w.end] for w, _ in pairs])
     for (_, probs), reference in zip(pairs, padded, strict=True):
         np.testing.assert_allclose(probs.astype(np.float32), reference.astype(np.float32), atol=2e-3)
+
+
+def _cut(text: str, piece: str, label: str = "DIAG", score: float = 0.9, after: int = 0) -> Span:
+    start = text.index(piece, after)
+    return Span(start=start, end=start + len(piece), label=label, score=score)
+
+
+def test_spans_inside_words_widen_to_the_whole_word() -> None:
+    text = "Pelvic adhesions and a cephalic arteriovenous fistula; RSV positive."
+    spans = [_cut(text, "ad"), _cut(text, "arte", "ANAT"), _cut(text, "RS", "TEST")]
+    got = [(text[s.start : s.end], s.label) for s in snap_to_words(text, spans)]
+    assert got == [("adhesions", "DIAG"), ("arteriovenous", "ANAT"), ("RSV", "TEST")]
+    whole = [_cut(text, "adhesions"), _cut(text, "fistula", "ANAT")]  # already whole words: unchanged
+    assert snap_to_words(text, whole) == whole
+
+
+def test_split_word_merges_and_case_changes_end_words() -> None:
+    text = "Left inferior palpebral conjunctiva. 2-D ECHOCARDIOGRAMMultiple views; visitNote."
+    spans = [
+        _cut(text, "Left inferior palpe", "ANAT", 0.8),
+        _cut(text, "bral conjunctiva", "ANAT", 0.6),
+        _cut(text, "ECHOCARDIOGRAM", "TEST"),
+        _cut(text, "visit", "PROC"),
+    ]
+    got = snap_to_words(text, spans)
+    assert [(text[s.start : s.end], s.label) for s in got] == [
+        ("Left inferior palpebral conjunctiva", "ANAT"),
+        ("ECHOCARDIOGRAM", "TEST"),  # lost spaces: a capitalised word after an upper-case run starts a new word
+        ("visit", "PROC"),  # camelCase
+    ]
+    assert got[0].score == 0.6  # the merged span keeps the lower score
+
+
+def test_predicted_spans_never_cut_a_word(stage: NerStage) -> None:
+    text = (
+        "Complex right lower quadrant mass with possible ectopic pregnancy. Right ruptured tubal pregnancy and pelvic "
+        "adhesions. Left brachiocephalic arteriovenous fistula. Abdominal abscess drained."
+    )
+    (spans,) = stage.predict([text])
+    _check_spans(text, spans)
+    for s in spans:
+        assert not (s.start > 0 and text[s.start - 1].isalnum()), text[s.start - 5 : s.end]
+        assert not (s.end < len(text) and text[s.end].isalnum()), text[s.start : s.end + 5]

@@ -130,7 +130,7 @@ def fit_temperature(stage: Any, documents: Sequence[Document]) -> dict[str, Any]
     Returns:
         ``{"temperature", "ece_before", "ece_fitted", "ece_two_fold"}``.
     """
-    from engine.ner import annotate
+    from engine.ner import annotate, snap_to_words
 
     encodings = [stage.encode(d.text) for d in documents]
     probs = stage.token_probs(encodings)
@@ -140,7 +140,8 @@ def fit_temperature(stage: Any, documents: Sequence[Document]) -> dict[str, Any]
         correct: list[bool] = []
         for i in indices:
             gold = set(documents[i].spans)
-            for span in annotate(encodings[i], probs[i], stage.id2label, stage.decoder, temperature, stage.aggregate):
+            spans = annotate(encodings[i], probs[i], stage.id2label, stage.decoder, temperature, stage.aggregate)
+            for span in snap_to_words(documents[i].text, spans):
                 confidences.append(span.score)
                 correct.append((span.start, span.end, span.label) in gold)
         return expected_calibration_error(confidences, correct)
