@@ -66,8 +66,8 @@ def freeze_loaded_objects() -> None:
 
     The loaded models and the ICD index are ~240,000 tracked Python objects that live as long as the process, and a
     full collection walks them all: ~100 ms in the engine alone, ~190 ms in the app, where one falls inside most
-    analyses. After this call a full collection walks only what was made since (docs/benchmarks.md, "The app and
-    garbage collection"). Frozen objects are still freed by reference counting; cycles among them are reclaimed at
+    analyses. After this call a full collection walks only what was made since (docs/benchmarks.md, "The app,
+    stop 12"). Frozen objects are still freed by reference counting; cycles among them are reclaimed at
     the next call, which first unfreezes everything (so a pipeline replaced by a newer model version is collected).
     """
     gc.unfreeze()

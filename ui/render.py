@@ -70,9 +70,10 @@ APP_CSS = (
 
 While a page reruns, Streamlit fades the output not yet redrawn ("stale") to a third of its opacity over a second.
 Without GPU compositing (a headless or virtual-desktop browser, common on hospital thin clients) every frame of that
-fade repaints the whole page: measured on two shared cores, the browser spent ~0.4 CPU-s per analysis on it and the
-engine beside it ran ~20% slower (docs/benchmarks.md, "The app and the stale-content fade"). Stale output therefore
-stays as it is; pages show their own progress (a spinner) for long work instead.
+fade repaints the whole page: measured on two shared cores, the browser spent ~0.45 CPU-s more per analysis with it
+and the engine beside it ran ~17% slower (docs/benchmarks.md, "The app, stop 12"; ``bench/bench_app.py
+--stale-fade`` puts the fade back). Stale output therefore stays as it is; pages show their own progress (a
+spinner) for long work instead.
 """
 
 
