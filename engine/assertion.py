@@ -32,6 +32,16 @@ SECTIONS_FILE = "assertion_sections.tsv"
 RULES_VERSION = "1.0"
 
 DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
+# Time cues: categories that set no trait themselves. A ``date`` cue ("in March", "in 2019", "on 3/12") is historical
+# unless the clause speaks of the future: a ``future`` cue ("will", "planned", "due") or a hypothetical trigger
+# nearer the span than any ``past`` cue ("showed", "underwent", "was done"), or, with no past cue at all, a
+# ``future-weak`` cue ("repeat", "follow-up": also said of tests already done) or a plan section, makes it hypothetical.
+CUES = ("date", "future", "future-weak", "past")
+# Which trait's terminators end a time cue's scope. A past cue stops only where every scope does (family has no
+# terminators of its own): historical's own ("with", "now", "recent") would cut "presented with ... in May 2008".
+_CUE_STOPS = {"date": "historical", "future": "hypothetical", "future-weak": "hypothetical", "past": "family"}
+# A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
+PLAN_SECTION = "future"
 
 # Words are split at hyphens and apostrophes so "non-tender" and "mother's" expose their parts to the rules.
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -105,7 +115,9 @@ def read_triggers(path: Path) -> list[tuple[list[str], Rule]]:
         if direction not in DIRECTIONS:
             raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: unknown direction {direction!r}")
         traits = TRAITS if category == "all" else tuple(c.strip() for c in category.split(","))
-        if any(t not in TRAITS for t in traits):
+        if category in CUES and direction in {"forward", "backward", "bidirectional"}:
+            pass
+        elif any(t not in TRAITS for t in traits):
             raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: unknown category {category!r}")
         if direction not in {"terminate", "pseudo"} and len(traits) != 1:
             raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: a trigger sets exactly one trait")
@@ -126,7 +138,7 @@ def read_section_traits(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for lineno, fields in rule_rows(path, what="assertion rule file"):
         parts = [p.strip() for p in fields]
-        if len(parts) != 2 or parts[1] not in TRAITS:
+        if len(parts) != 2 or (parts[1] not in TRAITS and parts[1] != PLAN_SECTION):
             raise EngineError(ErrorCode.MODEL_INVALID, f"{path.name}:{lineno}: expected section<TAB>trait")
         out[parts[0].lower()] = parts[1]
     return out
@@ -282,7 +294,7 @@ class AssertionStage:
                 continue
             rule = match.rule
             trait = rule.traits[0]
-            stops = sentence.terminators[trait]
+            stops = sentence.terminators[_CUE_STOPS.get(trait, trait)]
             distance = -1
             if runs_in and rule.direction in {"forward", "bidirectional"}:
                 distance = 0
@@ -342,16 +354,23 @@ class AssertionStage:
             if sentence is None:
                 sentence = cache[key] = self._scan(text, s_start, s_end)
             found = self._judge_in(sentence, start, end)
+            section_at = next((k for k, sec in enumerate(sections) if sec.start <= start < sec.end), None)
+            section_trait = None
+            if section_at is not None and start >= headers[section_at][1]:
+                section_trait = self.section_traits.get(sections[section_at].name)
+            in_plan = section_trait == PLAN_SECTION
+            if in_plan:
+                section_trait = None
+            _resolve_date(found, in_plan)
             triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
-            for (h_start, h_end), section in zip(headers, sections, strict=True):
-                if section.start <= start < section.end:
-                    trait = self.section_traits.get(section.name)
-                    # "PMH: ... No history of mania": a negated finding had no past episode to date.
-                    if trait == "historical" and "negated" in triggers:
-                        trait = None
-                    if trait and trait not in triggers and start >= h_end:
-                        triggers[trait] = text[h_start:h_end].rstrip(" :\t\r\n,")
-                    break
+            if section_trait is not None:
+                h_start, h_end = headers[section_at]
+                # "PMH: ... No history of mania": a negated finding had no past episode to date.
+                if not (section_trait == "historical" and "negated" in triggers) and section_trait not in triggers:
+                    triggers[section_trait] = text[h_start:h_end].rstrip(" :\t\r\n,")
+            if found.get("hypothetical") == _PLAN:  # the plan section's header is the trigger
+                h_start, h_end = headers[section_at]
+                triggers["hypothetical"] = text[h_start:h_end].rstrip(" :\t\r\n,")
             if "family" in triggers:
                 # A relative's "history of", "at age 45" or "was diagnosed with" dates the relative's condition;
                 # the historical trait is about the patient's own past.
@@ -359,6 +378,35 @@ class AssertionStage:
             traits = sort_traits(list(triggers))
             results.append(Judgement(traits=traits, trigger=triggers[traits[0]] if traits else None))
         return results
+
+
+_PLAN = (1 << 30, -1, -1)  # a plan section's header standing in for a future cue (its text is filled in later)
+
+
+def _resolve_date(found: dict[str, tuple[int, int, int]], in_plan: bool) -> None:
+    """Turn the time cues in ``found`` into a trait: a date is a plan's date or a past one (in place).
+
+    A date cue gives historical only where no regular historical trigger already did. It gives hypothetical instead
+    when a future cue or a hypothetical trigger is nearer the span than any past cue, or when there is no past cue
+    and a weak future cue or a plan section (``in_plan``) is there: "Colonoscopy in March showed polyps" and
+    "Follow-up CT in March showed resolution" stay historical, "Plan: repeat colonoscopy in March" is planned.
+    """
+    date = found.pop("date", None)
+    future = found.pop("future", None)
+    weak = found.pop("future-weak", None)
+    past = found.pop("past", None)
+    if date is None:
+        return
+    ahead = future
+    hypothetical = found.get("hypothetical")
+    if hypothetical is not None and (ahead is None or hypothetical[0] < ahead[0]):
+        ahead = hypothetical
+    if past is None and ahead is None:
+        ahead = weak if weak is not None else (_PLAN if in_plan else None)
+    if ahead is not None and (past is None or ahead[0] < past[0]):
+        found.setdefault("hypothetical", ahead)
+    elif "historical" not in found:
+        found["historical"] = date
 
 
 def _is_sentence_end(text: str, j: int) -> bool:
