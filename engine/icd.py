@@ -62,6 +62,32 @@ SIDES = {"left": "left", "right": "right", "bilater": "bilateral"}
 SIDE_RE = re.compile(r"\b(left|right|bilateral)\b")
 UNSIDED_FACTOR = 0.9
 """When the mention names a side, codes for an unspecified side whose siblings have sides rank below them."""
+ACUITY_WORDS = {"acute": "acute", "chronic": "chronic", "subacute": "subacute"}
+"""Mention words that name an acuity (as SIDES names a side)."""
+ACUITY_RE = re.compile(r"\b(subacute|acute|chronic)\b")
+ACUTE_ON_CHRONIC_RE = re.compile(r"\bacute(?:\s*-\s*|\s+)(?:on|and|/)?(?:\s*-\s*|\s*)chronic\b")
+""""acute on chronic", "acute-on-chronic", "acute and chronic", "acute/chronic": the tabular list's "Acute and
+chronic ..." (I50.23, J96.21)."""
+OTHER_ACUITY_FACTOR = 0.9
+"""When the mention names an acuity, codes naming another one ("Acute ..." for "chronic DVT") rank below."""
+UNSTATED_ACUITY_FACTOR = 0.95
+"""When the mention names an acuity, codes naming none whose siblings name it rank below them ("Unspecified
+systolic heart failure" for "chronic systolic HF")."""
+INJURY_FACTOR = 0.8
+"""Injury codes (S00-T34) rank below other codes when the mention names a disease and no injury
+(``assets/rules/icd_context.tsv``)."""
+INJURY_RANGE = ("S00", "T34")
+SEQUELA_FACTOR = 0.8
+"""When the mention says a deficit is residual (a late effect), codes that are not sequelae rank below those that
+are (I69.x "... following cerebral infarction", "Sequelae of ...", the "S" encounter of injuries)."""
+SEQUELA_NEGATION_RE = re.compile(r"\b(?:no|without|w/o|denies)\s+(?:\w+\s+)?$")
+DOMINANCE_DEFAULT = {"right": "dominant", "left": "nondominant"}
+"""ICD-10-CM guideline I.C.6.a: when the note does not say which side is dominant, the right side is taken as
+dominant and the left as non-dominant (hemiplegia, monoplegia and their sequelae)."""
+WRONG_DOMINANCE_FACTOR = 0.97
+REGION_FACTOR = 0.98
+"""A match through a site rule's wider region ("sigmoid" read as "large intestine") ranks just below the same
+match on the mention's own words."""
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 HISTORY_CUES = (
     (re.compile(r"^\s*(?:family history|family hx|fhx|fh)\s*(?:of|:|-)?\s+", re.IGNORECASE), "family"),
@@ -142,8 +168,13 @@ class IcdLinker:
         self._doc_code = np.asarray(data.doc_code)
         self._desc_len = [len(d) for d in data.descriptions]
         self._perinatal: list[bool] = [c.startswith("P") for c in data.codes]
+        self._dominance = self._dominance_of_codes()
         self._sided = self._sided_leaves()
         self._unsided = self._unsided_codes()
+        self._acuity, self._sibling_acuity = self._acuity_of_codes()
+        self._acuity_twins = self._twins_by_acuity()
+        self._sequela = self._sequela_codes()
+        self._injury = [INJURY_RANGE[0] <= c[:3] <= INJURY_RANGE[1] for c in data.codes]
         self._post_ptr = np.asarray(data.post_ptr)
         self._post_doc = np.asarray(data.post_doc)
         self._post_w = np.asarray(data.post_w)
@@ -204,6 +235,24 @@ class IcdLinker:
                         self._phrases.setdefault((*key[:k], src, *key[k + 1 :]), self._phrases[key])
         # Longest phrases first, so "broken wrist" wins over "broken".
         self._phrase_order = sorted(self._phrases, key=lambda k: (-len(k), k))
+        context = self._context_rows(settings)
+        self._injury_stems = frozenset(ix.stem(w) for w in context.get("injury", ()) if " " not in w)
+        self._injury_phrases = tuple(w for w in context.get("injury", ()) if " " in w)
+        self._disease_stems = frozenset(ix.stem(w) for w in context.get("disease", ()))
+        self._disease_suffixes = tuple(context.get("disease_suffix", ()))
+        sites: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for _, parts in rule_rows(settings.rules_dir / "icd_context.tsv", required=False):
+            if len(parts) >= 3 and parts[0].strip() == "site":
+                part, region = tuple(self._stems(parts[1])), tuple(self._stems(parts[2]))
+                if part and region:
+                    sites.setdefault(part, region)
+        self._sites = sites
+        self._site_order = sorted(sites, key=lambda k: (-len(k), k))
+        self._site_words = frozenset(w for k in sites for w in k)
+        cues = sorted(context.get("sequela", ()), key=len, reverse=True)
+        self._sequela_re = (
+            re.compile(r"\b(?:" + "|".join(re.escape(c) for c in cues) + r")\b", re.IGNORECASE) if cues else None
+        )
         self._ranges: dict[str, list[_Range]] = {"family": [], "historical": []}
         for line_range, fam, hist in self._history_rows(settings):
             parsed = _parse_range(line_range)
@@ -242,7 +291,8 @@ class IcdLinker:
             ("left" in d or "right" in d or "bilateral" in d) and bool(SIDE_RE.search(d)) for d in descriptions
         ]
         side_re = SIDE_RE
-        best: dict[tuple[int, str], tuple[int, int, int]] = {}  # -> (distance, description length, leaf)
+        # -> (distance, against the default dominance, description length, leaf)
+        best: dict[tuple[int, str], tuple[int, int, int, int]] = {}
         for ci, desc in enumerate(descriptions):
             if not self._has_side[ci]:
                 continue
@@ -262,10 +312,12 @@ class IcdLinker:
                     # Only through the category's default child: "right radius, unspecified fracture of the lower
                     # end", not the (shorter) "Colles' fracture of right radius".
                     break
-                cand = (distance, len(descriptions[ci]), leaf)
-                if cand < best.get((ancestor, side), (9, 0, 0)):
+                # "Hemiplegia ... affecting left non-dominant side", not the shorter "... left dominant side".
+                wrong_dominance = int(bool(self._dominance[ci]) and self._dominance[ci] != DOMINANCE_DEFAULT.get(side))
+                cand = (distance, wrong_dominance, len(descriptions[ci]), leaf)
+                if cand < best.get((ancestor, side), (9, 0, 0, 0)):
                     best[(ancestor, side)] = cand
-        return {key: leaf for key, (_, _, leaf) in best.items()}
+        return {key: leaf for key, (*_, leaf) in best.items()}
 
     def _unsided_codes(self) -> list[bool]:
         """Billable codes naming no side whose siblings do ("Unspecified ovarian cyst, unspecified side")."""
@@ -274,6 +326,65 @@ class IcdLinker:
         for ci in range(len(out)):
             if self._billable[ci] and self._parent[ci] in with_sides and not self._has_side[ci]:
                 out[ci] = True
+        return out
+
+    def _acuity_of_codes(self) -> tuple[list[frozenset[str]], dict[int, frozenset[str]]]:
+        """Acuity words of every code's description, and those its siblings name (per parent code).
+
+        Words in parentheses count too: "Venous insufficiency (chronic) (peripheral)" is the chronic code.
+        """
+        none: frozenset[str] = frozenset()
+        acuity = []
+        for d in self.data.descriptions:
+            low = d.lower()
+            acuity.append(frozenset(ACUITY_RE.findall(low)) if "acute" in low or "chronic" in low else none)
+        siblings: dict[int, set[str]] = {}
+        for ci, a in enumerate(acuity):
+            if a and self._parent[ci] >= 0:
+                siblings.setdefault(self._parent[ci], set()).update(a)
+        return acuity, {p: frozenset(a) for p, a in siblings.items()}
+
+    def _twins_by_acuity(self) -> dict[tuple[int, frozenset[str]], int]:
+        """``(code, acuity) -> code`` worded the same but for its acuity ("Acute embolism ... of lower extremity"
+        -> "Chronic embolism ... of lower extremity"; "Acute ... heart failure" -> "Acute on chronic ...")."""
+        by_key: dict[str, dict[frozenset[str], int]] = {}
+        for ci, a in enumerate(self._acuity):
+            if a:
+                key = ACUITY_RE.sub("#", ACUTE_ON_CHRONIC_RE.sub("#", self.data.descriptions[ci].lower()))
+                by_key.setdefault(key, {}).setdefault(a, ci)
+        twins: dict[tuple[int, frozenset[str]], int] = {}
+        for group in by_key.values():
+            for a, ci in group.items():
+                for b, other in group.items():
+                    if a != b:
+                        twins[(ci, b)] = other
+        return twins
+
+    def _sequela_codes(self) -> list[bool]:
+        """Codes that are sequelae: "Sequelae of ..." and everything below it (I69.354), "..., sequela" (S)."""
+        out = [False] * len(self.data.codes)
+        for ci, d in enumerate(self.data.descriptions):
+            p = self._parent[ci]
+            # Parents come before their children in the tabular order, so one pass suffices.
+            out[ci] = "sequela" in d.lower() or (0 <= p < ci and out[p])
+        return out
+
+    def _dominance_of_codes(self) -> list[str]:
+        """``"dominant"``, ``"nondominant"`` or ``""`` per code (hemiplegia, monoplegia, their sequelae)."""
+        out = []
+        for d in self.data.descriptions:
+            low = d.lower()
+            if "dominant" not in low:
+                out.append("")
+            else:
+                out.append("nondominant" if ("nondominant" in low or "non-dominant" in low) else "dominant")
+        return out
+
+    def _context_rows(self, settings: Settings) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for _, parts in rule_rows(settings.rules_dir / "icd_context.tsv", required=False):
+            if len(parts) >= 2 and parts[0].strip() and parts[1].strip():
+                out.setdefault(parts[0].strip(), []).append(parts[1].strip().lower())
         return out
 
     def _history_rows(self, settings: Settings) -> list[tuple[str, str, str]]:
@@ -314,7 +425,13 @@ class IcdLinker:
             abbreviation, plural = m.group(1), m.group(2)
             if plural and not (plural == "s" and abbreviation.isupper() and len(abbreviation) > 1):
                 return m.group(0).lower()
-            return self._abbrev[abbreviation.lower()]
+            expansion = self._abbrev[abbreviation.lower()]
+            # The note's own acuity word replaces the one an expansion assumes: "chronic DVT" is a chronic deep
+            # vein thrombosis, not a "chronic acute" one.
+            own = ACUITY_RE.match(expansion)
+            if own and re.search(r"\b(?:subacute|acute|chronic)\W*$", m.string[: m.start()].lower()):
+                expansion = expansion[own.end() :].lstrip()
+            return expansion
 
         return self._abbrev_re.sub(expand, text).lower()
 
@@ -444,29 +561,115 @@ class IcdLinker:
         f = (1 + b2) * precision * recall / np.maximum(b2 * precision + recall, 1e-9)
         return cand, (f * self._doc_factor[cand]).astype(np.float32)
 
-    def _variants(self, mention: str) -> tuple[list[list[str]], set[str]]:
-        stems, absent = self._query(self._expand_abbreviations(mention))
+    def _variants(self, mention: str, sites: bool = True) -> tuple[list[list[str]], set[str], str, int]:
+        """Stem lists to score (the mention, its rule rewrites, then its site rewrites), absent stems, the
+        expanded text, and how many of the stem lists come before the site rewrites."""
+        expanded = self._expand_abbreviations(mention)
+        stems, absent = self._query(expanded)
         variants = [stems]
         for alternative in range(2):
             rewritten = self._rewrite(stems, alternative)
             if rewritten and rewritten not in variants:
                 variants.append(rewritten)
-        return variants, absent
+        n_own = len(variants)
+        if sites and self._site_words.intersection(stems):
+            for v in list(variants):
+                regional = self._site_rewrite(v)
+                if regional and regional not in variants:
+                    variants.append(regional)
+        return variants, absent, expanded, n_own
+
+    def _site_rewrite(self, stems: list[str]) -> list[str] | None:
+        """The stems with parts of the body replaced by the region the tabular list names (``site`` rules)."""
+        remaining = list(stems)
+        added: list[str] = []
+        for key in self._site_order:
+            if not set(remaining).issuperset(key):
+                continue
+            for w in key:
+                remaining.remove(w)
+            added.extend(w for w in self._sites[key] if w not in added)
+        return added + remaining if added else None
+
+    @staticmethod
+    def _wanted_acuity(expanded: str) -> frozenset[str]:
+        """The acuity the mention names: one word, or acute and chronic together ("acute on chronic")."""
+        if ACUTE_ON_CHRONIC_RE.search(expanded):
+            return frozenset({"acute", "chronic"})
+        found = frozenset(ACUITY_RE.findall(expanded))
+        # Two acuities apart ("AKI on CKD", "COPD w acute exacerbation") name two conditions: no preference.
+        return found if len(found) == 1 else frozenset()
+
+    def _disease_without_injury(self, expanded: str) -> bool:
+        """Whether the mention names a disease and no injury (injury codes then rank lower)."""
+        raw = ix.words(expanded)
+        stems = {ix.stem(w) for w in raw}
+        if stems & self._injury_stems or any(re.search(rf"\b{re.escape(p)}\b", expanded) for p in self._injury_phrases):
+            return False
+        return bool(stems & self._disease_stems) or any(
+            w.endswith(x) and len(w) > len(x) + 2 for w in raw for x in self._disease_suffixes
+        )
+
+    def _offer(
+        self, best: dict[int, tuple[float, str]], ci: int, s: float, evidence: str, side: str | None, resolve: bool
+    ) -> None:
+        """Record a code's score, and for a category its default (or sided) billable code just below it."""
+        if s > best.get(ci, (-1.0, ""))[0]:
+            best[ci] = (s, evidence)
+        if resolve and not self._billable[ci]:
+            leaf = self._sided.get((ci, side), self._default_leaf[ci]) if side else self._default_leaf[ci]
+            if leaf != ci and self._billable[leaf]:
+                s2 = s * CATEGORY_FACTOR
+                if s2 > best.get(leaf, (-1.0, ""))[0]:
+                    best[leaf] = (s2, evidence)
+
+    def _context_factor(self, ci: int, acuity: frozenset[str], dominance: str | None) -> float:
+        """Score factor of a code for the mention's acuity and side dominance (1.0 when neither applies)."""
+        f = 1.0
+        if acuity:
+            have = self._acuity[ci]
+            if have:
+                if not acuity <= have:
+                    f *= OTHER_ACUITY_FACTOR
+            elif acuity <= self._sibling_acuity.get(self._parent[ci], frozenset()):
+                f *= UNSTATED_ACUITY_FACTOR
+        if dominance and self._dominance[ci] and self._dominance[ci] != dominance:
+            f *= WRONG_DOMINANCE_FACTOR
+        return f
 
     def _rank(
-        self, mention: str, mask: np.ndarray | None = None, resolve_categories: bool = True, top_docs: int = 80
+        self,
+        mention: str,
+        mask: np.ndarray | None = None,
+        resolve_categories: bool = True,
+        top_docs: int = 80,
+        sequela: bool = False,
+        sites: bool = True,
     ) -> list[tuple[int, float, str]]:
-        """Codes for a mention: ``[(code index, score, evidence)]`` best first (billable and not)."""
+        """Codes for a mention: ``[(code index, score, evidence)]`` best first (billable and not).
+
+        ``sequela``: the mention names a residual deficit (see :meth:`_sequela_cue`); sequela codes rank first.
+        ``sites``: also read the mention with parts of the body widened to their region (``site`` rules).
+        """
         best: dict[int, tuple[float, str]] = {}
         billable = self._billable
-        variants, absent = self._variants(mention)
+        variants, absent, expanded, n_own = self._variants(mention, sites)
         newborn = any(PERINATAL_CUES.intersection(stems) for stems in variants)
         perinatal = self._perinatal
         sides = {SIDES[w] for stems in variants for w in stems if w in SIDES}
         side = sides.pop() if len(sides) == 1 else None
         unsided = self._unsided
-        for stems in variants:
+        acuity = self._wanted_acuity(expanded)
+        named_dominance = any("dominant" in stems for stems in variants)
+        dominance = DOMINANCE_DEFAULT.get(side) if side and not named_dominance else None
+        contextual = bool(acuity or dominance)
+        no_injury = self._disease_without_injury(expanded)
+        injury, is_sequela = self._injury, self._sequela
+        for k, stems in enumerate(variants):
             docs, scores = self._score_docs(stems, absent, mask)
+            if k >= n_own:
+                # A reading through a wider region ranks just below the same match on the mention's own words.
+                scores = scores * REGION_FACTOR
             if docs.size == 0:
                 continue
             if docs.size > top_docs:
@@ -477,15 +680,19 @@ class IcdLinker:
                     s *= PERINATAL_FACTOR
                 if side and unsided[ci]:
                     s *= UNSIDED_FACTOR
+                if no_injury and injury[ci]:
+                    s *= INJURY_FACTOR
+                if sequela and not is_sequela[ci]:
+                    s *= SEQUELA_FACTOR
                 evidence = self.data.doc_text[d]
-                if s > best.get(ci, (-1.0, ""))[0]:
-                    best[ci] = (s, evidence)
-                if resolve_categories and not billable[ci]:
-                    leaf = self._sided.get((ci, side), self._default_leaf[ci]) if side else self._default_leaf[ci]
-                    if leaf != ci and billable[leaf]:
-                        s2 = s * CATEGORY_FACTOR
-                        if s2 > best.get(leaf, (-1.0, ""))[0]:
-                            best[leaf] = (s2, evidence)
+                if contextual:
+                    if acuity and (twin := self._acuity_twins.get((ci, acuity))) is not None:
+                        # The same wording with the mention's acuity ("Deep vein thrombosis NOS" is filed under the
+                        # acute I82.40; "chronic DVT" is its chronic twin I82.50), ranked as this entry would be.
+                        self._offer(best, twin, s * self._context_factor(twin, acuity, dominance), evidence, side,
+                                    resolve_categories)
+                    s *= self._context_factor(ci, acuity, dominance)
+                self._offer(best, ci, s, evidence, side, resolve_categories)
         ranked = sorted(
             best.items(),
             key=lambda kv: (-round(kv[1][0], 6), not billable[kv[0]], self._desc_len[kv[0]]),
@@ -548,16 +755,39 @@ class IcdLinker:
                     found[zi] = (s, f"{evidence} ({code})")
         # 2. the Z codes' own wording ("Family history of diabetes mellitus"), when it shares a word with the
         # mention itself (every Z code shares "family history").
-        variants, _ = self._variants(mention)
+        variants = self._variants(mention)[0]
         mention_stems = {s for v in variants for s in v}
         mention_stems |= {a for s in list(mention_stems) for a in self._word_alts.get(s, ())}
-        for ci, score, evidence in self._rank(prefix + mention, mask=mask)[:5]:
+        # The Z codes name parts of the body as the mention does ("... of large intestine" is Z85.03, whose
+        # default child is the carcinoid tumor), so no site readings here.
+        for ci, score, evidence in self._rank(prefix + mention, mask=mask, sites=False)[:5]:
             if not mention_stems & {s for s, _ in ix.term_tokens(evidence)}:
                 continue
             if score > found.get(ci, (-1.0, ""))[0]:
                 found[ci] = (score, evidence)
         ranked = sorted(found.items(), key=lambda kv: (-kv[1][0], not self._billable[kv[0]]))
         return self._finish([(ci, s, ev) for ci, (s, ev) in ranked], self.settings.max_codes)
+
+    def _sequela_cue(self, text: str) -> str | None:
+        """The mention without its history cue and sequela words when it names a residual deficit, else ``None``.
+
+        "h/o CVA with residual hemiparesis" -> "CVA with hemiparesis" (coded I69.359, not Z86.73); "late effects
+        of polio" -> "of polio" (B91). "No residual deficits" and "without residual" are no sequela.
+        """
+        if self._sequela_re is None:
+            return None
+        found = False
+        for m in self._sequela_re.finditer(text):
+            if not SEQUELA_NEGATION_RE.search(text[: m.start()].lower()):
+                found = True
+        if not found:
+            return None
+        for cue, _ in HISTORY_CUES:
+            m = cue.match(text)
+            if m:
+                text = text[m.end() :]
+        rest = self._sequela_re.sub(" ", text)
+        return rest if ix.words(rest) else None
 
     # ----------------------------------------------------------------- public API
     def link(self, mention: str, label: str = "DIAG", traits: Sequence[str] = ()) -> list[Code]:
@@ -581,6 +811,10 @@ class IcdLinker:
             return []
         if "family" in traits:
             return self._history(text, "family")
+        residual = self._sequela_cue(text)
+        if residual is not None:
+            # A residual deficit is a current condition, coded as the sequela, even when the stroke is history.
+            return self._finish(self._rank(residual, sequela=True), self.settings.max_codes)
         if "historical" in traits:
             return self._history(text, "historical")
         for cue, kind in HISTORY_CUES:
