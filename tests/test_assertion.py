@@ -149,6 +149,76 @@ def test_rules_are_data(tmp_path: Path) -> None:
     assert custom.version != load(Settings()).version
 
 
+# Planned versus past: a date alone dates a past event; a future cue, a hypothetical trigger or a plan section makes
+# it a plan's date, unless a past cue ("showed", "underwent", "was done") is nearer the finding.
+DATED = [
+    ("Plan: repeat [[colonoscopy]] in March.", ["hypothetical"]),
+    ("Will schedule repeat [[colonoscopy]] in March.", ["hypothetical"]),
+    ("[[Colonoscopy]] in March showed two polyps.", ["historical"]),
+    ("Follow-up [[CT]] in March showed resolution of the hematoma.", ["historical"]),
+    ("She was admitted in March with [[pneumonia]].", ["historical"]),
+    ("Repeat [[bone density scan]] due in September.", ["hypothetical"]),
+    ("[[Hip replacement]] planned for August.", ["hypothetical"]),
+    ("He is due for a [[screening colonoscopy]] in December.", ["hypothetical"]),
+    ("Patient had a [[colonoscopy]] in 2019 and will repeat colonoscopy in March.", ["historical"]),
+    ("Patient had a colonoscopy in 2019 and will repeat [[colonoscopy]] in March.", ["hypothetical"]),
+    ("She underwent [[cholecystectomy]] in May 2021.", ["historical"]),
+    ("Recheck [[TSH]] in 6 weeks.", ["hypothetical"]),
+    ("Continue [[lisinopril]] and recheck BMP in 1 week.", []),
+    ("Return in two weeks for [[suture removal]].", ["hypothetical"]),
+    ("[[Stress test]] next month.", ["hypothetical"]),
+    ("The next day she developed [[fever]].", []),
+    ("Blood pressure improved from 160/95 to 130/80 on [[amlodipine]].", []),
+]
+
+
+@pytest.mark.parametrize(("sentence", "traits"), DATED)
+def test_planned_versus_past_dates(stage, sections, sentence: str, traits: list[str]) -> None:
+    _, judgement = _judge(stage, sections, sentence)
+    assert judgement.traits == traits, judgement.trigger
+
+
+def test_a_date_in_the_plan_section_is_planned(stage, sections) -> None:
+    text = "HPI: Anemia.\nPLAN: Iron studies in January. Continue aspirin. CT in March showed a cyst."
+    spans = [(text.index(w), text.index(w) + len(w)) for w in ("Iron studies", "aspirin", "CT")]
+    got = stage.judge(text, spans, sections.detect(text))
+    expected = [(["hypothetical"], "PLAN"), ([], None), (["historical"], "in March")]
+    assert [(j.traits, j.trigger) for j in got] == expected
+
+
+@pytest.mark.parametrize(
+    ("sentence", "traits"),
+    [
+        ("[[Pneumonia]], now resolved.", ["historical"]),
+        ("History of [[pneumonia]], now resolved.", ["historical"]),
+        ("Her [[acute kidney injury]] has resolved.", ["historical"]),
+        ("[[Cellulitis]] resolved after a course of cephalexin.", ["historical"]),
+        ("Resolution of [[atrial fibrillation]] after cardioversion.", ["historical"]),
+        ("[[Headache]] has not resolved.", []),
+        ("Persistent [[cough]], not yet resolved.", []),
+        ("[[Rash]] is resolving.", []),
+        ("[[Rash]] partially resolved.", []),
+        ("No [[chest pain]] today.", ["negated"]),
+    ],
+)
+def test_resolved_is_historical_not_negated(stage, sections, sentence: str, traits: list[str]) -> None:
+    _, judgement = _judge(stage, sections, sentence)
+    assert judgement.traits == traits, judgement.trigger
+
+
+def test_time_cues_are_rule_rows(tmp_path: Path) -> None:
+    rows = "in march\tdate\tbidirectional\t6\nsoon\tfuture\tbidirectional\t6\nseen\tpast\tbidirectional\t6\n"
+    custom = load(_rules_dir(tmp_path, rows))
+    texts = ["MRI in March.", "MRI soon in March.", "MRI seen soon in March."]  # the nearer cue decides
+    got = [custom.judge(t, [(0, 3)], None)[0] for t in texts]
+    assert [(j.traits, j.trigger) for j in got] == [
+        (["historical"], "in March"), (["hypothetical"], "soon"), (["historical"], "in March"),
+    ]
+    with pytest.raises(EngineError) as info:
+        load(_rules_dir(tmp_path, "soon\tfuture\tterminate\t0\n"))  # a time cue sets a scope, never ends one
+    assert info.value.code is ErrorCode.MODEL_INVALID
+
+
 def test_assert_verb_through_the_cli(tmp_path: Path) -> None:
     lines = [
         {"id": "a", "text": "Patient denies chest pain.", "start": 15, "end": 25},

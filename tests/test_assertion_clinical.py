@@ -1,6 +1,6 @@
 """Assertion on clinical-note style span judgments (tests/fixtures/assertion/clinical_blind*.jsonl).
 
-The three sets were written by hand, each before the rules were changed on it (see docs/assertion.md, "Clinical
+The sets were written by hand, each before the rules were changed on it (see docs/assertion.md, "Clinical
 blind sets"); the thresholds sit a little under what the stage reaches now, so a rule change that loses ground on
 clinical notes fails here.
 """
@@ -36,6 +36,11 @@ THRESHOLDS = {
     },
     "clinical_blind5.jsonl": {
         "negated": 0.95, "family": 0.95, "hypothetical": 0.95, "possible": 0.95, "historical": 0.95, "assertion": 0.95,
+    },
+    # Planned-vs-past dates, follow-up plans, resolved / status post (after: hypothetical 0.978, historical 0.979,
+    # assertion accuracy 0.971; the other traits 1.0 on few spans, so one miss there fails).
+    "clinical_blind6.jsonl": {
+        "negated": 0.95, "family": 0.95, "hypothetical": 0.94, "possible": 0.95, "historical": 0.94, "assertion": 0.94,
     },
 }
 
