@@ -31,7 +31,7 @@ from engine.errors import EngineError, ErrorCode
 from engine.rules import rule_rows
 from engine.settings import Settings
 
-INDEX_FORMAT = 8
+INDEX_FORMAT = 9
 """Bump when the cached layout or the term processing changes (part of the cache key)."""
 
 NONESSENTIAL_WEIGHT = 0.1
@@ -99,6 +99,11 @@ DEFAULT_PHRASES = (
     "not intractable",
     "without status migrainosus",
 )
+
+SITED_ABSENT = ("foreign body", "intraarticular extension", "intracondylar extension", "intercondylar fracture",
+                "complications")
+"""What a "without" clause names before the site of the whole term: in "Laceration without foreign body of right
+forearm" only "foreign body" is absent, "right forearm" is the site (unlike "without loss of material")."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _CODE_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
@@ -216,6 +221,11 @@ def _segment_tokens(lowered: str) -> tuple[tuple[str, int], ...]:
     head, _, absent_part = main.partition(" without ")
     # A "with" after the "without" clause starts a positive clause again ("without perforation with bleeding").
     absent_part, _, tail = absent_part.partition(" with ")
+    for obj in SITED_ABSENT:
+        if absent_part.startswith(obj + " of "):
+            tail = absent_part[len(obj) + 4 :] + " " + tail
+            absent_part = obj
+            break
     head = DEFAULT_RE.sub(" ", head + " " + tail)
     head_words = words(head)
     optional = set(DEFAULT_WORDS)
