@@ -4,9 +4,10 @@ A ConText-style engine (Harkema et al. 2009) in plain Python, driven by rule fil
 
 - ``assertion_triggers.tsv``: trigger phrases with a trait, a direction (forward, backward, bidirectional), a
   maximum scope in words, plus termination terms ("but", "however", a new clause) and pseudo-triggers
-  ("no change", "not only") that look like triggers but modify nothing.
+  ("no change", "not only") that look like triggers but modify nothing; and time cues (``date``, ``future``,
+  ``future-weak``, ``past``) that decide whether a dated finding is past or planned (:func:`_resolve_date`).
 - ``assertion_sections.tsv``: sections whose findings all carry a trait (past medical history -> historical,
-  family history -> family).
+  family history -> family; plan sections -> ``future``, which makes a date there a plan's date).
 
 Each note is split into sentences once; only sentences holding a span are tokenised and scanned for triggers
 (longest match wins, left to right), and every span in a sentence is judged against that one scan, so judging
