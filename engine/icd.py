@@ -774,20 +774,27 @@ class IcdLinker:
         "h/o CVA with residual hemiparesis" -> "CVA with hemiparesis" (coded I69.359, not Z86.73); "late effects
         of polio" -> "of polio" (B91). "No residual deficits" and "without residual" are no sequela.
         """
-        if self._sequela_re is None:
-            return None
-        found = False
-        for m in self._sequela_re.finditer(text):
-            if not SEQUELA_NEGATION_RE.search(text[: m.start()].lower()):
-                found = True
-        if not found:
+        if not self._names_sequela(text):
             return None
         for cue, _ in HISTORY_CUES:
             m = cue.match(text)
             if m:
                 text = text[m.end() :]
         rest = self._sequela_re.sub(" ", text)
-        return rest if ix.words(rest) else None
+        if not ix.words(rest):
+            return None
+        # "Residual schizophrenia" (F20.5) and the like are conditions named with the word itself.
+        plain = self._rank(text)
+        if plain and self._names_sequela(plain[0][2]):
+            return None
+        return rest
+
+    def _names_sequela(self, text: str) -> bool:
+        """Whether ``text`` has a sequela word that no "no"/"without" cancels."""
+        if self._sequela_re is None:
+            return False
+        low = text.lower()
+        return any(not SEQUELA_NEGATION_RE.search(low[: m.start()]) for m in self._sequela_re.finditer(low))
 
     # ----------------------------------------------------------------- public API
     def link(self, mention: str, label: str = "DIAG", traits: Sequence[str] = ()) -> list[Code]:
