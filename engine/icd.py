@@ -16,6 +16,14 @@ How a mention is matched (every step is data in ``assets/rules/`` or the tabular
    "type 1" pick the specific code when it does.
 4. A category that matches stands for its default billable code (the ``.9``/unspecified child, the initial
    encounter extension). Billable codes are ranked first.
+5. Context from the mention (word lists in ``assets/rules/icd_context.tsv``), applied as score factors the way the
+   side a mention names is: an acuity ("chronic", "acute on chronic") ranks codes naming another acuity, or none
+   where siblings name it, lower, and reaches the same wording's twin of that acuity ("DVT NOS" is filed under
+   the acute I82.40; "chronic DVT" is I82.50-); parts of the colon are also read as "large intestine" (``site``
+   rules: "sigmoid diverticulitis" is K57.32); a disease named without an injury word ranks injury codes
+   (S00-T34) lower; "residual"/"late effect"/"sequela" codes the deficit as a sequela (I69.35x for
+   "h/o CVA with residual hemiparesis", not Z86.73), with the guideline's default dominance (right dominant,
+   left non-dominant).
 
 Semantic re-ranking with the backbone encoder was measured (``python -m engine evaluate icd --semantic``) and
 is off by default: see ``engine/evaluation/icd.py`` for the figures and why.
@@ -168,6 +176,7 @@ class IcdLinker:
         self._doc_code = np.asarray(data.doc_code)
         self._desc_len = [len(d) for d in data.descriptions]
         self._perinatal: list[bool] = [c.startswith("P") for c in data.codes]
+        self._desc_lower = [d.lower() for d in data.descriptions]
         self._dominance = self._dominance_of_codes()
         self._sided = self._sided_leaves()
         self._unsided = self._unsided_codes()
@@ -237,7 +246,10 @@ class IcdLinker:
         self._phrase_order = sorted(self._phrases, key=lambda k: (-len(k), k))
         context = self._context_rows(settings)
         self._injury_stems = frozenset(ix.stem(w) for w in context.get("injury", ()) if " " not in w)
-        self._injury_phrases = tuple(w for w in context.get("injury", ()) if " " in w)
+        phrases = [w for w in context.get("injury", ()) if " " in w]
+        self._injury_phrase_re = (
+            re.compile(r"\b(?:" + "|".join(re.escape(p) for p in phrases) + r")\b") if phrases else None
+        )
         self._disease_stems = frozenset(ix.stem(w) for w in context.get("disease", ()))
         self._disease_suffixes = tuple(context.get("disease_suffix", ()))
         sites: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -285,7 +297,7 @@ class IcdLinker:
         add "upper limb"); its default child is the unspecified side, so the side the note names is looked up
         here among the category's children and grandchildren ("..., left upper limb").
         """
-        descriptions = [d.lower() for d in self.data.descriptions]
+        descriptions = self._desc_lower
         # Substring tests first: the regex over every description would double the load time.
         self._has_side = [
             ("left" in d or "right" in d or "bilateral" in d) and bool(SIDE_RE.search(d)) for d in descriptions
@@ -335,8 +347,7 @@ class IcdLinker:
         """
         none: frozenset[str] = frozenset()
         acuity = []
-        for d in self.data.descriptions:
-            low = d.lower()
+        for low in self._desc_lower:
             acuity.append(frozenset(ACUITY_RE.findall(low)) if "acute" in low or "chronic" in low else none)
         siblings: dict[int, set[str]] = {}
         for ci, a in enumerate(acuity):
@@ -350,7 +361,7 @@ class IcdLinker:
         by_key: dict[str, dict[frozenset[str], int]] = {}
         for ci, a in enumerate(self._acuity):
             if a:
-                key = ACUITY_RE.sub("#", ACUTE_ON_CHRONIC_RE.sub("#", self.data.descriptions[ci].lower()))
+                key = ACUITY_RE.sub("#", ACUTE_ON_CHRONIC_RE.sub("#", self._desc_lower[ci]))
                 by_key.setdefault(key, {}).setdefault(a, ci)
         twins: dict[tuple[int, frozenset[str]], int] = {}
         for group in by_key.values():
@@ -363,17 +374,17 @@ class IcdLinker:
     def _sequela_codes(self) -> list[bool]:
         """Codes that are sequelae: "Sequelae of ..." and everything below it (I69.354), "..., sequela" (S)."""
         out = [False] * len(self.data.codes)
-        for ci, d in enumerate(self.data.descriptions):
-            p = self._parent[ci]
+        parent = self._parent
+        for ci, low in enumerate(self._desc_lower):
+            p = parent[ci]
             # Parents come before their children in the tabular order, so one pass suffices.
-            out[ci] = "sequela" in d.lower() or (0 <= p < ci and out[p])
+            out[ci] = "sequela" in low or (0 <= p < ci and out[p])
         return out
 
     def _dominance_of_codes(self) -> list[str]:
         """``"dominant"``, ``"nondominant"`` or ``""`` per code (hemiplegia, monoplegia, their sequelae)."""
         out = []
-        for d in self.data.descriptions:
-            low = d.lower()
+        for low in self._desc_lower:
             if "dominant" not in low:
                 out.append("")
             else:
@@ -604,7 +615,7 @@ class IcdLinker:
         """Whether the mention names a disease and no injury (injury codes then rank lower)."""
         raw = ix.words(expanded)
         stems = {ix.stem(w) for w in raw}
-        if stems & self._injury_stems or any(re.search(rf"\b{re.escape(p)}\b", expanded) for p in self._injury_phrases):
+        if stems & self._injury_stems or (self._injury_phrase_re and self._injury_phrase_re.search(expanded)):
             return False
         return bool(stems & self._disease_stems) or any(
             w.endswith(x) and len(w) > len(x) + 2 for w in raw for x in self._disease_suffixes
@@ -692,7 +703,11 @@ class IcdLinker:
                         self._offer(best, twin, s * self._context_factor(twin, acuity, dominance), evidence, side,
                                     resolve_categories)
                     s *= self._context_factor(ci, acuity, dominance)
-                self._offer(best, ci, s, evidence, side, resolve_categories)
+                # Inline for the common case (a billable code): this loop runs for every matched entry.
+                if s > best.get(ci, (-1.0, ""))[0]:
+                    best[ci] = (s, evidence)
+                if resolve_categories and not billable[ci]:
+                    self._offer(best, ci, s, evidence, side, resolve_categories)
         ranked = sorted(
             best.items(),
             key=lambda kv: (-round(kv[1][0], 6), not billable[kv[0]], self._desc_len[kv[0]]),
