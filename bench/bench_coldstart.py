@@ -41,7 +41,7 @@ t, c = time.perf_counter(), time.process_time()
 from engine.pipeline import load_pipeline
 pipeline = load_pipeline(device="cpu")
 mark("import_engine", t, c)
-for name in ("sections", "ner", "assertion", "icd"):
+for name in ("sections", "ner", "history", "assertion", "icd"):
     t, c = time.perf_counter(), time.process_time()
     pipeline.stage(name)
     mark("load_" + name, t, c)

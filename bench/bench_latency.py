@@ -62,7 +62,7 @@ def main() -> None:
         print("timing the NER stage alone (stage.predict on one note)")
     else:
         pipeline = load_pipeline(model_dir=args.model_dir, device="cpu")
-        pipeline.warm(("sections", "ner", "assertion", "icd"))
+        pipeline.warm(("sections", "ner", "history", "assertion", "icd"))
     print(f"engine loaded and warmed in {time.perf_counter() - t0:.2f} s")
     for _, text in notes[: args.warmup]:
         pipeline.analyze(text)

@@ -127,7 +127,7 @@ def main() -> None:
         "ratio_cpu": hf_cpu / engine_cpu,
     }
     if not args.skip_analyze:
-        pipeline.warm(("sections", "ner", "assertion", "icd"))
+        pipeline.warm(("sections", "ner", "history", "assertion", "icd"))
         t = time.perf_counter()
         for i in range(0, len(notes), args.batch_size):
             pipeline.analyze_many(notes[i : i + args.batch_size])

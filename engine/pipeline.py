@@ -96,7 +96,9 @@ class Pipeline:
                     self._stages[name] = load_stage(name, self.settings)
         return self._stages[name]
 
-    def warm(self, names: Iterable[str] = ("sections", "ner", "assertion", "icd", "summarizer")) -> None:
+    def warm(
+        self, names: Iterable[str] = ("sections", "ner", "history", "assertion", "icd", "summarizer")
+    ) -> None:
         """Load the given stages now and run a tiny note through them, so the first real request is fast.
 
         Ends with :func:`freeze_loaded_objects`, so later garbage collections skip what was loaded.
@@ -150,6 +152,9 @@ class Pipeline:
             detector = self.stage("sections")
             sections = detector.detect(text)
             spans = drop_header_words(spans, detector.header_spans(text))
+            backfill = self.stage("history").find(text, spans, self.stage("icd"))
+            if backfill:
+                spans = sorted([*spans, *backfill], key=lambda s: s.start)
             judgements = self.stage("assertion").judge(text, [(s.start, s.end) for s in spans], sections)
             t2 = time.perf_counter()
             entities: list[Entity] = []

@@ -15,6 +15,7 @@ from engine.settings import Settings
 STAGES: dict[str, str] = {
     "sections": "engine.sections:load",
     "ner": "engine.ner:load",
+    "history": "engine.history:load",
     "assertion": "engine.assertion:load",
     "icd": "engine.icd:load",
     "summarizer": "engine.summarizer:load",

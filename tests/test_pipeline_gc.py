@@ -17,7 +17,7 @@ import gc, json, weakref
 from engine.pipeline import freeze_loaded_objects, load_pipeline
 
 p = load_pipeline(device="cpu")
-p.warm(("sections", "ner", "assertion", "icd"))
+p.warm(("sections", "ner", "history", "assertion", "icd"))
 frozen = gc.get_freeze_count()
 left = len(gc.get_objects())  # tracked and not frozen
 class Node:

@@ -18,7 +18,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 
-ANALYSIS_STAGES = ("sections", "ner", "assertion", "icd")
+ANALYSIS_STAGES = ("sections", "ner", "history", "assertion", "icd")
 WARM_NOTE = " ".join(
     ["Patient denies chest pain or fever. History of hypertension and type 2 diabetes mellitus treated with "
      "lisinopril and metformin. Chest x-ray and ECG were normal; troponin was negative."] * 24

@@ -236,6 +236,24 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+class WithHistory:
+    """The NER stage followed by the history backfill, as :meth:`engine.pipeline.Pipeline.analyze_many` runs them."""
+
+    def __init__(self, stage: Any, settings: Any) -> None:
+        from engine.registry import load_stage
+
+        self.stage = stage
+        self.history = load_stage("history", settings)
+        self.icd = load_stage("icd", settings)
+
+    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        out = []
+        for text, spans in zip(texts, self.stage.predict(texts), strict=True):
+            extra = self.history.find(text, spans, self.icd)
+            out.append(sorted([*spans, *extra], key=lambda s: s.start))
+        return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m engine evaluate ner``: score a NER model folder and the dictionary baseline side by side."""
     from engine.ner import load_folder
@@ -258,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dev-count", type=int, help="dev documents (default: as recorded in the model config)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-baseline", action="store_true", help="skip the dictionary baseline")
+    parser.add_argument(
+        "--history-backfill", action="store_true",
+        help="also score the model plus the history backfill (engine/history.py), as `analyze` runs them",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -274,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("error: no documents to evaluate in that split\n")
         return 2
     results: dict[str, dict[str, Any]] = {f"model {stage.version}": evaluate_model(stage, scored)}
+    if args.history_backfill:
+        results[f"model {stage.version} + history backfill"] = evaluate_model(WithHistory(stage, settings), scored)
     if not args.no_baseline:
         results["dictionary baseline"] = evaluate_model(Gazetteer(train_docs or documents), scored)
     print(f"NER evaluation on {len(scored)} documents ({args.split} split of {specs[0]}), strict span match")

@@ -1,0 +1,111 @@
+"""History backfill: diagnoses named in past- and family-history phrases that the NER model left untagged.
+
+The NER model follows MACCROBAT's convention, where "history of pulmonary tuberculosis" is one History span and the
+disease inside it is not tagged; the model therefore leaves "Mother had breast cancer" or "history of stroke"
+without an entity, and the family- and personal-history codes (Z80-Z87) are never offered. This stage reads the
+text right after a history phrase (``assets/rules/history_phrases.tsv``), splits it into list items and keeps an
+item as a ``DIAG`` span when the ICD-10-CM index links it confidently to a disease code (chapters A-R). The
+assertion stage then judges these spans like any other (family, historical, negated).
+
+Predicting and annotating are one step here: :meth:`HistoryBackfill.find` returns new spans and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.rules import rule_rows
+from engine.settings import Settings
+from engine.types import Span
+
+RULES_FILE = "history_phrases.tsv"
+MIN_LINK_SCORE = 0.9
+"""Lowest ICD link score for an item to become an entity: "breast cancer" 0.96, "stroke" 1.0, "travel" 0.69."""
+DISEASE_CHAPTERS = tuple("ABCDEFGHIJKLMNOPQR")
+"""First letters of ICD-10-CM codes for diseases, findings and symptoms (S-Z are injuries, external causes and
+factors influencing health status)."""
+MAX_ITEM_WORDS = 6
+# Where the list of diagnoses after a history phrase ends: the clause ends, or a time, place or person follows.
+_STOP = re.compile(
+    r"[.;:\n(\[]|\bin \d|\b(?:in (?:his|her|their|the|a|an)|at (?:age|the age)|since|who|which|that|when|until|from|"
+    r"for (?:\d|the past|many|several)|diagnosed|status post|s/p|treated|on|were|was|is|are|but|without|no|not)\b",
+    re.IGNORECASE,
+)
+_ITEM_SPLIT = re.compile(r",|\band\b|\bas well as\b|&", re.IGNORECASE)
+_LEADING = re.compile(
+    r"^(?:(?:(?:pertinent|positive|strong|significant|notable|remarkable) for|a|an|the|some|known|remote|prior|"
+    r"previous|recent|significant|possible|probable|early|late|his|her|both|also|mild|severe)\s+)+",
+    re.IGNORECASE,
+)
+_WINDOW = 200  # characters after a phrase that may hold its list
+
+
+class HistoryBackfill:
+    """Finds history-phrase diagnoses that no NER span covers.
+
+    Attributes:
+        version: Identifies the rule file (its phrases) for the analysis's ``models`` record.
+    """
+
+    def __init__(self, patterns: Sequence[re.Pattern[str]], min_score: float = MIN_LINK_SCORE) -> None:
+        self.patterns = list(patterns)
+        self.min_score = min_score
+        self.version = f"history-rules-{len(self.patterns)}"
+
+    def candidates(self, text: str) -> list[tuple[int, int]]:
+        """Character ranges of the list items written after each history phrase, in note order, deduplicated."""
+        found: set[tuple[int, int]] = set()
+        for pattern in self.patterns:
+            for match in pattern.finditer(text):
+                lo = match.end()
+                tail = text[lo : lo + _WINDOW]
+                stop = _STOP.search(tail)
+                segment_end = lo + (stop.start() if stop else len(tail))
+                pos = lo
+                for piece in _ITEM_SPLIT.split(text[lo:segment_end]):
+                    start = text.index(piece, pos)
+                    pos = start + len(piece)
+                    stripped = piece.strip()
+                    if not stripped:
+                        continue
+                    start += piece.index(stripped)
+                    lead = _LEADING.match(stripped)
+                    if lead:
+                        start += lead.end()
+                        stripped = stripped[lead.end() :]
+                    words = stripped.split()
+                    if 0 < len(words) <= MAX_ITEM_WORDS and any(c.isalpha() for c in stripped):
+                        found.add((start, start + len(stripped)))
+        return sorted(found)
+
+    def find(self, text: str, spans: Sequence[Span], icd: Any) -> list[Span]:
+        """New ``DIAG`` spans for confidently linked history items that overlap none of ``spans``.
+
+        Args:
+            text: The note.
+            spans: The entities found so far (NER), which win wherever they overlap an item.
+            icd: The ICD stage (its ``link(mention, label, traits)``).
+        """
+        out: list[Span] = []
+        # Shortest first: where phrases overlap ("Family history: mother had breast cancer"), the item closest to
+        # the diagnosis itself is the one to link.
+        for start, end in sorted(self.candidates(text), key=lambda r: (r[1] - r[0], r[0])):
+            if any(s.start < end and start < s.end for s in list(spans) + out):
+                continue
+            codes = icd.link(text[start:end], "DIAG", [])
+            if codes and codes[0].score >= self.min_score and codes[0].code.startswith(DISEASE_CHAPTERS):
+                out.append(Span(start=start, end=end, label="DIAG", score=round(float(codes[0].score) * 0.9, 4)))
+        return sorted(out, key=lambda s: s.start)
+
+
+def load_patterns(path: Path) -> list[re.Pattern[str]]:
+    """The compiled phrase patterns of a rule file."""
+    return [re.compile(fields[0], re.IGNORECASE) for _, fields in rule_rows(path, what="history phrase file")]
+
+
+def load(settings: Settings) -> HistoryBackfill:
+    """Stage factory (see :mod:`engine.registry`)."""
+    return HistoryBackfill(load_patterns(Path(settings.rules_dir) / RULES_FILE))
