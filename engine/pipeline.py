@@ -12,9 +12,11 @@ process pays for model loading once. Stage interfaces:
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -24,6 +26,7 @@ from typing import Any
 
 from engine.errors import EngineError, ErrorCode
 from engine.registry import load_stage
+from engine.rules import rule_rows
 from engine.settings import Settings
 from engine.types import LABELS, AnalysisResult, Code, Entity, Section, SummaryResult
 
@@ -50,6 +53,22 @@ def drop_header_words(spans: Sequence[Any], headers: Sequence[tuple[int, int]]) 
         s for s in spans
         if s.label in HEADER_LABELS_KEPT or not any(start <= s.start and s.end <= end for start, end in headers)
     ]
+
+
+MODIFIERS_FILE = "coding_modifiers.txt"
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z-]*)[ \t]+$")
+
+
+def coding_mention(text: str, start: int, end: int, modifiers: frozenset[str], limit: int = 3) -> str:
+    """The mention to code for the entity ``text[start:end]``: with up to ``limit`` directly preceding words from
+    ``modifiers`` ("Chronic DVT" when the entity is "DVT"), which the linker reads for acuity, side and sequelae."""
+    lo = start
+    for _ in range(limit):
+        match = _WORD_BEFORE.search(text, max(0, lo - 40), lo)
+        if not match or match.group(1).lower() not in modifiers:
+            break
+        lo = match.start(1)
+    return text[lo:end]
 
 
 def model_version(model_dir: Path, stage: str) -> str:
@@ -109,6 +128,12 @@ class Pipeline:
         if "summarizer" in self._stages:
             self.summarize("Patient is stable. Follow up in two weeks.", k=1)
         freeze_loaded_objects()
+
+    @functools.cached_property
+    def modifiers(self) -> frozenset[str]:
+        """Words before a diagnosis that the ICD linker reads with it (``assets/rules/coding_modifiers.txt``)."""
+        path = Path(self.settings.rules_dir) / MODIFIERS_FILE
+        return frozenset(fields[0].strip().lower() for _, fields in rule_rows(path, what="coding modifier file"))
 
     @property
     def models(self) -> dict[str, str]:
@@ -175,9 +200,10 @@ class Pipeline:
                     if blocked:
                         entity.note = f"{entity.assertion}: not coded"
                     else:
-                        key = (entity.text, span.label, tuple(entity.traits))
+                        mention = coding_mention(text, span.start, span.end, self.modifiers)
+                        key = (mention, span.label, tuple(entity.traits))
                         if key not in linked:
-                            linked[key] = icd.link(entity.text, span.label, entity.traits)
+                            linked[key] = icd.link(mention, span.label, entity.traits)
                         entity.codes = [replace(code) for code in linked[key]]
                 entities.append(entity)
             t3 = time.perf_counter()

@@ -34,3 +34,14 @@ def test_only_spans_wholly_inside_a_header_go_and_anatomy_stays() -> None:
     kept = drop_header_words(spans, headers)
     assert [(s.start, s.label) for s in kept] == [(2, "DIAG"), (20, "ANAT"), (30, "MED")]
     assert drop_header_words(spans, []) == spans
+
+
+def test_modifier_words_before_a_diagnosis_reach_the_linker(pipeline) -> None:
+    from engine.pipeline import coding_mention
+
+    text = "Chronic DVT of the left leg. Ultrasound confirmed DVT."
+    assert coding_mention(text, 8, 11, pipeline.modifiers) == "Chronic DVT"
+    assert coding_mention(text, text.rindex("DVT"), len(text) - 1, pipeline.modifiers) == "DVT"  # not a modifier
+    chronic, plain = [e for e in pipeline.analyze(text).entities if e.text == "DVT"]
+    assert chronic.codes[0].code.startswith("I82.5")  # chronic embolism and thrombosis of deep veins
+    assert plain.codes[0].code.startswith("I82.4")  # acute, the default
