@@ -38,10 +38,10 @@ import torch
 {threads}
 mark("import_torch", t0, c0)
 t, c = time.perf_counter(), time.process_time()
-from engine.pipeline import load_pipeline
+from engine.pipeline import ANALYSIS_STAGES, load_pipeline
 pipeline = load_pipeline(device="cpu")
 mark("import_engine", t, c)
-for name in ("sections", "ner", "history", "assertion", "icd"):
+for name in ANALYSIS_STAGES:
     t, c = time.perf_counter(), time.process_time()
     pipeline.stage(name)
     mark("load_" + name, t, c)

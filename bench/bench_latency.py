@@ -43,7 +43,7 @@ def main() -> None:
 
     threads = set_threads(args.threads)
     info = print_header("analyze latency per note (warm, CPU)", device="cpu")
-    from engine.pipeline import load_pipeline
+    from engine.pipeline import ANALYSIS_STAGES, load_pipeline
     from engine.types import AnalysisResult
 
     notes = load_notes(default_mtsamples(args.data), args.limit or None)
@@ -62,7 +62,7 @@ def main() -> None:
         print("timing the NER stage alone (stage.predict on one note)")
     else:
         pipeline = load_pipeline(model_dir=args.model_dir, device="cpu")
-        pipeline.warm(("sections", "ner", "history", "assertion", "icd"))
+        pipeline.warm(ANALYSIS_STAGES)
     print(f"engine loaded and warmed in {time.perf_counter() - t0:.2f} s")
     for _, text in notes[: args.warmup]:
         pipeline.analyze(text)

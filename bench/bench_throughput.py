@@ -40,7 +40,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from engine.pipeline import load_pipeline
+    from engine.pipeline import ANALYSIS_STAGES, load_pipeline
 
     notes = load_notes(default_mtsamples(args.data), args.limit or None)
     texts = [text for _, text in notes]
@@ -127,7 +127,7 @@ def main() -> None:
         "ratio_cpu": hf_cpu / engine_cpu,
     }
     if not args.skip_analyze:
-        pipeline.warm(("sections", "ner", "history", "assertion", "icd"))
+        pipeline.warm(ANALYSIS_STAGES)
         t = time.perf_counter()
         for i in range(0, len(notes), args.batch_size):
             pipeline.analyze_many(notes[i : i + args.batch_size])

@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import EngineError, ErrorCode
+from engine.pipeline import ANALYSIS_STAGES
 from engine.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 INPUT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-ANALYSIS_STAGES = ("sections", "ner", "history", "assertion", "icd")
-"""Stages an analysis uses (loaded and warmed before the first note, so a broken model set fails at once)."""
 
 
 # ----- notes in ------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class HistoryBackfill:
     """Finds history-phrase diagnoses that no NER span covers.
 
     Attributes:
-        version: Identifies the rule file (its phrases) for the analysis's ``models`` record.
+        version: Names the rule set (how many phrases), as every stage has a version.
     """
 
     def __init__(self, patterns: Sequence[re.Pattern[str]], min_score: float = MIN_LINK_SCORE) -> None:
@@ -104,6 +104,11 @@ class HistoryBackfill:
                 out.append(Span(start=start, end=end, label="DIAG", score=round(float(codes[0].score) * 0.9, 4)))
                 bisect.insort(taken, (start, end))
         return sorted(out, key=lambda s: s.start)
+
+
+    def add(self, text: str, spans: Sequence[Span], icd: Any) -> list[Span]:
+        """``spans`` with :meth:`find`'s new spans merged in, sorted by start (what the pipeline passes on)."""
+        return sorted([*spans, *self.find(text, spans, icd)], key=lambda s: s.start)
 
 
 def load_patterns(path: Path) -> list[re.Pattern[str]]:

@@ -42,6 +42,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -253,11 +254,10 @@ class IcdLinker:
         self._disease_stems = frozenset(ix.stem(w) for w in context.get("disease", ()))
         self._disease_suffixes = tuple(context.get("disease_suffix", ()))
         sites: dict[tuple[str, ...], tuple[str, ...]] = {}
-        for _, parts in rule_rows(settings.rules_dir / "icd_context.tsv", required=False):
-            if len(parts) >= 3 and parts[0].strip() == "site":
-                part, region = tuple(self._stems(parts[1])), tuple(self._stems(parts[2]))
-                if part and region:
-                    sites.setdefault(part, region)
+        for part_words, region_words in context.get("site_pairs", ()):
+            part, region = tuple(self._stems(part_words)), tuple(self._stems(region_words))
+            if part and region:
+                sites.setdefault(part, region)
         self._sites = sites
         self._site_order = sorted(sites, key=lambda k: (-len(k), k))
         self._site_words = frozenset(w for k in sites for w in k)
@@ -391,11 +391,15 @@ class IcdLinker:
                 out.append("nondominant" if ("nondominant" in low or "non-dominant" in low) else "dominant")
         return out
 
-    def _context_rows(self, settings: Settings) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
+    def _context_rows(self, settings: Settings) -> dict[str, list[Any]]:
+        """Words per kind of ``icd_context.tsv``, lower-cased; ``site`` rows also as (part, region) pairs under
+        ``site_pairs``."""
+        out: dict[str, list[Any]] = {}
         for _, parts in rule_rows(settings.rules_dir / "icd_context.tsv", required=False):
             if len(parts) >= 2 and parts[0].strip() and parts[1].strip():
                 out.setdefault(parts[0].strip(), []).append(parts[1].strip().lower())
+            if len(parts) >= 3 and parts[0].strip() == "site":
+                out.setdefault("site_pairs", []).append((parts[1], parts[2]))
         return out
 
     def _history_rows(self, settings: Settings) -> list[tuple[str, str, str]]:

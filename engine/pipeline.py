@@ -30,6 +30,8 @@ from engine.rules import rule_rows
 from engine.settings import Settings
 from engine.types import LABELS, AnalysisResult, Code, Entity, Section, SummaryResult
 
+ANALYSIS_STAGES = ("sections", "ner", "history", "assertion", "icd")
+"""The stages :meth:`Pipeline.analyze` runs, in order (loaded and warmed before serving)."""
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 HEADER_LABELS_KEPT = frozenset({"ANAT"})
 """Entity labels kept when the span is a section header's own words: "CHEST:" names anatomy, while "HPI:" or
@@ -115,19 +117,21 @@ class Pipeline:
                     self._stages[name] = load_stage(name, self.settings)
         return self._stages[name]
 
-    def warm(
-        self, names: Iterable[str] = ("sections", "ner", "history", "assertion", "icd", "summarizer")
-    ) -> None:
+    def warm(self, names: Iterable[str] = (*ANALYSIS_STAGES, "summarizer"), freeze: bool = True) -> None:
         """Load the given stages now and run a tiny note through them, so the first real request is fast.
 
-        Ends with :func:`freeze_loaded_objects`, so later garbage collections skip what was loaded.
+        Args:
+            names: Stages to load.
+            freeze: End with :func:`freeze_loaded_objects`, so later garbage collections skip what was loaded
+                (``False`` for a caller that loads more first and freezes once itself).
         """
         for name in names:
             self.stage(name)
         self.analyze("Patient denies chest pain. History of hypertension treated with lisinopril.")
         if "summarizer" in self._stages:
             self.summarize("Patient is stable. Follow up in two weeks.", k=1)
-        freeze_loaded_objects()
+        if freeze:
+            freeze_loaded_objects()
 
     @functools.cached_property
     def modifiers(self) -> frozenset[str]:
@@ -177,9 +181,7 @@ class Pipeline:
             detector = self.stage("sections")
             sections = detector.detect(text)
             spans = drop_header_words(spans, detector.header_spans(text))
-            backfill = self.stage("history").find(text, spans, self.stage("icd"))
-            if backfill:
-                spans = sorted([*spans, *backfill], key=lambda s: s.start)
+            spans = self.stage("history").add(text, spans, self.stage("icd"))
             judgements = self.stage("assertion").judge(text, [(s.start, s.end) for s in spans], sections)
             t2 = time.perf_counter()
             entities: list[Entity] = []

@@ -14,10 +14,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 CODE = """
 import gc, json, weakref
-from engine.pipeline import freeze_loaded_objects, load_pipeline
+from engine.pipeline import ANALYSIS_STAGES, freeze_loaded_objects, load_pipeline
 
 p = load_pipeline(device="cpu")
-p.warm(("sections", "ner", "history", "assertion", "icd"))
+p.warm(ANALYSIS_STAGES)
 frozen = gc.get_freeze_count()
 left = len(gc.get_objects())  # tracked and not frozen
 class Node:

@@ -17,8 +17,8 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import EngineError
+from engine.pipeline import ANALYSIS_STAGES, freeze_loaded_objects, load_pipeline
 
-ANALYSIS_STAGES = ("sections", "ner", "history", "assertion", "icd")
 WARM_NOTE = " ".join(
     ["Patient denies chest pain or fever. History of hypertension and type 2 diabetes mellitus treated with "
      "lisinopril and metformin. Chest x-ray and ECG were normal; troponin was negative."] * 24
@@ -45,11 +45,9 @@ def active_version() -> str:
 
 @st.cache_resource(show_spinner="Loading and warming the clinical NLP engine…", max_entries=2)
 def _load_pipeline(version: str, device: str) -> Any:
-    from engine.pipeline import freeze_loaded_objects, load_pipeline
-
     # load_pipeline resolves the active version's folder itself; ``version`` only keys the cache.
     pipeline = load_pipeline(device=device)
-    pipeline.warm(ANALYSIS_STAGES)
+    pipeline.warm(ANALYSIS_STAGES, freeze=False)  # frozen once below, after everything is loaded
     # A note longer than one encoder window, so the first real analysis meets no first-call kernel set-up.
     pipeline.analyze(WARM_NOTE)
     try:  # a broken summarizer must not take the Analyze page down; the Summary page reports it when used
@@ -57,7 +55,7 @@ def _load_pipeline(version: str, device: str) -> Any:
         pipeline.summarize("Patient is stable. Follow up in two weeks.", k=1)
     except Exception:
         log.warning("summarizer unavailable", exc_info=True)
-    freeze_loaded_objects()  # again: the summarizer and the warm-up note came after warm()'s freeze
+    freeze_loaded_objects()
     return pipeline
 
 

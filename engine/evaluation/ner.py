@@ -247,11 +247,10 @@ class WithHistory:
         self.icd = load_stage("icd", settings)
 
     def predict(self, texts: Sequence[str]) -> list[list[Span]]:
-        out = []
-        for text, spans in zip(texts, self.stage.predict(texts), strict=True):
-            extra = self.history.find(text, spans, self.icd)
-            out.append(sorted([*spans, *extra], key=lambda s: s.start))
-        return out
+        return [
+            self.history.add(text, spans, self.icd)
+            for text, spans in zip(texts, self.stage.predict(texts), strict=True)
+        ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
