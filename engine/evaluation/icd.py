@@ -65,7 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import icd_index as ix
+from engine.icd import tabular as ix
+from engine.icd.text import read_rules
 from engine.settings import REPO_ROOT, Settings
 
 DEFAULT_DEV = REPO_ROOT / "tests" / "fixtures" / "icd_dev.tsv"
@@ -132,13 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="device of the semantic re-ranker (cpu, cuda, auto)")
     args = parser.parse_args(argv)
 
-    from engine.icd import IcdLinker, SemanticReranker
+    from engine.icd import IcdLinker
 
     settings = Settings().with_overrides(device=args.device)
     rows = read_dev(args.dev)
     held_out = {(gold, phrase.lower()) for phrase, gold, kind in rows if kind == "inclusion"}
-    rule_terms = {t.lower() for t, _ in ix.read_rules(settings.rules_dir / "icd_synonyms.tsv")}
-    rule_terms |= {t.lower() for t, _ in ix.read_rules(settings.rules_dir / "abbreviations.tsv")}
+    rule_terms = {t.lower() for t, _ in read_rules(settings.rules_dir / "icd_synonyms.tsv")}
+    rule_terms |= {t.lower() for t, _ in read_rules(settings.rules_dir / "abbreviations.tsv")}
     kinds = [k for _, _, k in rows]
     rule_free = [phrase.lower() not in rule_terms for phrase, _, _ in rows]
 
