@@ -20,6 +20,7 @@ tables are not in this file.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from dataclasses import dataclass
@@ -212,8 +213,9 @@ def read_index(path: Path) -> list[AlphaEntry]:
         AlphaIndexError: The file is absent, unreadable or malformed.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = Path(path).read_bytes()
+        text = (gzip.decompress(raw) if str(path).endswith(".gz") else raw).decode("utf-8-sig")
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
         raise AlphaIndexError(f"cannot read {path}: {exc}") from exc
     entries = parse(text)
     if len(entries) < 10:
