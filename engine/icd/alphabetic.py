@@ -187,7 +187,7 @@ def parse(text: str) -> list[AlphaEntry]:
     resolver = _Resolver(rows)
     out: list[AlphaEntry] = []
     seen: set[tuple[str, str]] = set()
-    for i, r in enumerate(rows):
+    for i in range(len(rows)):
         codes = resolver.codes(i)
         if not codes:
             continue

@@ -130,24 +130,28 @@ class VectorIndex:
     """Strings as int8 vectors in an HNSW graph (``usearch``), each string pointing to its codes.
 
     Args:
-        vectors: ``(n, d)`` float32, L2-normalised.
-        owners: Per string, the code indexes it names (a CSR pair ``ptr``/``codes``).
+        index: The ``usearch`` index (keys are string positions).
+        ptr: CSR pointers: string ``k`` names ``codes[ptr[k]:ptr[k + 1]]``.
+        codes: Code indexes.
     """
 
-    def __init__(self, index: object, ptr: np.ndarray, codes: np.ndarray) -> None:
+    def __init__(self, index: object, ptr: np.ndarray, codes: np.ndarray, strings: list[str] | None = None) -> None:
         self.index = index
         self.ptr = ptr
         self.codes = codes
+        self.strings = strings or []
 
     @staticmethod
-    def create(vectors: np.ndarray, ptr: np.ndarray, codes: np.ndarray) -> VectorIndex:
+    def create(
+        vectors: np.ndarray, ptr: np.ndarray, codes: np.ndarray, strings: list[str], threads: int = 2
+    ) -> VectorIndex:
         """Build the HNSW graph over ``vectors``."""
         from usearch.index import Index
 
         index = Index(ndim=vectors.shape[1], metric="cos", dtype="i8", connectivity=16, expansion_add=64,
                       expansion_search=64)
-        index.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=1)
-        return VectorIndex(index, ptr, codes)
+        index.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=threads)
+        return VectorIndex(index, ptr, codes, strings)
 
     def save(self, folder: Path) -> None:
         """Write the graph and the owners to ``folder``."""
@@ -155,6 +159,7 @@ class VectorIndex:
         self.index.save(str(folder / "vectors.usearch"))
         np.save(folder / "ptr.npy", self.ptr)
         np.save(folder / "codes.npy", self.codes)
+        (folder / "strings.json").write_text(json.dumps(self.strings), encoding="utf-8")
 
     @staticmethod
     def load(folder: Path) -> VectorIndex:
@@ -162,7 +167,17 @@ class VectorIndex:
         from usearch.index import Index
 
         index = Index.restore(str(folder / "vectors.usearch"), view=True)
-        return VectorIndex(index, np.load(folder / "ptr.npy"), np.load(folder / "codes.npy"))
+        strings = json.loads((folder / "strings.json").read_text(encoding="utf-8"))
+        return VectorIndex(index, np.load(folder / "ptr.npy"), np.load(folder / "codes.npy"), strings)
+
+    def search_strings(self, vector: np.ndarray, k: int = 40) -> list[tuple[int, int, float]]:
+        """``[(string key, code index, cosine)]`` of the ``k`` nearest strings, nearest first."""
+        hits = self.index.search(vector, k)
+        out = []
+        for key, dist in zip(hits.keys.tolist(), hits.distances.tolist(), strict=True):
+            for ci in self.codes[self.ptr[key] : self.ptr[key + 1]].tolist():
+                out.append((key, ci, 1.0 - float(dist)))
+        return out
 
     def search(self, vector: np.ndarray, k: int = 30) -> list[tuple[int, float]]:
         """``[(code index, cosine)]`` of the ``k`` nearest strings' codes, best first (a code once)."""
@@ -176,32 +191,83 @@ class VectorIndex:
         return sorted(best.items(), key=lambda kv: -kv[1])
 
 
-def dense_strings(data: object, alpha_phrases: dict[str, set[int]] | None = None) -> tuple[list[str], list[list[int]]]:
-    """Distinct strings to embed and the code indexes each names (see the module docstring)."""
-    from engine.icd.tabular import KIND_DESCRIPTION, KIND_INDEX
+def dense_strings(data: object) -> tuple[list[str], list[list[int]]]:
+    """Distinct strings to embed and the code indexes each names (see the module docstring).
+
+    Descriptions, inclusion terms and includes notes of codes that are not encounter variants, and every Index
+    path of the lexical index in natural order ("Index: Infarct, infarction > cerebral" -> "cerebral infarct").
+    """
+    from engine.icd.alphabetic import natural_phrase
+    from engine.icd.tabular import KIND_INCLUDES, KIND_INDEX
 
     owners: dict[str, set[int]] = {}
     extension = np.asarray(data.extension)
     kinds = np.asarray(data.doc_kind).tolist()
     codes = np.asarray(data.doc_code).tolist()
     for text, kind, ci in zip(data.doc_text, kinds, codes, strict=True):
-        if extension[ci] or kind == KIND_INDEX:
+        if extension[ci]:
             continue
-        if kind == KIND_DESCRIPTION or kind <= 2:
-            owners.setdefault(text.lower(), set()).add(ci)
-    for phrase, cis in (alpha_phrases or {}).items():
-        owners.setdefault(phrase.lower(), set()).update(cis)
+        if kind == KIND_INDEX:
+            text = natural_phrase(text[len("Index: ") :].split(" > "))
+        elif kind > KIND_INCLUDES:
+            continue
+        owners.setdefault(text.lower(), set()).add(ci)
     strings = list(owners)
     return strings, [sorted(owners[s]) for s in strings]
 
 
-def build_vector_index(encoder: SynonymEncoder, strings: list[str], owners: list[list[int]]) -> VectorIndex:
-    """Embed ``strings`` and index them."""
-    vectors = encoder.embed(strings, progress=True)
+def _atomic_dir(folder: Path, write) -> None:
+    tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
+    tmp.mkdir(parents=True)
+    write(tmp)
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def embed_cached(settings: Settings, encoder: SynonymEncoder, strings: list[str], progress: bool = True) -> np.ndarray:
+    """Vectors of ``strings``, reusing those cached for this encoder version (fp16 on disk) and adding the rest."""
+    folder = Path(settings.cache_dir) / f"icdemb-{DENSE_FORMAT}-{encoder.version}"
+    known: dict[str, int] = {}
+    stored = np.zeros((0, 384), dtype=np.float16)
+    if (folder / "vectors.npy").is_file():
+        try:
+            names = json.loads((folder / "strings.json").read_text(encoding="utf-8"))
+            stored = np.load(folder / "vectors.npy")
+            known = {t: i for i, t in enumerate(names)}
+        except (OSError, ValueError):
+            known, stored = {}, stored
+    missing = [t for t in dict.fromkeys(strings) if t not in known]
+    if missing:
+        new = encoder.embed(missing, progress=progress).astype(np.float16)
+        names = [None] * len(known)
+        for t, i in known.items():
+            names[i] = t
+        names += missing
+        stored = np.concatenate([stored.reshape(-1, new.shape[1]), new]) if len(stored) else new
+        known = {t: i for i, t in enumerate(names)}
+
+        def write(tmp: Path) -> None:
+            np.save(tmp / "vectors.npy", stored)
+            (tmp / "strings.json").write_text(json.dumps(names), encoding="utf-8")
+
+        try:
+            _atomic_dir(folder, write)
+        except OSError as exc:
+            sys.stderr.write(f"warning: could not cache ICD vectors in {folder}: {exc}\n")
+    return stored[[known[t] for t in strings]].astype(np.float32)
+
+
+def owners_csr(owners: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ptr, codes)`` of the owners lists."""
     ptr = np.zeros(len(owners) + 1, dtype=np.int64)
     np.cumsum([len(o) for o in owners], out=ptr[1:])
-    flat = np.array([c for o in owners for c in o], dtype=np.int32)
-    return VectorIndex.create(vectors, ptr, flat)
+    return ptr, np.array([c for o in owners for c in o], dtype=np.int32)
 
 
 def strings_key(strings: list[str], encoder: SynonymEncoder) -> str:
@@ -213,22 +279,28 @@ def strings_key(strings: list[str], encoder: SynonymEncoder) -> str:
     return f"icddense-{DENSE_FORMAT}-{h.hexdigest()[:16]}"
 
 
-def load_or_build_vectors(
-    settings: Settings, encoder: SynonymEncoder, strings: list[str], owners: list[list[int]]
-) -> tuple[VectorIndex, bool]:
-    """The cached vector index for these strings and this encoder, building it first when needed."""
+def vector_index(settings: Settings, encoder: SynonymEncoder, data: object, cache: bool = True) -> VectorIndex:
+    """The vector index of ``data``'s strings for ``encoder``: loaded from the cache, else built (and cached)."""
+    strings, owners = dense_strings(data)
     folder = Path(settings.cache_dir) / strings_key(strings, encoder)
-    if (folder / "done").is_file():
-        return VectorIndex.load(folder), False
+    if cache and (folder / "done").is_file():
+        try:
+            return VectorIndex.load(folder)
+        except (OSError, RuntimeError, ValueError):
+            pass
     t0 = time.perf_counter()
-    vi = build_vector_index(encoder, strings, owners)
-    tmp = folder.with_name(folder.name + f".tmp{time.time_ns()}")
-    vi.save(tmp)
-    (tmp / "done").write_text(f"{len(strings)} strings, {time.perf_counter() - t0:.1f} s\n", encoding="utf-8")
-    try:
-        tmp.rename(folder)
-    except OSError:
-        import shutil
+    ptr, flat = owners_csr(owners)
+    vi = VectorIndex.create(embed_cached(settings, encoder, strings), ptr, flat, strings)
+    if not cache:
+        return vi
 
-        shutil.rmtree(tmp, ignore_errors=True)
-    return VectorIndex.load(folder), True
+    def write(tmp: Path) -> None:
+        vi.save(tmp)
+        (tmp / "done").write_text(f"{len(strings)} strings, {time.perf_counter() - t0:.1f} s\n", encoding="utf-8")
+
+    try:
+        _atomic_dir(folder, write)
+        return VectorIndex.load(folder)
+    except OSError as exc:
+        sys.stderr.write(f"warning: could not cache the ICD vector index in {folder}: {exc}\n")
+        return vi

@@ -113,7 +113,9 @@ def _context(rules: LinkerRules, rules_dir: Path) -> None:
     context = context_rows(rules_dir)
     rules.injury_stems = frozenset(stem(w) for w in context.get("injury", ()) if " " not in w)
     phrases = [w for w in context.get("injury", ()) if " " in w]
-    rules.injury_phrase_re = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in phrases) + r")\b") if phrases else None
+    rules.injury_phrase_re = (
+        re.compile(r"\b(?:" + "|".join(re.escape(p) for p in phrases) + r")\b") if phrases else None
+    )
     rules.disease_stems = frozenset(stem(w) for w in context.get("disease", ()))
     rules.disease_suffixes = tuple(context.get("disease_suffix", ()))
     sites: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -125,7 +127,9 @@ def _context(rules: LinkerRules, rules_dir: Path) -> None:
     rules.site_order = sorted(sites, key=lambda k: (-len(k), k))
     rules.site_words = frozenset(w for k in sites for w in k)
     cues = sorted(context.get("sequela", ()), key=len, reverse=True)
-    rules.sequela_re = re.compile(r"\b(?:" + "|".join(re.escape(c) for c in cues) + r")\b", re.IGNORECASE) if cues else None
+    rules.sequela_re = (
+        re.compile(r"\b(?:" + "|".join(re.escape(c) for c in cues) + r")\b", re.IGNORECASE) if cues else None
+    )
 
 
 def load_rules(rules_dir: Path, data: IndexData, code_pos: dict[str, int]) -> LinkerRules:

@@ -177,6 +177,6 @@ def _remove_stale(current: Path) -> None:
     A process that still has one memory-mapped keeps reading it (the files live until it closes them).
     """
     for other in current.parent.glob("icd-*"):
-        if other != current and (other / "meta.json").is_file() and ".tmp" not in other.name and other.is_dir():
-            if (other / "post_doc.npy").is_file():
-                shutil.rmtree(other, ignore_errors=True)
+        stale = other != current and ".tmp" not in other.name and (other / "post_doc.npy").is_file()
+        if stale and (other / "meta.json").is_file():
+            shutil.rmtree(other, ignore_errors=True)

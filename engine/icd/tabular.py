@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.errors import EngineError, ErrorCode
 from engine.icd.alphabetic import AlphaEntry
-from engine.icd.text import ABSENT, ESSENTIAL, _WORD_RE, is_code, read_rules, stem, term_tokens
+from engine.icd.text import _WORD_RE, ABSENT, ESSENTIAL, is_code, read_rules, stem, term_tokens
 from engine.settings import Settings
 
 NONESSENTIAL_WEIGHT = 0.1

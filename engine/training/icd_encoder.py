@@ -48,11 +48,11 @@ def training_data(settings: Settings) -> tuple[list[list[str]], list[str], list[
     return groups, codes, parents, [tab.pos.get(c, -1) for c in codes]
 
 
-def sibling_negatives(settings_codes: list[str]) -> dict[int, list[str]]:
+def sibling_negatives() -> dict[int, list[str]]:
     """Descriptions of the billable codes under each parent (hard negatives come from there)."""
     tab = read_tabular()
     by_parent: dict[int, list[str]] = {}
-    for i, c in enumerate(tab.codes):
+    for i in range(len(tab.codes)):
         if tab.billable[i] and not tab.extension[i]:
             by_parent.setdefault(int(tab.parent[i]), []).append(tab.descriptions[i])
     return by_parent
@@ -76,7 +76,9 @@ def batches(groups: list[list[str]], parents: list[int], negatives: dict[int, li
             yield anchors, positives, hard, ids
 
 
-def loss_of(enc: SynonymEncoder, anchors: list[str], positives: list[str], hard: list[str], scale: float) -> torch.Tensor:
+def loss_of(
+    enc: SynonymEncoder, anchors: list[str], positives: list[str], hard: list[str], scale: float
+) -> torch.Tensor:
     """InfoNCE of anchors against the batch's positives and hard negatives."""
     a = enc.forward(*enc.batch(anchors))
     c = enc.forward(*enc.batch(positives + hard))
@@ -103,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     settings = Settings(device="cpu")
     t0 = time.perf_counter()
-    groups, codes, parents, _ = training_data(settings)
-    negatives = sibling_negatives(codes)
+    groups, _codes, parents, _ = training_data(settings)
+    negatives = sibling_negatives()
     n_strings = sum(len(g) for g in groups)
     sys.stderr.write(f"{len(groups)} synonym sets, {n_strings} strings ({time.perf_counter() - t0:.0f} s)\n")
     enc = SynonymEncoder(None)
