@@ -63,8 +63,13 @@ class IcdLinker:
             evidence=evidence,
         )
 
-    def finish(self, ranked: Ranked, limit: int) -> list[Code]:
-        """The first ``limit`` codes of a ranking: billable first, one encounter variant per code."""
+    def finish(self, ranked: Ranked, limit: int, calibrated: bool = False) -> list[Code]:
+        """The first ``limit`` codes of a ranking: billable first, one encounter variant per code.
+
+        Lexical scores under :data:`MIN_SCORE` or half the best are dropped (the mention matched little);
+        ``calibrated`` scores (the hybrid ranker's probabilities) are kept whatever their value, the ranking
+        having already decided.
+        """
         if not ranked:
             return []
         t = self.tables
@@ -72,7 +77,7 @@ class IcdLinker:
         keep = []
         seen_parents: set[int] = set()
         for r in ranked:
-            if r[1] < MIN_SCORE or r[1] < 0.5 * top:
+            if not calibrated and (r[1] < MIN_SCORE or r[1] < 0.5 * top):
                 continue
             if t.extension[r[0]]:
                 # One encounter/sequela variant per code: the list shows different conditions, not the same
@@ -131,7 +136,7 @@ class IcdLinker:
         direct = normalize_code(text)
         if is_code(direct) and direct in self._code_pos:
             return [self._code(self._code_pos[direct], 1.0, text)]
-        return self.finish(self.rank_plain(text), limit)
+        return self.finish(self.rank_plain(text), limit, calibrated=self.hybrid is not None)
 
     def is_exam_descriptor(self, mention: str) -> bool:
         """Whether the mention is only an exam descriptor ("tender", "soft", "mass") with no codable condition."""

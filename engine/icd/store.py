@@ -177,6 +177,8 @@ def _remove_stale(current: Path) -> None:
     A process that still has one memory-mapped keeps reading it (the files live until it closes them).
     """
     for other in current.parent.glob("icd-*"):
-        stale = other != current and ".tmp" not in other.name and (other / "post_doc.npy").is_file()
+        # Only builds of the same Index file: the tabular-only and the Index linker may be cached side by side.
+        same_index = other.name.rsplit("-", 1)[-1] == current.name.rsplit("-", 1)[-1]
+        stale = other != current and same_index and ".tmp" not in other.name and (other / "post_doc.npy").is_file()
         if stale and (other / "meta.json").is_file():
             shutil.rmtree(other, ignore_errors=True)
