@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -290,7 +291,15 @@ def vector_index(settings: Settings, encoder: SynonymEncoder, data: object, cach
             pass
     t0 = time.perf_counter()
     ptr, flat = owners_csr(owners)
-    vi = VectorIndex.create(embed_cached(settings, encoder, strings), ptr, flat, strings)
+    torch = _torch()
+    threads = torch.get_num_threads()
+    # The one-off build may use both cores of the 2-core target; linking afterwards uses the caller's setting.
+    torch.set_num_threads(max(threads, min(2, os.cpu_count() or 1)))
+    try:
+        vectors = embed_cached(settings, encoder, strings)
+    finally:
+        torch.set_num_threads(threads)
+    vi = VectorIndex.create(vectors, ptr, flat, strings)
     if not cache:
         return vi
 
