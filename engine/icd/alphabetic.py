@@ -151,14 +151,16 @@ class _Resolver:
             main = self.mains.get(", ".join(parts[:k]))
             if main is None:
                 continue
-            node = main
+            node: int | None = main
             for part in parts[k:]:
                 kids = {self.rows[c].term.lower(): c for c in self.children.get(node, ())}
-                nxt = kids.get(part)
-                if nxt is None:
+                # A reference names the subterm without its modifiers; a walk that loses its way leads nowhere
+                # (stopping half-way would give the generic code of "Disease" for "Disease, heart, ischemic").
+                node = kids.get(part)
+                if node is None:
                     break
-                node = nxt
-            return node
+            if node is not None:
+                return node
         return None
 
     def codes(self, i: int, depth: int = 0) -> list[str]:
