@@ -41,6 +41,7 @@ def test_index_paths_see_references_and_default_subterms() -> None:
     # the Neoplasm Table reference gives nothing; natural order puts clauses after the main term
     assert not any("specified site" in t and "unspecified" not in t for t in entries)
     assert entries["Diabetes (mellitus), with, nephropathy"].phrase == "diabetes with nephropathy"
+    assert any(e.term == "Heart attack other" for e in parse(CSV.replace("Heart attack", "Heart attack NEC")))
     assert entries["Infarct, infarction, myocardium (acute)"].evidence == "Index: Infarct, infarction > myocardium"
     assert natural_phrase(["Fracture", "femur", "neck"]) == "neck femur fracture"
 

@@ -34,6 +34,7 @@ DEFAULT_SUBTERMS = frozenset({"unspecified site", "unspecified", "nos", "site un
 CONNECTORS = ("with", "without", "due to", "in ", "of ", "following", "complicating", "from", "after", "during",
               "by ", "affecting", "involving", "associated", "and ", "on ", "as ", "at ", "not ", "for ")
 """Subterms that read after the main term in natural order ("diabetes with nephropathy"), not before it."""
+_NEC_RE = re.compile(r"\b(specified(?: \w+)?) NEC\b|\bNEC\b", re.IGNORECASE)
 _CODE_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{0,4})?[-.]?$")
 MAX_SEE_DEPTH = 3
 
@@ -74,6 +75,12 @@ class _Row:
     modifiers: str
     code: str
     parent: int
+
+
+def essential_nec(term: str) -> str:
+    """"specified type NEC" -> "other specified type": in the Index, NEC marks the residual "other" code, which a
+    mention that names nothing more must not reach ("type II diabetes" is not "Diabetes, specified type NEC")."""
+    return _NEC_RE.sub(lambda m: f"other {m.group(1)}" if m.group(1) else "other", term)
 
 
 def natural_phrase(path: list[str]) -> str:
@@ -195,7 +202,7 @@ def parse(text: str) -> list[AlphaEntry]:
             continue
         ids = _path(rows, i)
         parts = [rows[j].term for j in ids]
-        term = ", ".join(f"{rows[j].term} {rows[j].modifiers}".strip() for j in ids)
+        term = essential_nec(", ".join(f"{rows[j].term} {rows[j].modifiers}".strip() for j in ids))
         phrase = natural_phrase(parts)
         for raw in codes:
             incomplete = raw.endswith(("-", "."))

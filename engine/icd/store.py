@@ -23,7 +23,7 @@ from engine.icd.alphabetic import AlphaEntry, AlphaIndexError, parse
 from engine.icd.tabular import IndexData, build
 from engine.settings import Settings
 
-INDEX_FORMAT = 10
+INDEX_FORMAT = 11
 """Bump when the cached layout or the term processing changes (part of the cache key)."""
 RULE_FILES = ("icd_synonyms.tsv", "abbreviations.tsv", "icd_history.tsv")
 _ARRAYS = (
