@@ -65,7 +65,7 @@ class Settings:
             "CLINICAL_NLP_ICD_INDEX", ASSETS_DIR / "icd10cm_index" / "ICD10CM_2025_Index.csv.gz"
         )
     )
-    icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.5")))
+    icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.3")))
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""
