@@ -87,7 +87,8 @@ def test_exam_descriptors_and_low_scores_abstain(linker) -> None:
         assert codes == [] and note == EXAM_DESCRIPTOR_NOTE, word
     # a site makes it a finding the linker codes
     assert linker.link_entity("breast mass")[0]
-    strict = IcdLinker(linker.settings.with_overrides(icd_min_score=1.01), linker.data, hybrid=linker.hybrid)
+    strict = IcdLinker(linker.settings.with_overrides(icd_min_score=1.01), linker.data, hybrid=linker.hybrid,
+                       calibration=linker.calibration)
     codes, candidates, note = strict.link_entity("pneumonia")
     assert codes == [] and candidates and note == NO_CONFIDENT_CODE
     assert candidates[0].code == linker.link("pneumonia")[0].code

@@ -148,7 +148,7 @@ def systems_for(settings: Settings, held_out: set[tuple[str, str]], hybrid: bool
         "lexical + Alphabetic Index": IcdLinker(settings, full),
     }
     if hybrid:
-        ranker = load_hybrid(settings, full)
+        ranker = load_hybrid(settings, full, force=True)
         if ranker is not None:
             out["hybrid (learned ranker)"] = IcdLinker(settings, full, hybrid=ranker)
     return out

@@ -38,9 +38,7 @@ def load(settings: Settings, hybrid: bool = True) -> IcdLinker:
     data, _, notice = load_or_build(settings)
     if notice:
         sys.stderr.write(f"warning: {notice}\n")
-    ranker = None
-    if hybrid:
-        from engine.icd.ranker import load_hybrid
+    from engine.icd.ranker import load_calibration, load_hybrid
 
-        ranker = load_hybrid(settings, data)
-    return IcdLinker(settings, data, notice=notice, hybrid=ranker)
+    ranker = load_hybrid(settings, data) if hybrid else None
+    return IcdLinker(settings, data, notice=notice, hybrid=ranker, calibration=load_calibration())

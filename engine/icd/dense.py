@@ -209,6 +209,9 @@ def dense_strings(data: object) -> tuple[list[str], list[list[int]]]:
         if extension[ci]:
             continue
         if kind == KIND_INDEX:
+            if " NEC" in text:
+                # "Alzheimer's > specified NEC" names the residual code: the encoder reads it as "Alzheimer's".
+                continue
             text = natural_phrase(text[len("Index: ") :].split(" > "))
         elif kind > KIND_INCLUDES:
             continue

@@ -36,15 +36,22 @@ class IcdLinker:
         data: A loaded index (see :func:`engine.icd.store.load_or_build`).
         notice: A one-line note for the app and CLI when the Alphabetic Index could not be used, else ``None``.
         hybrid: The learned dense + lexical ranker (:class:`engine.icd.ranker.HybridRanker`); ``None``: lexical.
+        calibration: Maps a lexical top score to P(right category) for abstention (``None``: scores as they are).
     """
 
     def __init__(
-        self, settings: Settings, data: IndexData, notice: str | None = None, hybrid: Any | None = None
+        self,
+        settings: Settings,
+        data: IndexData,
+        notice: str | None = None,
+        hybrid: Any | None = None,
+        calibration: Any | None = None,
     ) -> None:
         self.settings = settings
         self.data = data
         self.notice = notice
         self.hybrid = hybrid
+        self.calibration = calibration
         year = data.meta.get("year") or "unknown"
         self.version = f"ICD-10-CM {year}" + ("" if data.meta.get("alphabetic_index", True) else " (tabular only)")
         self._code_pos = {c: i for i, c in enumerate(data.codes)}
@@ -155,9 +162,17 @@ class IcdLinker:
         if label == "DIAG" and self.is_exam_descriptor(mention):
             return [], [], EXAM_DESCRIPTOR_NOTE
         codes = self.link(mention, label, traits)
-        if codes and codes[0].score < self.settings.icd_min_score:
+        if codes and self.confidence(codes[0].score) < self.settings.icd_min_score:
             return [], codes, NO_CONFIDENT_CODE
         return codes, [], None
+
+    def confidence(self, score: float) -> float:
+        """P(the top code is under the right category) for a top score (hybrid scores are calibrated already)."""
+        if self.hybrid is not None or self.calibration is None:
+            return score
+        import numpy as np
+
+        return float(self.calibration(np.asarray([score]))[0])
 
     def search(self, query: str, limit: int = 20) -> list[Code]:
         """Codes for the app's correction box: by code prefix (``"I21"``, ``"i21.9"``) or by words.
