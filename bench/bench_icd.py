@@ -83,7 +83,9 @@ def compare_vector_libraries(cache: Path) -> dict[str, dict]:
     """usearch against faiss on the cached synonym-encoder vectors."""
     import numpy as np
 
-    folders = sorted(cache.glob("icdemb-*"))
+    from engine.settings import Settings
+
+    folders = sorted(cache.glob("icdemb-*")) or sorted(Path(Settings().cache_dir).glob("icdemb-*"))
     if not folders:
         print("no cached vectors; run the build first")
         return {}
