@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.icd import store as ix
-from engine.icd import tabular as tb
 from engine.evaluation.icd import DEFAULT_DEV, read_dev, score
 from engine.icd import IcdLinker
+from engine.icd import store as ix
+from engine.icd import tabular as tb
 from engine.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
