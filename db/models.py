@@ -274,3 +274,35 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """A key of the REST API (``api/``), bound to a reviewer; only the SHA-256 of the key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    """The key's first characters, shown by ``python -m db keys list`` so a person can tell keys apart."""
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reviewer: Mapped[str] = mapped_column(String(200), index=True)
+    """Decisions sent with this key are recorded under this name."""
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ApiFeedbackRequest(Base):
+    """A feedback request already applied, by the client's ``request_id``: a retried request is not stored twice."""
+
+    __tablename__ = "api_feedback_requests"
+    __table_args__ = (UniqueConstraint("api_key_id", "request_id", name="uq_api_feedback_requests_key_request"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(200))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    """``decision`` or ``sentence_decision``: the table ``ref_id`` points into."""
+    ref_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
