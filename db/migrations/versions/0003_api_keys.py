@@ -43,7 +43,8 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('ref_id', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_api_feedback_requests_api_key_id_api_keys'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'],
+                            name=op.f('fk_api_feedback_requests_api_key_id_api_keys'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_feedback_requests')),
     sa.UniqueConstraint('api_key_id', 'request_id', name='uq_api_feedback_requests_key_request')
     )
