@@ -1,4 +1,7 @@
-"""Bodies of ``/summarize``, ``/link`` and ``/deidentify``."""
+"""Bodies of ``/summarize`` and ``/link``.
+
+``/deidentify`` has no body yet: the engine on main has no ``deidentify`` verb (issue 22 builds it).
+"""
 
 from __future__ import annotations
 
@@ -49,31 +52,4 @@ class LinkResponse(BaseModel):
     id: str | None
     label: str
     codes: list[CodeOut]
-    processing_time_ms: float
-
-
-class DeidentifyRequest(BaseModel):
-    """A note to de-identify (the engine's ``deidentify`` verb)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    note_id: str | None = Field(None, max_length=500)
-    note_text: str = Field(min_length=1)
-    mode: Literal["surrogate", "mask"] | None = Field(None, description="Default: the engine's setting.")
-
-
-class PhiOut(BaseModel):
-    """One identifier found; offsets into the input note."""
-
-    start: int
-    end: int
-    label: str
-
-
-class DeidentifyResponse(BaseModel):
-    """The redacted note and what was found."""
-
-    note_id: str | None
-    text: str
-    phi: list[PhiOut]
     processing_time_ms: float
