@@ -89,6 +89,8 @@ class Guard:
                 await _send_error(send, 500, ErrorBody(code="internal_error", message="internal error"))
             state["status"] = 500
         route = getattr(scope.get("route"), "path", None) or "unmatched"
+        if route.startswith("/") and not route.startswith(PREFIX) and scope.get("path", "").startswith(PREFIX):
+            route = PREFIX + route  # routers are included under the prefix; their routes know only their own path
         seconds = time.perf_counter() - t0
         self.metrics.observe(route, scope.get("method", ""), int(state["status"]), seconds)
         access_log.info("%s %s %s %.1f ms", scope.get("method"), route, state["status"], seconds * 1000)

@@ -51,16 +51,22 @@ class ApiError(Exception):
                               fields=[] if field is None else [FieldError(field=field, message=message, type=code)])
 
 
-def field_name(loc: Sequence[Any]) -> str:
+def field_name(loc: Sequence[Any], error_type: str = "") -> str:
     """A pydantic error location as a dotted field name (``body`` and union tags dropped)."""
+    if error_type == "json_invalid":  # its location is a character offset, not a field
+        return "body"
     parts = [str(p) for p in loc if p not in ("body", "query", "header", "path") and p not in DECISION_TAGS]
     return ".".join(parts) or "body"
 
 
 def validation_body(errors: Sequence[dict[str, Any]], prefix: str = "") -> ErrorBody:
     """The 422 body of pydantic errors (``prefix`` e.g. ``notes.3.`` for one note of a batch)."""
-    fields = [FieldError(field=prefix + field_name(e.get("loc", ())), message=str(e.get("msg", "invalid")),
-                         type=str(e.get("type", "invalid"))) for e in errors]
+    def name(e: dict[str, Any]) -> str:
+        field = field_name(e.get("loc", ()), str(e.get("type", "")))
+        return prefix.rstrip(".") if prefix and field == "body" else prefix + field
+
+    fields = [FieldError(field=name(e), message=str(e.get("msg", "invalid")), type=str(e.get("type", "invalid")))
+              for e in errors]
     if not fields:
         fields = [FieldError(field=prefix.rstrip(".") or "body", message="invalid request", type="invalid")]
     first = fields[0]

@@ -122,7 +122,8 @@ async def _batch_item(request: Request, index: int, raw: Any, t0: float) -> Batc
     except ApiError as exc:
         error = exc.body
         if error.field:
-            error = error.model_copy(update={"field": f"notes.{index}.{error.field}"})
+            fields = [f.model_copy(update={"field": f"notes.{index}.{f.field}"}) for f in error.fields]
+            error = error.model_copy(update={"field": f"notes.{index}.{error.field}", "fields": fields})
         return BatchItem(index=index, note_id=note_id, status=exc.status, error=error)
     except EngineError as exc:
         status, error = engine_error(exc)
