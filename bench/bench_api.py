@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--skip-api-1", action="store_true", help="leave out the one-client HTTP mode (time)")
     args = parser.parse_args(argv)
     folder = default_mtsamples(args.data)
     if not folder.is_dir():
@@ -162,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 "inproc-1": drive(notes, 1, local_call),
                 f"api-{args.clients}": drive(notes, args.clients, http_call, http_ctx),
                 f"inproc-{args.clients}": drive(notes, args.clients, local_call),
-                "api-1": drive(notes, 1, http_call, http_ctx),
             }
+            if not args.skip_api_1:
+                rows["api-1"] = drive(notes, 1, http_call, http_ctx)
         finally:
             server.stop()
     print(f"server: load {ready['load_seconds']} s, probe {ready['probe_ms']} ms")

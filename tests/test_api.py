@@ -209,7 +209,7 @@ def test_invalid_bodies_are_422_naming_the_field(api: httpx.Client, body, field)
     r = api.post("/predict", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
-    assert "input" not in json.dumps(r.json()["error"]["fields"])
+    assert '"input"' not in json.dumps(r.json()["error"]["fields"])  # pydantic's echo of the value is dropped
 
 
 def test_nothing_a_client_sends_gives_500(api: httpx.Client):
