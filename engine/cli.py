@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import EngineError, ErrorCode
+from engine.inputs import BadNote, decode_note, json_line
 from engine.registry import resolve
 
 NOTE_VERBS = ("analyze", "summarize", "assert", "link")
@@ -56,10 +57,10 @@ def _read_text(name: str, stdin: TextIO) -> str:
             data = Path(name).read_bytes()
         except OSError as exc:
             raise BadInput(f"{name}: cannot read file ({exc.strerror or exc})") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{name}: not valid UTF-8 (byte {exc.start})") from exc
+    note = decode_note(name, data)
+    if isinstance(note, BadNote):
+        raise BadInput(f"{name}: {note.error}")
+    return note.text
 
 
 def iter_inputs(
@@ -80,12 +81,8 @@ def iter_inputs(
             if not line.strip():
                 continue
             name = f"{jsonl}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield name, BadInput(f"{name}: invalid JSON ({exc.msg})")
-                continue
-            yield name, _check(verb, name, obj)
+            obj = json_line(line, name)
+            yield name, BadInput(f"{name}: {obj.error}") if isinstance(obj, BadNote) else _check(verb, name, obj)
     for name in files:
         try:
             text = _read_text(name, stdin)
@@ -93,10 +90,9 @@ def iter_inputs(
             yield name, exc
             continue
         if verb == "assert" or name.endswith(".json"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield name, BadInput(f"{name}: invalid JSON ({exc.msg})")
+            obj = json_line(text, name)
+            if isinstance(obj, BadNote):
+                yield name, BadInput(f"{name}: {obj.error}")
                 continue
         else:
             obj = {"id": name, "text": text}
