@@ -10,11 +10,12 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.batch.outputs import done_ids, errors_path, open_writer
+from engine.batch.outputs import JsonlWriter, ParquetWriter, done_ids, errors_path, open_writer
 from engine.errors import EngineError
 from engine.inputs import BadNote, Note, count_notes, iter_notes
 
@@ -123,6 +124,25 @@ def progress_bar(total: int | None, disable: bool, stderr: TextIO) -> Any:
     )
 
 
+@contextmanager
+def run_outputs(
+    output: Path, fmt: str, rows_per_file: int, total: int | None, progress: bool, stderr: TextIO,
+    stats: RunStats, started: float,
+) -> Iterator[tuple[JsonlWriter | ParquetWriter, ErrorLog, Any]]:
+    """The writer, error log and progress bar of one run, closed (and ``stats`` completed) however it ends."""
+    writer = open_writer(output, fmt, rows_per_file)
+    bar = progress_bar(total, not progress, stderr)
+    errors = ErrorLog(errors_path(output), stderr, bar)
+    try:
+        yield writer, errors, bar
+    finally:
+        writer.close()
+        errors.close()
+        bar.close()
+        stats.failed = errors.count
+        stats.seconds = time.perf_counter() - started
+
+
 def _new_notes(
     notes: Iterable[Note | BadNote], done: set[str], errors: ErrorLog, bar: Any, stats: RunStats
 ) -> Iterator[Note]:
@@ -182,12 +202,12 @@ def run_local(
     stderr = stderr or sys.stderr
     started = time.perf_counter()
     done = done_ids(output, fmt)
+    notes = iter_notes(input_path, id_column, text_column)  # an unusable input raises before OUTPUT is created
     stats = RunStats()
-    writer = open_writer(output, fmt, rows_per_file)
-    bar = progress_bar(count_notes(input_path), not progress, stderr)
-    errors = ErrorLog(errors_path(output), stderr, bar)
-    todo = _new_notes(iter_notes(input_path, id_column, text_column), done, errors, bar, stats)
-    try:
+    with run_outputs(output, fmt, rows_per_file, count_notes(input_path), progress, stderr, stats, started) as (
+        writer, errors, bar
+    ):
+        todo = _new_notes(notes, done, errors, bar, stats)
         for batch in _batches(todo, batch_size, max_batch_chars):
             out = analyze_batch(pipeline, batch)
             good = []
@@ -201,10 +221,4 @@ def run_local(
             stats.written += len(good)
             bar.update(len(batch))
             bar.set_postfix(failed=errors.count, skipped=stats.skipped, refresh=False)
-    finally:
-        writer.close()
-        errors.close()
-        bar.close()
-        stats.failed = errors.count
-        stats.seconds = time.perf_counter() - started
     return stats

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.batch.local import ErrorLog, RunStats, analyze_batch, progress_bar
-from engine.batch.outputs import done_ids, errors_path, open_writer
+from engine.batch.local import RunStats, analyze_batch, run_outputs
+from engine.batch.outputs import done_ids
 from engine.errors import EngineError, ErrorCode
 from engine.inputs import (
     BadNote,
@@ -252,12 +252,10 @@ def run_ray(
     )
     stderr.write(f"ray: {pool['actors']} engine actor(s) on {pool['device']}, cluster {ray.cluster_resources()}\n")
     stats = RunStats(skipped=len(done))
-    writer = open_writer(output, fmt, rows_per_file)
     total = count_notes(input_path)
-    bar = progress_bar(max(total - len(done), 0) if total is not None else None, not progress, stderr)
-    errors = ErrorLog(errors_path(output), stderr, bar)
+    todo = max(total - len(done), 0) if total is not None else None
     seen: set[str] = set(done)
-    try:
+    with run_outputs(output, fmt, rows_per_file, todo, progress, stderr, stats, started) as (writer, errors, bar):
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
             good = []
             for note_id, result, error in zip(batch["id"], batch["result"], batch["error"], strict=True):
@@ -273,10 +271,4 @@ def run_ray(
             stats.written += len(good)
             bar.update(len(batch["id"]))
             bar.set_postfix(failed=errors.count, refresh=False)
-    finally:
-        writer.close()
-        errors.close()
-        bar.close()
-        stats.failed = errors.count
-        stats.seconds = time.perf_counter() - started
     return stats
