@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "evaluate assertion": "engine.evaluation.assertion:main",
     "evaluate icd": "engine.evaluation.icd:main",
     "evaluate summarizer": "engine.evaluation.summarizer:main",
+    "evaluate coding": "engine.evaluation.coding:main",
     "batch": "engine.batch:main",
     "retrain": "engine.training.retrain:main",
     "models": "engine.versions:main",
