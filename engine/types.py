@@ -106,6 +106,9 @@ class Entity:
     codes: list[Code] = field(default_factory=list)
     note: str | None = None
     """Why there are no codes (for example ``"negated: not coded"``); an optional extension field."""
+    coding: Any = None
+    """The coding mention the codes come from (:class:`engine.coding_mention.CodingMention`) when it is more than
+    the entity's own text ("urinary tract infection" for the entity "infection"); an optional extension field."""
 
     @property
     def assertion(self) -> str:
@@ -128,6 +131,8 @@ class Entity:
         }
         if self.note is not None:
             out["note"] = self.note
+        if self.coding is not None:
+            out["coding"] = self.coding.to_dict()
         return out
 
 
