@@ -77,7 +77,10 @@ class CodingMention:
             "text": self.text,
             "start": self.start,
             "end": self.end,
-            "parts": [{"start": a, "end": b, "role": r} for a, b, r in self.parts],
+            "parts": [
+                {"start": a, "end": b, "role": r, "text": self.text[a - self.start : b - self.start]}
+                for a, b, r in self.parts
+            ],
         }
 
 
