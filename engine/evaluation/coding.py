@@ -7,7 +7,8 @@ condition, with equally good alternatives) and the codes that are not wrong but 
 ``<data_dir>/mtsamples``); a missing report, or one whose text changed, is skipped with a message.
 
 What the engine predicts for a note is the set of first codes of its ``DIAG`` entities (an entity shown with no
-code, because it is negated, uncertain or below the confidence threshold, predicts nothing). Figures, micro-averaged
+code, because it is negated, uncertain or below the confidence threshold, predicts nothing); when results carry
+an ``encounter`` object (the encounter's code set), it is scored as a system of its own. Figures, micro-averaged
 over the notes of each note type and overall:
 
 - recall: gold conditions whose code (or an alternative) is predicted, over all gold conditions;
@@ -102,8 +103,11 @@ def read_texts(gold: Sequence[GoldNote], notes_dir: Path) -> tuple[list[tuple[Go
     return found, skipped
 
 
-def predicted_codes(result: dict[str, Any]) -> set[str]:
-    """The first code of every coded ``DIAG`` entity of an ``analyze`` result (a contract dict)."""
+def predicted_codes(result: dict[str, Any], source: str = "entities") -> set[str]:
+    """What an ``analyze`` result (a contract dict) codes: the first code of every coded ``DIAG`` entity, or
+    (``source="encounter"``) the codes of its ``encounter`` object, the encounter's code set, when it has one."""
+    if source == "encounter":
+        return {c["code"] for c in (result.get("encounter") or {}).get("codes", [])}
     return {e["codes"][0]["code"] for e in result.get("entities", []) if e.get("label") == "DIAG" and e.get("codes")}
 
 
@@ -293,6 +297,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-tfidf", action="store_true", help="skip the character TF-IDF baseline")
     parser.add_argument("--errors", action="store_true", help="list each note's missed and wrong codes (today)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--ner-dev", action="store_true",
+        help="also score the spans analyze keeps on MACCROBAT dev, beside the NER model alone",
+    )
     return parser.parse_args(argv)
 
 
@@ -320,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [r.to_dict() for r in pipeline.analyze_many([(n.file, t) for n, t in pairs])]
     print(f"today's engine: {len(results)} notes in {time.perf_counter() - t0:.1f} s")
     systems: dict[str, list[set[str]]] = {"today": [predicted_codes(r) for r in results]}
+    if any(r.get("encounter") for r in results):
+        systems["today, encounter code set"] = [predicted_codes(r, "encounter") for r in results]
     if args.baseline:
         t0 = time.perf_counter()
         tree = release_tree(args.baseline, REPO_ROOT / ".cache" / "coding-baseline")
@@ -337,6 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(systems, notes))
     if args.errors:
         print(errors(notes, systems["today"]))
+    if args.ner_dev:
+        from engine.evaluation.coding_spans import ner_dev_table
+
+        print(ner_dev_table(pipeline))
     if args.json:
         figures = {name: {lvl: {t: tl.figures() for t, tl in score(notes, p, lvl).items()}
                           for lvl in ("code", "category")} for name, p in systems.items()}
