@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, ErrorCode
+from engine.icd.linker import EXAM_DESCRIPTOR_NOTE, NO_CONFIDENT_CODE
 from engine.rules import rule_rows
 from engine.types import Code
 
@@ -241,12 +242,16 @@ class Coder:
 
     Args:
         rules: The coding rule data.
-        icd: The ICD stage (``link(mention, label, traits)``).
+        icd: The ICD stage (``link(mention, label, traits)``; with ``is_exam_descriptor(mention)`` and
+            ``confidence(score)`` when it abstains, as :class:`engine.icd.IcdLinker` does).
+        min_score: Calibrated confidence under which the entity gets no code, its suggestions folded into
+            ``candidates`` (``settings.icd_min_score``).
     """
 
-    def __init__(self, rules: CodingRules, icd: Any) -> None:
+    def __init__(self, rules: CodingRules, icd: Any, min_score: float = 0.0) -> None:
         self.rules = rules
         self.icd = icd
+        self.min_score = min_score
         self.builder = MentionBuilder(rules)
         self._linked: dict[tuple[str, str, tuple[str, ...]], list[Code]] = {}
 
@@ -341,6 +346,22 @@ class Coder:
         if blocked:
             entity.note = f"{entity.assertion}: not coded"
             return
-        entity.codes = self.codes(text, mention, entity, entity.traits)
         if (mention.start, mention.end) != (entity.start, entity.end):
             entity.coding = mention
+        if self._is_exam_descriptor(mention.text):
+            entity.note = EXAM_DESCRIPTOR_NOTE
+            return
+        codes = self.codes(text, mention, entity, entity.traits)
+        if codes and self._confidence(codes[0].score) < self.min_score:
+            # Calibrated abstention (issue 15, class 4): the suggestions stay visible, folded away.
+            entity.candidates, entity.note = codes, NO_CONFIDENT_CODE
+            return
+        entity.codes = codes
+
+    def _is_exam_descriptor(self, mention: str) -> bool:
+        check = getattr(self.icd, "is_exam_descriptor", None)
+        return bool(check(mention)) if check is not None else False
+
+    def _confidence(self, score: float) -> float:
+        calibrate = getattr(self.icd, "confidence", None)
+        return float(calibrate(score)) if calibrate is not None else score

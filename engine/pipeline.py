@@ -155,7 +155,8 @@ class Pipeline:
         all_spans = ner.predict([text for _, text in notes])
         ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
         models = self.models
-        coder = Coder(self.coding_rules, self.stage("icd"))  # one link cache for the whole call
+        # One link cache for the whole call; the ICD stage's calibrated abstention applies to the assembled mention.
+        coder = Coder(self.coding_rules, self.stage("icd"), self.settings.icd_min_score)
         results: list[AnalysisResult] = []
         for (note_id, text), spans in zip(notes, all_spans, strict=True):
             t1 = time.perf_counter()

@@ -109,6 +109,8 @@ class Entity:
     coding: Any = None
     """The coding mention the codes come from (:class:`engine.coding_mention.CodingMention`) when it is more than
     the entity's own text ("urinary tract infection" for the entity "infection"); an optional extension field."""
+    candidates: list[Code] = field(default_factory=list)
+    """Suggestions folded away when the linker abstains (``note`` "no confident code"); optional extension."""
 
     @property
     def assertion(self) -> str:
@@ -133,6 +135,8 @@ class Entity:
             out["note"] = self.note
         if self.coding is not None:
             out["coding"] = self.coding.to_dict()
+        if self.candidates:
+            out["candidates"] = [c.to_dict() for c in self.candidates]
         return out
 
 
