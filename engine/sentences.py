@@ -208,8 +208,12 @@ def _punct_is_boundary(
         return standalone or next_upper or lowercase_note
     # An initial ("J. Smith") in mixed-case text, unless a sentence starter follows: "Dr. Y. She ...",
     # "hepatitis C. The ...".
-    if not standalone and len(key) == 1 and word[-1:].isupper() and nxt[:1].isupper():
+    initials = len(key) == 1 or re.fullmatch(r"(?:[a-z]\.)+[a-z]", key) is not None  # "J." or "J.K."
+    if not standalone and initials and word[-1:].isupper() and nxt[:1].isupper():
         return nxt.lower().strip(",;:.\"'") in rules.starters
+    # A capital letter before a lower-case word in mixed-case text names something ("vitamin D. deficiency").
+    if not standalone and len(key) == 1 and word[-1:].isupper() and nxt[:1].islower() and not lowercase_note:
+        return False
     # Unknown abbreviation with inner periods ("E.R. and") before a lower-case word.
     if not standalone and "." in key and nxt[:1].islower() and not lowercase_note:
         return False
