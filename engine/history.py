@@ -53,6 +53,12 @@ _LEADING = re.compile(
 _WINDOW = 200  # characters after a phrase that may hold its list
 # Where a problem list's items end: a line, a numbered item ("1." glued or not), a semicolon or a sentence end.
 _PROBLEM_SPLIT = re.compile(r"\n|;|(?<![0-9])\d{1,2}[.)](?=\s*[A-Za-z])|\.(?=\s|[A-Z0-9]|$)")
+# A line that is one short statement ("Type 2 diabetes mellitus.", "2. COPD"): a problem-list item wherever it is.
+_STATEMENT_LINE = re.compile(r"^[ \t]*(?:\d{1,2}[.)][ \t]*)?([A-Za-z][^\n:]*?)[ \t]*\.?[ \t]*$", re.MULTILINE)
+WEAK_SPAN_SCORE = 0.5
+"""NER spans under this confidence lying wholly inside a confidently linked item give way to it: on the one-line
+note "Assessment: Type 2 diabetes mellitus, controlled." the model tags "Type" as a test at 0.33, which blocked the
+item the same line inside a longer note (no such fragment) was coded from."""
 _PROBLEM_STOP = re.compile(r"[(\[:]|\b(?:secondary to|due to|with|without|status post|s/p|on|was|is|are|but)\b", re.I)
 
 
@@ -101,13 +107,21 @@ class HistoryBackfill:
         """Character ranges of the list items written after each history phrase and in each problem-list
         ``region`` (``(start, end)`` of a section body), in note order, deduplicated."""
         found: set[tuple[int, int]] = set()
+        phrases: list[int] = []
         for pattern in self.patterns:
             for match in pattern.finditer(text):
                 lo = match.end()
+                phrases.append(match.start())
                 tail = text[lo : lo + _WINDOW]
                 stop = _STOP.search(tail)
                 found.update(self._items(text, lo, lo + (stop.start() if stop else len(tail))))
-        for lo, hi in regions:
+        # Short lines that hold a history phrase are read by the phrase path above; a line with a verb or a
+        # qualifier ("The patient is stable.") is a sentence, not a problem-list statement.
+        phrases.sort()
+        lines = [(m.start(1), m.end(1)) for m in _STATEMENT_LINE.finditer(text)
+                 if len(m.group(1).split()) <= MAX_ITEM_WORDS and not _PROBLEM_STOP.search(m.group(1))
+                 and not _any_in(phrases, m.start(1), m.end(1))]
+        for lo, hi in [*regions, *lines]:
             pos = lo
             for piece in [*_PROBLEM_SPLIT.split(text[lo:hi])]:
                 start = text.index(piece, pos)
@@ -134,7 +148,8 @@ class HistoryBackfill:
         """
         out: list[Span] = []
         # Sorted, non-overlapping (start, end) ranges taken so far; a bisection keeps a 5 MB note's check cheap.
-        taken = sorted((s.start, s.end) for s in spans)
+        taken = sorted((s.start, s.end) for s in spans if s.score >= WEAK_SPAN_SCORE)
+        weak = sorted((s.start, s.end) for s in spans if s.score < WEAK_SPAN_SCORE)
         terms = {(m.start(), m.end()) for p in self.terms for m in p.finditer(text)}
         # Shortest first: where phrases overlap ("Family history: mother had breast cancer"), the item closest to
         # the diagnosis itself is the one to link.
@@ -142,6 +157,8 @@ class HistoryBackfill:
         for start, end in sorted(ranges, key=lambda r: (r[1] - r[0], r[0])):
             i = bisect.bisect_left(taken, (end,))
             if i > 0 and taken[i - 1][1] > start:
+                continue
+            if _straddles(weak, start, end):
                 continue
             codes = icd.link(text[start:end], "DIAG", [])
             if not codes:
@@ -158,8 +175,35 @@ class HistoryBackfill:
     def add(
         self, text: str, spans: Sequence[Span], icd: Any, regions: Sequence[tuple[int, int]] = ()
     ) -> list[Span]:
-        """``spans`` with :meth:`find`'s new spans merged in, sorted by start (what the pipeline passes on)."""
-        return sorted([*spans, *self.find(text, spans, icd, regions)], key=lambda s: s.start)
+        """``spans`` with :meth:`find`'s new spans merged in, sorted by start (what the pipeline passes on); weak
+        NER spans lying inside a new span are dropped (:data:`WEAK_SPAN_SCORE`)."""
+        new = self.find(text, spans, icd, regions)
+        ranges = [(n.start, n.end) for n in new]
+        kept = [s for s in spans if s.score >= WEAK_SPAN_SCORE or not _inside(ranges, s.start, s.end)]
+        return sorted([*kept, *new], key=lambda s: s.start)
+
+
+def _any_in(points: Sequence[int], start: int, end: int) -> bool:
+    """Whether one of the sorted ``points`` lies in ``[start, end)``."""
+    i = bisect.bisect_left(points, start)
+    return i < len(points) and points[i] < end
+
+
+def _inside(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` lies inside one of the sorted, non-overlapping ``ranges``."""
+    i = bisect.bisect_right(ranges, (start, float("inf")))
+    return i > 0 and ranges[i - 1][0] <= start and end <= ranges[i - 1][1]
+
+
+def _straddles(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether one of the sorted ``ranges`` overlaps ``[start, end)`` without lying inside it."""
+    i = bisect.bisect_left(ranges, (end,))
+    while i > 0 and ranges[i - 1][1] > start:
+        lo, hi = ranges[i - 1]
+        if lo < start or hi > end:
+            return True
+        i -= 1
+    return False
 
 
 def load_patterns(path: Path) -> list[re.Pattern[str]]:

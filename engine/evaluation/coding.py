@@ -301,6 +301,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ner-dev", action="store_true",
         help="also score the spans analyze keeps on MACCROBAT dev, beside the NER model alone",
     )
+    parser.add_argument(
+        "--sweep", action="store_true", help="also print precision/recall at each abstention threshold"
+    )
     return parser.parse_args(argv)
 
 
@@ -347,6 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(systems, notes))
     if args.errors:
         print(errors(notes, systems["today"]))
+    if args.sweep:
+        from engine.evaluation.coding_threshold import sweep_table
+
+        icd = pipeline.stage("icd")
+        print(f"abstention threshold (settings.icd_min_score = {pipeline.settings.icd_min_score}), all notes:")
+        print(sweep_table(notes, results, getattr(icd, "confidence", float), current=pipeline.settings.icd_min_score))
     if args.ner_dev:
         from engine.evaluation.coding_spans import ner_dev_table
 
