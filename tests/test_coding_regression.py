@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from engine.evaluation.coding_regression import check
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 ROWS = [json.loads(line) for line in (FIXTURES / "coding" / "regression.jsonl").read_text().splitlines() if line]
@@ -30,43 +32,21 @@ def _params() -> list[Any]:
     return out
 
 
-def _overlapping(entities: list[Any], start: int, end: int) -> list[Any]:
-    return [e for e in entities if e.start < end and start < e.end]
-
-
-def check(row: dict[str, Any], entities: list[Any]) -> list[str]:
-    """The failed expectations of one row, as readable messages (empty when all hold)."""
-    text, problems = row["text"], []
-    for exp in row["expect"]:
-        start = text.find(exp["phrase"])
-        assert start >= 0, f"fixture error: {exp['phrase']!r} not in {text!r}"
-        over = _overlapping(entities, start, start + len(exp["phrase"]))
-        diag = [e for e in over if e.label == "DIAG"]
-        coded = [e for e in diag if e.codes]
-        seen = [(e.text, e.assertion, [c.code for c in e.codes][:2]) for e in over]
-        if exp.get("absent") and over:
-            problems.append(f"{exp['phrase']!r}: expected no entity, got {seen}")
-        if "assertion" in exp and not any(e.assertion == exp["assertion"] for e in diag):
-            problems.append(f"{exp['phrase']!r}: expected {exp['assertion']}, got {seen}")
-        if "code" in exp and not any(e.codes[0].code == exp["code"] for e in coded):
-            problems.append(f"{exp['phrase']!r}: expected {exp['code']}, got {seen}")
-        if "code_prefix" in exp and not any(e.codes[0].code.startswith(exp["code_prefix"]) for e in coded):
-            problems.append(f"{exp['phrase']!r}: expected a {exp['code_prefix']} code, got {seen}")
-        if exp.get("uncoded") and coded:
-            problems.append(f"{exp['phrase']!r}: expected no code, got {seen}")
-        if "not_code_prefix" in exp and any(e.codes[0].code.startswith(exp["not_code_prefix"]) for e in coded):
-            problems.append(f"{exp['phrase']!r}: expected no {exp['not_code_prefix']} code, got {seen}")
-        if "mention" in exp and not any(getattr(e, "coding", None) and e.coding.text == exp["mention"] for e in coded):
-            problems.append(f"{exp['phrase']!r}: expected the coding mention {exp['mention']!r}")
-    return problems
-
-
 @pytest.mark.parametrize("row", _params())
 def test_failure_class(row: dict[str, Any], pipeline) -> None:
-    problems = check(row, pipeline.analyze(row["text"]).entities)
+    problems = check(row, [e.to_dict() for e in pipeline.analyze(row["text"]).entities])
     assert not problems, f"class {row['class']} ({row['id']}): " + "; ".join(problems)
 
 
 def test_fixture_covers_all_six_classes() -> None:
     assert {row["class"] for row in ROWS} == {1, 2, 3, 4, 5, 6}
     assert len(ROWS) >= 25
+
+
+def test_check_reports_each_failed_expectation() -> None:
+    row = {"text": "Patient presents with urinary tract infection.",
+           "expect": [{"phrase": "infection", "code": "N39.0", "mention": "urinary tract infection"}]}
+    wrong = [{"start": 36, "end": 45, "text": "infection", "label": "DIAG", "assertion": "present",
+              "codes": [{"code": "M86.9"}]}]
+    assert len(check(row, wrong)) == 2  # wrong code, no coding mention
+    assert len(check(row, [])) == 2

@@ -302,6 +302,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also score the spans analyze keeps on MACCROBAT dev, beside the NER model alone",
     )
     parser.add_argument(
+        "--regression", action="store_true", help="also score the short regression notes per failure class"
+    )
+    parser.add_argument(
         "--sweep", action="store_true", help="also print precision/recall at each abstention threshold"
     )
     return parser.parse_args(argv)
@@ -356,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         icd = pipeline.stage("icd")
         print(f"abstention threshold (settings.icd_min_score = {pipeline.settings.icd_min_score}), all notes:")
         print(sweep_table(notes, results, getattr(icd, "confidence", float), current=pipeline.settings.icd_min_score))
+    if args.regression:
+        from engine.evaluation.coding_regression import regression_table
+
+        print("regression notes (tests/fixtures/coding/regression.jsonl), rows passed per failure class:")
+        print(regression_table(pipeline, None if args.no_tfidf else TfidfCoder()))
     if args.ner_dev:
         from engine.evaluation.coding_spans import ner_dev_table
 
