@@ -40,7 +40,8 @@ class Settings:
         max_codes: Codes returned per entity.
         registry_dir: Retrained model versions and the pointer to the active one (outside git).
         icd_index_path: The ICD-10-CM Alphabetic Index (CSV, optionally gzipped); absent: tabular list only.
-        icd_min_score: Calibrated ICD score below which an ``analyze`` entity shows no confident code.
+        icd_min_score: Calibrated ICD score below which an ``analyze`` entity shows no confident code (0.4:
+            measured on the coded dev notes, docs/coding.md "Abstention threshold").
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -65,7 +66,7 @@ class Settings:
             "CLINICAL_NLP_ICD_INDEX", ASSETS_DIR / "icd10cm_index" / "ICD10CM_2025_Index.csv.gz"
         )
     )
-    icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.3")))
+    icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.4")))
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""
