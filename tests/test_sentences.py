@@ -175,6 +175,8 @@ def test_offsets_are_verbatim_ordered_and_stripped(text: str) -> None:
         ("He has vitamin D. deficiency. He eats well.", ["He has vitamin D. deficiency.", "He eats well."]),
         ("Referred by Mary K. Brown, M.D. for evaluation.", ["Referred by Mary K. Brown, M.D. for evaluation."]),
         ("Dr. A. B. Jones saw her. Plan is surgery.", ["Dr. A. B. Jones saw her.", "Plan is surgery."]),
+        ("Membranes are clear A.U. Oral cavity is moist.", ["Membranes are clear A.U.", "Oral cavity is moist."]),
+        ("Seen by Mary Brown, M.D. Plan is rest.", ["Seen by Mary Brown, M.D.", "Plan is rest."]),
     ],
 )
 def test_titles_and_initials(text: str, expected: list[str]) -> None:
