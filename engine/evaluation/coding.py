@@ -358,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         icd = pipeline.stage("icd")
         print(f"abstention threshold (settings.icd_min_score = {pipeline.settings.icd_min_score}), all notes:")
-        print(sweep_table(notes, results, getattr(icd, "confidence", float), current=pipeline.settings.icd_min_score))
+        confidence = getattr(icd, "confidence", float)
+        print(sweep_table(notes, results, confidence, score, current=pipeline.settings.icd_min_score))
     if args.regression:
         from engine.evaluation.coding_regression import regression_table
 

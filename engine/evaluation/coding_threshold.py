@@ -37,12 +37,14 @@ def sweep_table(
     notes: Sequence[Any],
     results: Sequence[dict[str, Any]],
     confidence: Callable[[float], float],
+    score: Callable[[Sequence[Any], Sequence[set[str]]], dict[str, Any]],
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     current: float | None = None,
 ) -> str:
-    """Code-level P, strict P and R over all ``notes`` at each threshold (``*`` marks the engine's setting)."""
-    from engine.evaluation.coding import score
+    """Code-level P, strict P and R over all ``notes`` at each threshold (``*`` marks the engine's setting).
 
+    ``score`` is :func:`engine.evaluation.coding.score` (passed in: that module imports this one).
+    """
     scored = [scored_codes(r, confidence) for r in results]
     lines = [f"{'threshold':>10}{'P':>8}{'P strict':>10}{'R':>8}{'pred':>7}"]
     for t in thresholds:
