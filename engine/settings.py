@@ -39,6 +39,9 @@ class Settings:
         max_mention_chars: Longer ICD mentions are truncated to this many characters.
         max_codes: Codes returned per entity.
         registry_dir: Retrained model versions and the pointer to the active one (outside git).
+        deid_mode: How ``deidentify`` redacts PHI: ``surrogate`` (readable fake PHI) or ``mask`` (``[NAME]``).
+        deid_seed: Keys the surrogates with the note id, so the same note always gets the same fake PHI.
+        store_text: What the feedback store and exports keep of a note: ``deidentified``, ``original`` or ``none``.
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -58,6 +61,9 @@ class Settings:
     registry_dir: Path = field(
         default_factory=lambda: _env_path("CLINICAL_NLP_REGISTRY_DIR", REPO_ROOT / "model_registry")
     )
+    deid_mode: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_DEID_MODE", "surrogate"))
+    deid_seed: int = field(default_factory=lambda: int(os.environ.get("CLINICAL_NLP_DEID_SEED", "0")))
+    store_text: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_STORE_TEXT", "deidentified"))
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""
