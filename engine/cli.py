@@ -26,10 +26,12 @@ NOTE_VERBS = ("analyze", "summarize", "assert", "link")
 COMMANDS: dict[str, str] = {
     "train ner": "engine.training.ner:main",
     "train summarizer": "engine.training.summarizer:main",
+    "train deid": "engine.training.deid:main",
     "evaluate ner": "engine.evaluation.ner:main",
     "evaluate assertion": "engine.evaluation.assertion:main",
     "evaluate icd": "engine.evaluation.icd:main",
     "evaluate summarizer": "engine.evaluation.summarizer:main",
+    "evaluate deid": "engine.evaluation.deid:main",
     "batch": "engine.batch:main",
     "retrain": "engine.training.retrain:main",
     "models": "engine.versions:main",
@@ -41,6 +43,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "summarize": ("text",),
     "assert": ("text", "start", "end"),
     "link": ("text",),
+    "deidentify": ("text",),
 }
 
 
@@ -168,10 +171,41 @@ def run_note_verb(verb: str, argv: Sequence[str], stdout: TextIO, stderr: TextIO
     return status
 
 
+def run_deidentify(argv: Sequence[str], stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """``deidentify``: one ``{"id", "text", "phi"}`` line per input (the contract's second-round verb)."""
+    parser = _note_parser("deidentify")
+    parser.add_argument("--mode", choices=["surrogate", "mask"], help="redaction (default: settings.deid_mode)")
+    args = parser.parse_args(argv)
+    if not args.files and args.jsonl is None:
+        stderr.write("python -m engine deidentify: give note files, '-' for standard input, or --jsonl FILE\n")
+        return 2
+    from engine.deid import Deidentifier
+    from engine.settings import Settings
+
+    try:
+        deid = Deidentifier(Settings().with_overrides(model_dir=args.model_dir, deid_mode=args.mode))
+    except EngineError as exc:
+        stderr.write(f"error: {exc}\n")
+        return 1
+    status = 0
+    for name, item in iter_inputs("deidentify", args.files, args.jsonl, stdin):
+        if isinstance(item, BadInput):
+            stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {item}\n")
+            status = 2
+            continue
+        if "\x00" in item["text"]:
+            stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {name}: binary input (NUL byte), not a note\n")
+            status = 2
+            continue
+        stdout.write(json.dumps(deid.deidentify(item["text"], item.get("id")).to_dict(), ensure_ascii=False) + "\n")
+        stdout.flush()
+    return status
+
+
 def usage() -> str:
     """The top-level help text."""
     lines = ["usage: python -m engine VERB [options]", "", "per-note verbs (contract):"]
-    lines += [f"  {v}" for v in NOTE_VERBS]
+    lines += [f"  {v}" for v in NOTE_VERBS] + ["  deidentify"]
     lines += ["", "other verbs:"] + [f"  {v}" for v in COMMANDS]
     lines += ["", "Every verb takes --device cpu|cuda|auto and --model-dir DIR; VERB --help for the rest."]
     return "\n".join(lines) + "\n"
@@ -184,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(usage())
         return 0 if argv else 2
     verb = argv[0]
+    if verb == "deidentify":
+        return run_deidentify(argv[1:], sys.stdout, sys.stderr, sys.stdin)
     if verb in NOTE_VERBS:
         return run_note_verb(verb, argv[1:], sys.stdout, sys.stderr, sys.stdin)
     if len(argv) > 1 and f"{verb} {argv[1]}" in COMMANDS:

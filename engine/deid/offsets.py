@@ -82,5 +82,7 @@ class OffsetMap:
 
     def touches(self, start: int, end: int) -> bool:
         """True when input span ``[start, end)`` overlaps a replaced range."""
+        if end <= start:
+            return False
         i = bisect_left(self._old_starts, end) - 1
         return i >= 0 and self._old_ends[i] > start
