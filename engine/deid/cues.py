@@ -20,6 +20,11 @@ _HEADER_CUES = frozenset(("name", "patient", "pt", "patient name", "pt name"))
 _SKIP_AFTER_CUE = frozenset((".", ",", ":", "(", "is", "-"))
 
 
+def _stop(word: str) -> bool:
+    """A function word that ends a name ("a" does, the initial "A" does not)."""
+    return word.lower() in _HARD_STOP and not (len(word) == 1 and word.isupper())
+
+
 def _cap(word: str) -> bool:
     return word[:1].isupper() and word.replace("'", "").replace("\u2019", "").isalpha()
 
@@ -27,7 +32,7 @@ def _cap(word: str) -> bool:
 def _namey(tok: Token, lex: Lexicon, allow_lower: bool) -> bool:
     """A token that can be (part of) a name after a cue."""
     word = tok.text
-    if not word.isalpha() or word.lower() in _HARD_STOP:
+    if not word.isalpha() or _stop(word):
         return False
     if lex.cues.get(word.lower()) in ("title", "role"):
         return False
@@ -61,6 +66,10 @@ def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[in
     tok = tokens[j]
     if kind == "title":
         ok = _namey(tok, lex, allow_lower=True) or (tok.text.isalpha() and len(tok.text) == 1)
+    elif kind == "near":
+        low = tok.text.lower()
+        ok = j == i + 1 and _cap(tok.text) and lex.first_names.get(low, 10**6) < 3000 and not lex.is_common(low, 20) \
+            and low not in lex.cities and low not in lex.eponyms
     else:
         ok = _namey(tok, lex, allow_lower=True) and (lex.is_name_word(tok.text) or not lex.is_common(tok.text))
         ok = ok and not lex.is_common(tok.text, 300)
@@ -73,8 +82,8 @@ def _before_credential(tokens: list[Token], i: int, lex: Lexicon) -> tuple[int, 
     if j >= 0 and tokens[j].text == ",":
         j -= 1
     end = j + 1
-    while j >= 0 and end - j <= 3 and (_cap(tokens[j].text) or tokens[j].text == ".") \
-            and tokens[j].text.lower() not in _HARD_STOP and not tokens[j + 1].line_start:
+    while j >= 0 and end - j <= 4 and (_cap(tokens[j].text) or tokens[j].text == ".") \
+            and not _stop(tokens[j].text) and not tokens[j + 1].line_start:
         j -= 1
     first = j + 1
     while first < end and not _cap(tokens[first].text):
@@ -116,14 +125,38 @@ def find_names(tokens: list[Token], text: str, lex: Lexicon) -> list[PhiSpan]:
                 if tok.text.isupper() and (i + 1 >= len(tokens) or tokens[i + 1].text != "."
                                            or len(low) > 2):
                     found.append(_before_credential(tokens, i, lex))
-            elif kind in ("title", "role", "relation") and (kind == "title" or tok.text[:1].isupper() or
-                                                          kind == "relation"):
+            elif kind in ("title", "relation", "near") or (kind == "role" and tok.text[:1].isupper()):
                 found.append(_after_cue(tokens, i, kind, lex))
         if low in _HEADER_CUES and tok.line_start:
             found.append(_header(tokens, i, text, lex))
         for rng in found:
             if rng is not None:
                 out.append(PhiSpan(tokens[rng[0]].start, tokens[rng[1] - 1].end, "NAME", "cue"))
+                out += _conjoined(tokens, rng[1], lex)
+    return out
+
+
+def _conjoined(tokens: list[Token], j: int, lex: Lexicon) -> list[PhiSpan]:
+    """A second name joined to a cued one: "Drs. Lindqvist and Amari", "sons Marcus and Dennis"."""
+    if j + 1 < len(tokens) and tokens[j].text.lower() in ("and", "&", "or") and _namey(tokens[j + 1], lex, False) \
+            and not lex.is_common(tokens[j + 1].text, 50):
+        end = _extend(tokens, j + 1, lex)
+        return [PhiSpan(tokens[j + 1].start, tokens[end - 1].end, "NAME", "cue")]
+    return []
+
+
+def find_places(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
+    """A listed city after a place cue ("lives in Quincy", "from Chicago"), capitalised and no ordinary word."""
+    out: list[PhiSpan] = []
+    for i in range(1, len(tokens)):
+        word = tokens[i].text
+        if not _cap(word) or tokens[i - 1].text.lower() not in lex.place_cues or lex.is_common(word, 20):
+            continue
+        two = f"{word} {tokens[i + 1].text}".lower() if i + 1 < len(tokens) else ""
+        if two in lex.cities and _cap(tokens[i + 1].text):
+            out.append(PhiSpan(tokens[i].start, tokens[i + 1].end, "LOCATION", "place"))
+        elif word.lower() in lex.cities and not (word.isupper() and len(word) <= 4) and len(word) > 2:
+            out.append(PhiSpan(tokens[i].start, tokens[i].end, "LOCATION", "place"))
     return out
 
 

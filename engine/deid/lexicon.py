@@ -26,6 +26,7 @@ class Lexicon:
             kinds, joined by ``|``.
         org_words: Phrases that end an organisation's name ("hospital", "medical center").
         org_stop: Capitalised words that are not part of an organisation's own name ("the", "cardiac").
+        place_cues: Words directly before a place name ("in", "from").
     """
 
     first_names: dict[str, int]
@@ -36,6 +37,7 @@ class Lexicon:
     cues: dict[str, str]
     org_words: tuple[str, ...]
     org_stop: frozenset[str]
+    place_cues: frozenset[str]
 
     def is_common(self, word: str, min_count: int = 5) -> bool:
         """True when ``word`` (any case) is an ordinary word seen at least ``min_count`` times."""
@@ -75,4 +77,5 @@ def load_lexicon(rules_dir: Path) -> Lexicon:
         cues=cues,
         org_words=tuple(org_words),
         org_stop=frozenset(_lines(rules_dir / "deid_org_stop.txt")),
+        place_cues=frozenset(_lines(rules_dir / "deid_place_cues.txt")),
     )

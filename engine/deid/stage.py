@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.deid.cues import find_names, find_orgs
+from engine.deid.cues import find_names, find_orgs, find_places
 from engine.deid.lexicon import Lexicon, load_lexicon
 from engine.deid.offsets import OffsetMap
 from engine.deid.patterns import find_patterns, load_patterns
@@ -68,6 +68,7 @@ class Deidentifier:
         spans = find_patterns(text, self.patterns)
         spans += find_names(tokens, text, self.lex)
         spans += find_orgs(tokens, self.lex)
+        spans += find_places(tokens, self.lex)
         if self.tagger is not None:
             spans += self.tagger.find(tokens, text)
         spans += self._repeat_names(tokens, spans)

@@ -158,8 +158,14 @@ class Surrogates:
 def _case(text: str, label: str | None, rng: random.Random) -> str:
     if label == "NAME":
         roll = rng.random()
-        return text.lower() if roll < 0.05 else text.upper() if roll < 0.12 else text
+        return text.lower() if roll < 0.05 else safe_upper(text) if roll < 0.12 else text
     return text
+
+
+def safe_upper(text: str) -> str:
+    """Upper case, unless that changes the length ("ß" -> "SS"), which would move every later offset."""
+    upper = text.upper()
+    return upper if len(upper) == len(text) else text
 
 
 def render(template: str, sur: Surrogates) -> tuple[str, list[list[object]]]:
@@ -206,7 +212,7 @@ def template_note(templates: list[str], sur: Surrogates, note_id: str) -> dict[s
         length += len(text)
     text = "".join(parts)
     if rng.random() < 0.15:
-        text = text.upper()
+        text = safe_upper(text)
     return {"id": note_id, "text": text, "spans": spans, "source": "template"}
 
 

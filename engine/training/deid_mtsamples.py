@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from engine.training.deid_data import Surrogates, render
+from engine.training.deid_data import Surrogates, render, safe_upper
 
 _MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
 _FIND = re.compile(
@@ -92,5 +92,5 @@ def mtsamples_note(name: str, body: str, sur: Surrogates, templates: list[str]) 
                                                or templates), sur)
         text, spans = _insert(text, spans, len(text), "\n" + piece, [[s + 1, e + 1, lab] for s, e, lab in piece_spans])
     if rng.random() < 0.1:
-        text = text.upper()
+        text = safe_upper(text)
     return {"id": f"mtsamples:{name}", "text": text, "spans": sorted(spans), "source": "mtsamples"}
