@@ -48,3 +48,15 @@ def test_overlapping_replacements_are_refused() -> None:
     except ValueError:
         return
     raise AssertionError("overlap accepted")
+
+
+@settings(max_examples=200, deadline=None)
+@given(note_and_replacements())
+def test_mapped_entities_match_their_text(case: tuple[str, list[Replacement], tuple[int, int]]) -> None:
+    from engine.deid.offsets import map_entities
+
+    text, reps, (start, end) = case
+    omap = OffsetMap(text, reps)
+    [ent] = map_entities(omap, [{"start": start, "end": end, "text": text[start:end], "label": "DIAG"}])
+    assert omap.text[ent["start"]:ent["end"]] == ent["text"] and ent["label"] == "DIAG"
+    assert ent.get("phi_overlap", False) == omap.touches(start, end)

@@ -111,7 +111,11 @@ def token_features(tokens: list[Token], text: str, lex: Lexicon, cache: dict[str
     return out
 
 
+_LETTER = re.compile(r"[A-Za-z]")
+_UPPER = re.compile(r"[A-Z]")
+
+
 def _mostly_upper(text: str) -> bool:
     sample = text[:4000]
-    letters = sum(c.isalpha() for c in sample)
-    return letters > 20 and sum(c.isupper() for c in sample) > 0.7 * letters
+    letters = len(_LETTER.findall(sample))
+    return letters > 20 and len(_UPPER.findall(sample)) > 0.7 * letters

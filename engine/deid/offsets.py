@@ -86,3 +86,19 @@ class OffsetMap:
             return False
         i = bisect_left(self._old_starts, end) - 1
         return i >= 0 and self._old_ends[i] > start
+
+
+def map_entities(omap: OffsetMap, entities: Sequence[dict]) -> list[dict]:
+    """Copies of contract entities (``start``, ``end``, ``text``...) re-pointed at the redacted text.
+
+    Every returned entity satisfies ``omap.text[start:end] == text``; an entity that touched PHI gets the
+    redacted characters as its text and ``"phi_overlap": True``, so an export can drop or flag it.
+    """
+    out = []
+    for ent in entities:
+        start, end = omap.map_span(int(ent["start"]), int(ent["end"]))
+        new = {**ent, "start": start, "end": end, "text": omap.text[start:end]}
+        if omap.touches(int(ent["start"]), int(ent["end"])):
+            new["phi_overlap"] = True
+        out.append(new)
+    return out

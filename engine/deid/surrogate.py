@@ -31,6 +31,21 @@ def _match_case(word: str, like: str) -> str:
     return word[:1].upper() + word[1:].lower()
 
 
+_POOLS: dict[int, tuple[list[str], list[str], list[str]]] = {}
+
+
+def _pools(lex: Lexicon) -> tuple[list[str], list[str], list[str]]:
+    """Surrogate first names, surnames and cities, built once per lexicon (not per note: that cost 10 ms)."""
+    key = id(lex)
+    if key not in _POOLS:
+        _POOLS[key] = (
+            [w for w, r in lex.first_names.items() if r < 2000 and w.isalpha()],
+            [w for w, r in lex.last_names.items() if r < 5000 and w.isalpha()],
+            sorted(c for c in lex.cities if c.replace(" ", "").isalpha() and len(c) > 3)[:5000],
+        )
+    return _POOLS[key]
+
+
 class _NoteSurrogates:
     """The surrogate choices of one note (one random stream, one date shift, one name table)."""
 
@@ -39,9 +54,7 @@ class _NoteSurrogates:
         self.rng = random.Random(int.from_bytes(digest[:8], "big"))
         self.shift = dt.timedelta(days=self.rng.choice([d for d in range(-365, 366) if d]))
         self.lex = lex
-        self._firsts = [w for w, r in lex.first_names.items() if r < 2000 and w.isalpha()]
-        self._lasts = [w for w, r in lex.last_names.items() if r < 5000 and w.isalpha()]
-        self._cities = [c for c in list(lex.cities)[:2000] if c.replace(" ", "").isalpha()]
+        self._firsts, self._lasts, self._cities = _pools(lex)
         self.table: dict[tuple[str, str], str] = {}
 
     def _pick(self, kind: str, original: str, pool: list[str]) -> str:
