@@ -171,37 +171,6 @@ def run_note_verb(verb: str, argv: Sequence[str], stdout: TextIO, stderr: TextIO
     return status
 
 
-def run_deidentify(argv: Sequence[str], stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
-    """``deidentify``: one ``{"id", "text", "phi"}`` line per input (the contract's second-round verb)."""
-    parser = _note_parser("deidentify")
-    parser.add_argument("--mode", choices=["surrogate", "mask"], help="redaction (default: settings.deid_mode)")
-    args = parser.parse_args(argv)
-    if not args.files and args.jsonl is None:
-        stderr.write("python -m engine deidentify: give note files, '-' for standard input, or --jsonl FILE\n")
-        return 2
-    from engine.deid import Deidentifier
-    from engine.settings import Settings
-
-    try:
-        deid = Deidentifier(Settings().with_overrides(model_dir=args.model_dir, deid_mode=args.mode))
-    except EngineError as exc:
-        stderr.write(f"error: {exc}\n")
-        return 1
-    status = 0
-    for name, item in iter_inputs("deidentify", args.files, args.jsonl, stdin):
-        if isinstance(item, BadInput):
-            stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {item}\n")
-            status = 2
-            continue
-        if "\x00" in item["text"]:
-            stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {name}: binary input (NUL byte), not a note\n")
-            status = 2
-            continue
-        stdout.write(json.dumps(deid.deidentify(item["text"], item.get("id")).to_dict(), ensure_ascii=False) + "\n")
-        stdout.flush()
-    return status
-
-
 def usage() -> str:
     """The top-level help text."""
     lines = ["usage: python -m engine VERB [options]", "", "per-note verbs (contract):"]
@@ -219,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv else 2
     verb = argv[0]
     if verb == "deidentify":
+        from engine.deid.cli import run_deidentify
+
         return run_deidentify(argv[1:], sys.stdout, sys.stderr, sys.stdin)
     if verb in NOTE_VERBS:
         return run_note_verb(verb, argv[1:], sys.stdout, sys.stderr, sys.stdin)
