@@ -17,10 +17,12 @@ from engine.deid.patterns import find_patterns, load_patterns
 from engine.deid.spans import PhiSpan, merge_spans
 from engine.deid.surrogate import redact
 from engine.deid.tagger import PhiTagger
-from engine.deid.tokens import Token, tokenize
+from engine.deid.tokens import Token, chunk_bounds, tokenize
 from engine.settings import Settings
 
 RULES_VERSION = "deid-rules-1"
+CHUNK_CHARS = 50_000
+"""Longest piece of a note found at once (memory: about 150 bytes a character while a piece is found)."""
 
 
 @dataclass
@@ -63,19 +65,40 @@ class Deidentifier:
         self.version = f"{RULES_VERSION}+{self.tagger.version}" if self.tagger else RULES_VERSION
 
     def find(self, text: str) -> list[PhiSpan]:
-        """Disjoint PHI spans of ``text``, sorted by start."""
-        tokens = tokenize(text)
+        """Disjoint PHI spans of ``text``, sorted by start.
+
+        A long note is found in pieces of :data:`CHUNK_CHARS` (cut at blank lines), so memory stays bounded; the
+        names found anywhere are then looked for again in every piece (:meth:`_repeat_names`).
+        """
+        bounds = chunk_bounds(text, CHUNK_CHARS)
+        found: list[PhiSpan] = []
+        words: set[str] = set()
+        pieces: list[list[Token]] = []
+        for start, end in bounds:
+            part = text[start:end]
+            tokens = tokenize(part)
+            spans = self._find_piece(part, tokens)
+            words |= self._name_words(tokens, spans)
+            found += _shift(spans, start)
+            if len(bounds) == 1:
+                pieces.append(tokens)
+        if words:
+            for i, (start, end) in enumerate(bounds):
+                tokens = pieces[i] if pieces else tokenize(text[start:end])
+                found += _shift(self._repeat_names(tokens, words), start)
+        return merge_spans(found)
+
+    def _find_piece(self, text: str, tokens: list[Token]) -> list[PhiSpan]:
         spans = find_patterns(text, self.patterns)
         spans += find_names(tokens, text, self.lex)
         spans += find_orgs(tokens, self.lex)
         spans += find_places(tokens, self.lex)
         if self.tagger is not None:
             spans += self.tagger.find(tokens, text)
-        spans += self._repeat_names(tokens, spans)
-        return merge_spans(spans)
+        return spans
 
-    def _repeat_names(self, tokens: list[Token], spans: list[PhiSpan]) -> list[PhiSpan]:
-        """A word found as a name once is a name everywhere in the note ("Whitcombe" after "Mr. Whitcombe")."""
+    def _name_words(self, tokens: list[Token], spans: list[PhiSpan]) -> set[str]:
+        """Lower-cased words of the NAME spans that are distinctive enough to be names wherever they recur."""
         starts = {t.start: t for t in tokens}
         words: set[str] = set()
         for span in spans:
@@ -85,8 +108,10 @@ class Deidentifier:
                 if len(tok.text) > 2 and tok.text.isalpha() and not self.lex.is_common(tok.text, 20) \
                         and tok.text.lower() not in self.lex.cues:
                     words.add(tok.text.lower())
-        if not words:
-            return []
+        return words
+
+    def _repeat_names(self, tokens: list[Token], words: set[str]) -> list[PhiSpan]:
+        """A word found as a name once is a name everywhere in the note ("Whitcombe" after "Mr. Whitcombe")."""
         return [PhiSpan(t.start, t.end, "NAME", "repeat") for t in tokens
                 if t.text.lower() in words and (t.text[:1].isupper() or t.text.lower() in self.lex.first_names)]
 
@@ -108,6 +133,12 @@ class Deidentifier:
 def tokenize_span(tokens: list[Token], starts: dict[int, Token], span: PhiSpan) -> list[Token]:
     """The tokens inside ``span`` (found through their start offsets; spans are short)."""
     return [starts[i] for i in range(span.start, span.end) if i in starts]
+
+
+def _shift(spans: list[PhiSpan], offset: int) -> list[PhiSpan]:
+    if not offset:
+        return spans
+    return [PhiSpan(s.start + offset, s.end + offset, s.label, s.source) for s in spans]
 
 
 def load(settings: Settings) -> Deidentifier:

@@ -53,3 +53,25 @@ def sequences(tokens: list[Token], text: str, max_len: int = 200) -> list[tuple[
     if tokens:
         out.append((first, len(tokens)))
     return out
+
+
+def chunk_bounds(text: str, size: int) -> list[tuple[int, int]]:
+    """Cut ``text`` into pieces of at most ``size`` characters ``(start, end)``, at a blank line where possible.
+
+    A piece ends at the last blank line of its second half, else at its last line break, else at its last space,
+    so PHI (which does not cross a blank line, and rarely a line break) is not cut; a 5 MB note is then found
+    piece by piece in bounded memory.
+    """
+    out: list[tuple[int, int]] = []
+    start = 0
+    while len(text) - start > size:
+        lo, hi = start + size // 2, start + size
+        cut = text.rfind("\n\n", lo, hi)
+        cut = cut + 2 if cut >= 0 else text.rfind("\n", lo, hi) + 1
+        if cut <= lo:
+            space = max(text.rfind(" ", lo, hi), text.rfind("\t", lo, hi))
+            cut = space + 1 if space >= lo else hi
+        out.append((start, cut))
+        start = cut
+    out.append((start, len(text)))
+    return out
