@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
     "evaluate assertion": "engine.evaluation.assertion:main",
     "evaluate icd": "engine.evaluation.icd:main",
     "evaluate summarizer": "engine.evaluation.summarizer:main",
-    "evaluate deid": "engine.evaluation.deid:main",
+    "evaluate deid": "engine.training.deid_evaluate:main",
     "batch": "engine.batch:main",
     "retrain": "engine.training.retrain:main",
     "models": "engine.versions:main",
@@ -190,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb == "deidentify":
         from engine.deid.cli import run_deidentify
 
-        return run_deidentify(argv[1:], sys.stdout, sys.stderr, sys.stdin)
+        return run_deidentify(argv[1:], sys.stdout, sys.stderr,
+                              lambda files, jsonl: iter_inputs("deidentify", files, jsonl, sys.stdin), BadInput)
     if verb in NOTE_VERBS:
         return run_note_verb(verb, argv[1:], sys.stdout, sys.stderr, sys.stdin)
     if len(argv) > 1 and f"{verb} {argv[1]}" in COMMANDS:

@@ -2,18 +2,17 @@
 
 Input objects ``{"id", "text"}`` (note files, ``-``, or ``--jsonl FILE``), output ``{"id", "text": <redacted>,
 "phi": [{"start", "end", "label"}]}`` per line with offsets into the input. The input rules are those of the other
-note verbs (:func:`engine.cli.iter_inputs`): a bad input gets one line on standard error naming it and exit status
-2, and the other inputs are still processed and written.
+note verbs: :mod:`engine.cli` passes its input reader in (this module never imports the command line). A bad
+input gets one line on standard error naming it and exit status 2; the other inputs are still processed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
 
-from engine.cli import BadInput, iter_inputs
 from engine.errors import EngineError, ErrorCode
 
 
@@ -27,8 +26,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_deidentify(argv: Sequence[str], stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
-    """Run the verb; returns the exit status (0, 1 when the stage cannot load, 2 after any bad input)."""
+Inputs = Callable[[Sequence[str], str | None], Iterable[tuple[str, Any]]]
+"""``(files, jsonl) -> (input name, {"id", "text"} or a bad-input exception)`` in input order."""
+
+
+def run_deidentify(argv: Sequence[str], stdout: TextIO, stderr: TextIO, inputs: Inputs,
+                   bad_input: type[Exception]) -> int:
+    """Run the verb; returns the exit status (0, 1 when the stage cannot load, 2 after any bad input).
+
+    Args:
+        argv: The verb's arguments.
+        stdout: Where the output lines go.
+        stderr: Where the error lines go.
+        inputs: The command line's input reader (``engine.cli.iter_inputs`` for this verb).
+        bad_input: The exception type ``inputs`` yields for a bad input.
+    """
     args = _parser().parse_args(argv)
     if not args.files and args.jsonl is None:
         stderr.write("python -m engine deidentify: give note files, '-' for standard input, or --jsonl FILE\n")
@@ -42,8 +54,8 @@ def run_deidentify(argv: Sequence[str], stdout: TextIO, stderr: TextIO, stdin: T
         stderr.write(f"error: {exc}\n")
         return 1
     status = 0
-    for name, item in iter_inputs("deidentify", args.files, args.jsonl, stdin):
-        if isinstance(item, BadInput):
+    for name, item in inputs(args.files, args.jsonl):
+        if isinstance(item, bad_input):
             stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {item}\n")
             status = 2
             continue
