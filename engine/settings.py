@@ -42,6 +42,9 @@ class Settings:
         icd_index_path: The ICD-10-CM Alphabetic Index (CSV, optionally gzipped); absent: tabular list only.
         icd_min_score: Calibrated ICD score below which an ``analyze`` entity shows no confident code (0.4:
             measured on the coded dev notes, docs/coding.md "Abstention threshold").
+        deid_mode: How ``deidentify`` redacts PHI: ``surrogate`` (readable fake PHI) or ``mask`` (``[NAME]``).
+        deid_seed: Keys the surrogates with the note id, so the same note always gets the same fake PHI.
+        store_text: What the feedback store and exports keep of a note: ``deidentified``, ``original`` or ``none``.
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -67,6 +70,9 @@ class Settings:
         )
     )
     icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.4")))
+    deid_mode: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_DEID_MODE", "surrogate"))
+    deid_seed: int = field(default_factory=lambda: int(os.environ.get("CLINICAL_NLP_DEID_SEED", "0")))
+    store_text: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_STORE_TEXT", "deidentified"))
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""
