@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, ErrorCode
+from engine.monitoring.profile import token_summary
 from engine.registry import load_stage
 from engine.rules import rule_rows
 from engine.settings import Settings
@@ -169,14 +170,15 @@ class Pipeline:
         ner = self.stage("ner")  # loaded before the clock starts: timings report work, not model loading
         t0 = time.perf_counter()
         texts = [text for _, text in notes]
-        all_spans = ner.predict(texts)
+        with_probs = getattr(ner, "predict_with_probs", None)  # monitoring's token statistics, when the stage has them
+        all_spans, all_probs = with_probs(texts) if with_probs else (ner.predict(texts), [None] * len(texts))
         ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
         models = self.models
         results: list[AnalysisResult] = []
         # The same mention with the same traits gets the same codes: link each distinct one once per call (notes
         # repeat their findings, and linking is the costliest step after NER).
         linked: dict[tuple[str, str, tuple[str, ...]], list[Code]] = {}
-        for (note_id, text), spans in zip(notes, all_spans, strict=True):
+        for (note_id, text), spans, probs in zip(notes, all_spans, all_probs, strict=True):
             t1 = time.perf_counter()
             detector = self.stage("sections")
             sections = detector.detect(text)
@@ -215,7 +217,8 @@ class Pipeline:
                 "icd": (t3 - t2) * 1000.0,
             }
             timings["total"] = sum(timings.values())
-            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings))
+            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings,
+                                          token_stats=token_summary(probs)))
         return results
 
     def summarize(self, text: str, k: int | None = None, note_id: str | None = None) -> SummaryResult:

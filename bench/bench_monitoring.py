@@ -1,0 +1,172 @@
+"""Monitoring costs: per-note overhead of the statistics, and the report over 100,000 stored analyses on SQLite.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_monitoring.py [--rows 100000] [--notes 20]
+
+1. Per note: ``token_summary`` (NER probabilities -> entropy, O share), ``profile_analysis`` and
+   ``db.stats.record_analysis`` (one insert into a real SQLite file, committed), timed on real analyses of
+   MTSamples notes (fixture text when the shared data is absent), beside the analysis itself (the baseline).
+   Target: <= 5 ms per note.
+2. Report: ``ROWS`` synthetic statistics rows (resampled from the committed reference profile's notes, with
+   Poisson noise) are bulk-inserted into a temporary SQLite file; then ``python -m engine monitor``'s report
+   (``db.monitor.build``) is timed with the default 10,000-note window, and with a 40-point time series over
+   all rows, beside just loading the window's rows (the baseline). Target: <= 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+
+
+def _notes(count: int) -> list[str]:
+    from engine.settings import Settings
+
+    folder = Settings().data_dir / "mtsamples"
+    if folder.is_dir():
+        return [p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("*.txt"))[:count]]
+    return ["Patient with chest pain and hypertension, on lisinopril. ECG normal. " * 20] * count
+
+
+def per_note(count: int) -> None:
+    """Per-note costs of the monitoring statistics beside the analysis."""
+    import torch
+
+    from db.session import init_db, session_scope
+    from db.stats import record_analysis
+    from engine import load_pipeline
+    from engine.monitoring.profile import profile_analysis, token_summary
+
+    torch.set_num_threads(1)
+    texts = _notes(count)
+    pipeline = load_pipeline(device="cpu")
+    pipeline.warm(("sections", "ner", "history", "assertion", "icd"), freeze=False)
+    ner = pipeline.stage("ner")
+    analyse_ms, summary_ms, profile_ms, record_ms = [], [], [], []
+    store_ms: list[float] = []
+    store_stats_ms: list[float] = []  # record_analysis inside the app's store transaction
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = init_db(f"sqlite:///{tmp}/bench.sqlite")
+        for text in texts:
+            t0 = time.perf_counter()
+            result = pipeline.analyze(text)
+            analyse_ms.append((time.perf_counter() - t0) * 1000)
+            probs = ner.predict_with_probs([text])[1][0]
+            t0 = time.perf_counter()
+            token_summary(probs)
+            summary_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            stats = profile_analysis(text, result)
+            profile_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            with session_scope(engine) as session:
+                record_analysis(session, stats, source="app")
+            record_ms.append((time.perf_counter() - t0) * 1000)
+            whole_ms, inside_ms = _store_with_stats(engine, text, result.to_dict(), stats)
+            store_ms.append(whole_ms)
+            store_stats_ms.append(inside_ms)
+    total = [a + b + c for a, b, c in zip(summary_ms, profile_ms, store_stats_ms, strict=True)]
+    chars = statistics.mean(len(t) for t in texts)
+    print(f"per note, {len(texts)} notes (mean {chars:,.0f} chars), load average {os.getloadavg()[0]:.2f}:")
+    for name, values in (("analysis (baseline)", analyse_ms), ("token_summary", summary_ms),
+                         ("profile_analysis", profile_ms), ("record_analysis (SQLite, own commit)", record_ms),
+                         ("app store transaction, stats included", store_ms),
+                         ("record_analysis inside it (add+flush)", store_stats_ms),
+                         ("monitoring total (summary+profile+inside)", total)):
+        print(f"  {name:44} mean {statistics.mean(values):8.2f} ms   max {max(values):8.2f} ms")
+    print(f"  monitoring / analysis: {statistics.mean(total) / statistics.mean(analyse_ms):.2%}")
+
+
+def _store_with_stats(engine, text: str, result: dict, stats: dict) -> tuple[float, float]:
+    """Milliseconds of the app's store transaction (note + analysis + statistics, committed), and of the
+    ``record_analysis`` call inside it (add + flush: what monitoring adds to a commit that happens anyway)."""
+    from db import repository
+    from db.session import session_scope
+    from db.stats import record_analysis
+
+    t0 = time.perf_counter()
+    with session_scope(engine) as session:
+        analysis = repository.save_analysis(session, repository.save_note(session, text), result)
+        t1 = time.perf_counter()
+        record_analysis(session, stats, source="app", analysis_id=analysis.id)
+        inside = (time.perf_counter() - t1) * 1000
+    return (time.perf_counter() - t0) * 1000, inside
+
+
+def _synthetic(rows: int, seed: int = 0):
+    import json
+
+    from engine.monitoring.reference import PROFILE_FILE, read_reference
+    from engine.settings import Settings
+
+    notes = json.loads((Settings().model_dir / "ner" / PROFILE_FILE).read_text())["notes"]
+    read_reference(Settings().model_dir / "ner" / PROFILE_FILE)  # the format is valid
+    rng = np.random.default_rng(seed)
+    for i in range(rows):
+        base = notes[int(rng.integers(len(notes)))]
+        counts = {k: int(rng.poisson(max(v, 0.1))) for k, v in base["label_counts"].items()}
+        n = sum(counts.values())
+        vocab = [[b, int(c)] for b, c in base["vocab"] if rng.random() > 0.1]
+        yield {**base, "label_counts": counts, "n_entities": n, "n_scored": n,
+               "score_sum": round(n * float(rng.uniform(0.6, 0.9)), 3), "vocab": vocab,
+               "models": {"ner": "bench"}}, f"synthetic-{i}"
+
+
+def report(rows: int) -> None:
+    """Report time over ``rows`` stored analyses."""
+    from db.monitor import build
+    from db.session import dispose_engines, init_db, session_scope
+    from db.stats import load_table, record_many
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+        t0 = time.perf_counter()
+        with session_scope(init_db(url)) as session:
+            stored = record_many(session, _synthetic(rows), source="batch")
+        insert_s = time.perf_counter() - t0
+        size_mb = Path(f"{tmp}/bench.sqlite").stat().st_size / 1e6
+        print(f"report over {stored:,} stored analyses ({size_mb:.0f} MB SQLite, inserted in {insert_s:.1f} s), "
+              f"load average {os.getloadavg()[0]:.2f}:")
+        for attempt in range(2):
+            dispose_engines()
+            t0 = time.perf_counter()
+            with session_scope(init_db(url), write=False) as session:
+                load_table(session, 10_000)
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            plain = build(url)
+            report_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with_series = build(url, series_points=40)
+            series_s = time.perf_counter() - t0
+            print(f"  run {attempt + 1}: load 10,000 rows (baseline) {load_s:.2f} s | report, window 10,000 "
+                  f"{report_s:.2f} s | report + 40-point series over all rows {series_s:.2f} s")
+        print(f"  alerts: {plain['alerts']}; series points: {len(with_series['series'])}")
+        dispose_engines()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--notes", type=int, default=20)
+    args = parser.parse_args()
+    per_note(args.notes)
+    report(args.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
