@@ -12,6 +12,9 @@ Run from the repository root::
    Poisson noise) are bulk-inserted into a temporary SQLite file; then ``python -m engine monitor``'s report
    (``db.monitor.build``) is timed with the default 10,000-note window, and with a 40-point time series over
    all rows, beside just loading the window's rows (the baseline). Target: <= 5 s.
+3. ``--drift [--analyse]``: MTSamples specialty switches and same-distribution splits replayed through the
+   monitor (window 40), on the text statistic, or with ``--analyse`` on the engine's output too (analyses cached
+   without text under the cache dir; about 15 minutes the first time on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -158,11 +161,89 @@ def report(rows: int) -> None:
         dispose_engines()
 
 
+def mtsamples_profiles(analyse: bool) -> tuple[list[dict], list[str]]:
+    """Profiles of every MTSamples report (specialty header lines removed) and their specialties.
+
+    With ``analyse`` the real engine analyses each report (cached, without text, under the cache dir per NER
+    version); otherwise the profiles hold only the text statistics.
+    """
+    import json
+    import re
+
+    from engine import load_pipeline
+    from engine.monitoring.profile import profile_analysis
+    from engine.settings import Settings
+
+    settings = Settings()
+    header = re.compile(r"^(Medical Specialty|Sample Name|Keywords|Description):.*$", re.MULTILINE)
+    paths = sorted((settings.data_dir / "mtsamples").glob("*.txt"))
+    raw = [p.read_text(encoding="utf-8", errors="replace") for p in paths]
+    specialties = [t.splitlines()[0].split(":", 1)[-1].strip() for t in raw]
+    texts = [header.sub("", t) for t in raw]
+    if not analyse:
+        return [profile_analysis(t, {"entities": []}) for t in texts], specialties
+    pipeline = load_pipeline(device="cpu")
+    cache = settings.cache_dir / "monitoring" / f"mtsamples-{pipeline.models['ner']}.jsonl"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.is_file() else []
+    with cache.open("a", encoding="utf-8") as handle:
+        for i in range(len(done), len(texts), 8):
+            for text, result in zip(texts[i : i + 8], pipeline.analyze_many([(None, t) for t in texts[i : i + 8]]),
+                                    strict=True):
+                done.append(profile_analysis(text, result))
+                handle.write(json.dumps(done[-1]) + "\n")
+            print(f"\ranalysed {len(done)}/{len(texts)}", end="", file=sys.stderr, flush=True)
+    return done[: len(texts)], specialties
+
+
+def drift(analyse: bool, window: int = 40, splits: int = 20) -> None:
+    """Specialty switches and same-distribution splits of MTSamples, replayed as the tests do."""
+    from engine.monitoring.report import stream_alerts
+    from engine.monitoring.table import concat, from_profiles
+    from engine.settings import MonitorSettings
+
+    profiles, specialties = mtsamples_profiles(analyse)
+    table, spec = from_profiles(profiles), np.array(specialties)
+    names = ("input_drift", "prediction_drift") if analyse else ("input_drift",)
+    settings = MonitorSettings(window=window)
+    print(f"MTSamples drift, window {window}, a report every {window // 4} notes, statistics {names}:")
+    rng = np.random.default_rng(3)
+    for name in [s for s, _ in sorted(__import__("collections").Counter(specialties).items(), key=lambda kv: -kv[1])
+                 if (spec == s).sum() >= window]:
+        others = rng.permutation(np.flatnonzero(spec != name))
+        stream = concat([table.rows(others[400 : 400 + 2 * window]), table.rows(np.flatnonzero(spec == name))])
+        reports = stream_alerts(stream, table.rows(others[:400]), settings, window, window // 4, names)
+        before = [r for r in reports if r[0] <= 2 * window and r[1]]
+        first = next((r for r in reports if r[0] > 2 * window and r[1]), None)
+        last = reports[-1][2]
+        print(f"  {name:28} n={int((spec == name).sum()):3}  alerts before the switch: {len(before)}  first alert "
+              f"{'-' if first is None else f'+{first[0] - 2 * window} notes {first[1]}'}  last window: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in last.items()))
+    rng = np.random.default_rng(7)
+    streams = reports_alerting = reports_total = 0
+    per_stat = __import__("collections").Counter()
+    for _ in range(splits):
+        order = rng.permutation(len(table))
+        reports = stream_alerts(table.rows(order[400:800]), table.rows(order[:400]), settings, window, window // 4,
+                                names)
+        streams += any(r[1] for r in reports)
+        reports_alerting += sum(bool(r[1]) for r in reports)
+        reports_total += len(reports)
+        per_stat.update(a for r in reports for a in r[1])
+    print(f"  same-distribution splits: {streams}/{splits} streams alerting, {reports_alerting}/{reports_total} "
+          f"reports ({dict(per_stat)})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--notes", type=int, default=20)
+    parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
+    parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     args = parser.parse_args()
+    if args.drift:
+        drift(args.analyse)
+        return 0
     per_note(args.notes)
     report(args.rows)
     return 0
