@@ -3,7 +3,8 @@
 - NER: every predicted entity of the MACCROBAT dev reports (the model folder's own dev split, as
   ``python -m engine evaluate ner`` scores), its confidence against strict correctness (exact span and label).
 - ICD: the top code of every row of the ICD dev phrases (``tests/fixtures/icd_dev.tsv``) except the tabular
-  inclusion terms (those are in the index itself), its score against "the top code is the gold code".
+  inclusion terms (those are in the index itself): its raw score against "the top code is the gold code", and the
+  calibrated confidence ``analyze`` abstains on against "the top code is in the gold code's category".
 """
 
 from __future__ import annotations
@@ -87,9 +88,22 @@ def ner_calibration(stage: Any, documents: Sequence[Any]) -> tuple[dict[str, Any
     return reliability(confidences, correct), predicted
 
 
-def icd_calibration(linker: Any, rows: Sequence[tuple[str, str, str]]) -> tuple[dict[str, Any], list[list[Any]]]:
-    """Reliability of the ICD stage's top-code scores on ``(phrase, gold, kind)`` rows; also the ranked codes."""
+def icd_calibration(linker: Any, rows: Sequence[tuple[str, str, str]]
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[list[Any]]]:
+    """Reliability of the ICD stage's top code on ``(phrase, gold, kind)`` rows.
+
+    Returns:
+        The raw top-code score against "the top code is the gold code"; the calibrated confidence that
+        ``analyze`` abstains on (``linker.confidence``: P(right category)) against "the top code is in the gold
+        code's category", ``None`` when the linker has no such map; and the ranked codes per row.
+    """
     ranked = [linker.link(phrase, "DIAG", []) for phrase, _, _ in rows]
-    confidences = [codes[0].score if codes else 0.0 for codes in ranked]
-    correct = [bool(codes) and codes[0].code == gold for codes, (_, gold, _) in zip(ranked, rows, strict=True)]
-    return reliability(confidences, correct), ranked
+    scores = [codes[0].score if codes else 0.0 for codes in ranked]
+    exact = [bool(codes) and codes[0].code == gold for codes, (_, gold, _) in zip(ranked, rows, strict=True)]
+    raw = reliability(scores, exact)
+    confidence = getattr(linker, "confidence", None)
+    if confidence is None:
+        return raw, None, ranked
+    category = [bool(codes) and codes[0].code[:3] == gold[:3] for codes, (_, gold, _) in zip(ranked, rows, strict=True)]
+    calibrated = reliability([confidence(s) if s else 0.0 for s in scores], category)
+    return raw, calibrated, ranked

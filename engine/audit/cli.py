@@ -60,12 +60,15 @@ def icd_part(settings: Settings, out: Path, dev: Path) -> dict[str, Any]:
 
     linker = load_stage("icd", settings)
     rows = [r for r in read_dev(dev) if r[2] != "inclusion"]
-    calibration, ranked = icd_calibration(linker, rows)
+    calibration, calibrated, ranked = icd_calibration(linker, rows)
     version = str(getattr(linker, "version", "unknown"))
-    plot_reliability({"ICD top code": calibration}, out / "reliability_icd.png",
-                     f"ICD {version}: {dev.name} ({len(rows)} phrases)")
+    curves = {"raw top score vs exact code": calibration}
+    if calibrated is not None:
+        curves["abstention confidence vs category"] = calibrated
+    plot_reliability(curves, out / "reliability_icd.png", f"ICD {version}: {dev.name} ({len(rows)} phrases)")
     return {"version": version, "rows": len(rows), "dev": str(dev.relative_to(REPO_ROOT) if dev.is_relative_to(
-        REPO_ROOT) else dev), "calibration": calibration, "severity": icd_severity(rows, ranked)}
+        REPO_ROOT) else dev), "calibration": calibration, "calibrated_confidence": calibrated,
+            "severity": icd_severity(rows, ranked)}
 
 
 def run_audit(out: Path, model_dir: Path | None = None, device: str = "cpu", icd_dev: Path = ICD_DEV,

@@ -64,39 +64,64 @@ def render(template: str, values: dict[str, str]) -> Rendered:
     return Rendered("".join(parts), tuple(slots))
 
 
-def entity_keys(note: Rendered, result: dict[str, Any]) -> Counter[tuple[Any, ...]]:
-    """Comparable keys of a result's entities: ``(label, text with swapped words masked, assertion, codes)``."""
+def _masked(note: Rendered, start: int, end: int) -> str:
+    """The entity's text with every swapped value it covers replaced by ``<swap>``."""
+    parts, pos = [], start
+    for slot_start, slot_end in note.slots:
+        if slot_start < end and start < slot_end:
+            parts.append(note.text[pos : max(pos, slot_start)])
+            parts.append("<swap>")
+            pos = max(pos, slot_end)
+    parts.append(note.text[pos:end] if pos < end else "")
+    return "".join(parts)
+
+
+def entity_keys(note: Rendered, result: dict[str, Any]) -> tuple[Counter[tuple[Any, ...]], dict[tuple[Any, ...], str]]:
+    """Comparable keys of a result's entities, ``(label, masked text, assertion, top code)``, and each key's
+    text as it stands in the note."""
     keys: Counter[tuple[Any, ...]] = Counter()
+    raw: dict[tuple[Any, ...], str] = {}
     for e in result["entities"]:
-        text = note.text
-        masked = []
-        pos = e["start"]
-        for start, end in note.slots:
-            if start < e["end"] and e["start"] < end:
-                masked.append(text[pos : max(pos, start)])
-                masked.append("<swap>")
-                pos = max(pos, end)
-        masked.append(text[pos : e["end"]] if pos < e["end"] else "")
         codes = tuple(c["code"] for c in e.get("codes", [])[:1])
-        keys[(e["label"], "".join(masked), e["assertion"], codes)] += 1
-    return keys
+        key = (e["label"], _masked(note, e["start"], e["end"]), e["assertion"], codes)
+        keys[key] += 1
+        raw.setdefault(key, note.text[e["start"] : e["end"]])
+    return keys, raw
+
+
+def _kind(key: tuple[Any, ...], twin: tuple[Any, ...]) -> str:
+    """What differs between two keys of the same text: the label, the assertion or the code."""
+    if twin[0] != key[0]:
+        return "label"
+    return "assertion" if twin[2] != key[2] else "codes"
 
 
 def compare(base: Rendered, base_result: dict[str, Any], other: Rendered, other_result: dict[str, Any]
             ) -> list[dict[str, Any]]:
-    """Every difference between two analyses of a swap pair (empty when they agree)."""
-    a, b = entity_keys(base, base_result), entity_keys(other, other_result)
+    """Every difference between two analyses of a swap pair (empty when they agree).
+
+    An entity on one side only is a difference of kind ``entity``, unless the other side has an unmatched entity
+    of the same (masked) text: then one difference of kind ``label``, ``assertion`` or ``codes`` is reported for
+    the pair, with both sides' values.
+    """
+    (a, raw_a), (b, raw_b) = entity_keys(base, base_result), entity_keys(other, other_result)
+    only_a, only_b = a - b, b - a
     diffs = []
-    for key in sorted((a - b) + (b - a), key=str):
-        label, text, assertion, codes = key
-        side = "baseline only" if a[key] > b[key] else "variant only"
-        twin = [k for k in (b if side == "baseline only" else a) if k[:2] == (label, text) and k not in
-                (a if side == "baseline only" else b)]
-        kind = "entity"
-        if twin:
-            kind = "assertion" if twin[0][2] != assertion else "codes"
-        diffs.append({"kind": kind, "side": side, "label": label, "text": text, "assertion": assertion,
-                      "codes": list(codes)})
+    for key in sorted(only_a.elements(), key=str):
+        twin = next((k for k in sorted(only_b, key=str) if only_b[k] > 0 and k[1] == key[1]), None)
+        entry = {"label": key[0], "text": key[1], "baseline_text": raw_a[key], "assertion": key[2],
+                 "codes": list(key[3])}
+        if twin is None:
+            diffs.append({"kind": "entity", "side": "baseline only", **entry})
+            continue
+        only_b[twin] -= 1
+        diffs.append({"kind": _kind(key, twin), "side": "both", **entry, "variant_text": raw_b[twin],
+                      "variant_label": twin[0], "variant_assertion": twin[2], "variant_codes": list(twin[3])})
+    for key in sorted(only_b.elements(), key=str):
+        if only_b[key] > 0:
+            only_b[key] -= 1
+            diffs.append({"kind": "entity", "side": "variant only", "label": key[0], "text": key[1],
+                          "variant_text": raw_b[key], "assertion": key[2], "codes": list(key[3])})
     return diffs
 
 

@@ -22,18 +22,45 @@ def _calibration_verdict(ece: float) -> str:
     return "good" if ece <= 0.05 else "acceptable" if ece <= 0.10 else "REVIEW"
 
 
+_KIND_ORDER = {"codes": 0, "assertion": 1, "label": 2, "entity": 3}
+
+
+def _difference_line(d: dict[str, Any], variants: list[str]) -> str:
+    where = f"- {d['dimension']} {d['baseline']} -> {', '.join(variants)}, note {d['template']}: "
+    if d["side"] == "both":
+        return (where + f"{d['kind']}: \"{d['baseline_text']}\" {d['label']} {d['assertion']} "
+                f"{', '.join(d['codes']) or 'no code'} -> \"{d['variant_text']}\" {d['variant_label']} "
+                f"{d['variant_assertion']} {', '.join(d['variant_codes']) or 'no code'}")
+    text = d.get("baseline_text") or d.get("variant_text")
+    return where + (f"{d['kind']} ({d['side']}): {d['label']} \"{text}\" {d['assertion']}, "
+                    f"{', '.join(d['codes']) or 'no code'}")
+
+
+def grouped_differences(differences: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[str]]]:
+    """Differences that repeat across the variants of a dimension, once with their variants; codes and assertion
+    differences first, then label changes, then entities found on one side only."""
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for d in differences:
+        key = repr(sorted((k, str(v)) for k, v in d.items() if k != "variant"))
+        groups.setdefault(key, (d, []))[1].append(d["variant"])
+    return sorted(groups.values(), key=lambda g: (_KIND_ORDER.get(g[0]["kind"], 9), -len(g[1]), g[0]["dimension"],
+                                                  g[0]["template"]))
+
+
 def _swap_lines(swaps: dict[str, Any]) -> list[str]:
-    lines = ["| dimension | pairs | pairs differing | differences | verdict |", "|---|---:|---:|---:|---|"]
+    lines = ["| dimension | pairs | pairs differing | differences (entity / label / assertion / codes) | verdict |",
+             "|---|---:|---:|---|---|"]
     for dimension, cell in swaps["by_dimension"].items():
         verdict = "pass" if cell["differing"] == 0 else "REVIEW"
-        lines.append(f"| {dimension} | {cell['pairs']} | {cell['differing']} | {cell['differences']} | {verdict} |")
-    listed = swaps["differences"][:MAX_LISTED]
-    if listed:
-        lines += ["", f"Differences ({len(swaps['differences'])}; first {len(listed)}, all in audit.json):", ""]
-        for d in listed:
-            codes = ", ".join(d["codes"]) or "no code"
-            lines.append(f"- {d['dimension']} {d['baseline']} -> {d['variant']}, note {d['template']}: {d['kind']} "
-                         f"({d['side']}): {d['label']} \"{d['text']}\" {d['assertion']}, {codes}")
+        kinds = [sum(d["kind"] == k for d in swaps["differences"] if d["dimension"] == dimension)
+                 for k in ("entity", "label", "assertion", "codes")]
+        lines.append(f"| {dimension} | {cell['pairs']} | {cell['differing']} | {cell['differences']} "
+                     f"({' / '.join(map(str, kinds))}) | {verdict} |")
+    groups = grouped_differences(swaps["differences"])
+    if groups:
+        lines += ["", f"Differences ({len(swaps['differences'])}, {len(groups)} distinct; the first "
+                      f"{min(MAX_LISTED, len(groups))}, most serious first; all in audit.json):", ""]
+        lines += [_difference_line(d, variants) for d, variants in groups[:MAX_LISTED]]
     return lines
 
 
@@ -49,9 +76,19 @@ def _part_lines(name: str, part: dict[str, Any] | None, figure: str) -> list[str
         f"Errors {sev['errors']}: " + ", ".join(f"{s} {sev['by_severity'][s]} ({share[s]:.0%})" for s in SEVERITIES)
         + f": {critical_flag}. Top kinds: "
         + "; ".join(f"{k} {n}" for k, n in list(sev["by_kind"].items())[:4]) + ".",
+        *_calibrated_line(part),
         "",
         f"![{name} reliability diagram]({figure})",
     ]
+
+
+def _calibrated_line(part: dict[str, Any]) -> list[str]:
+    cal = part.get("calibrated_confidence")
+    if not cal:
+        return []
+    return ["", f"Abstention confidence (P(right category), what `analyze` compares with `icd_min_score`): ECE "
+                f"{cal['ece']:.3f} (category accuracy {cal['accuracy']}, mean confidence {cal['mean_confidence']}): "
+                f"{_calibration_verdict(cal['ece'])}."]
 
 
 def write_verdict(report: dict[str, Any], path: Path) -> Path:
