@@ -22,6 +22,7 @@ from engine.audit.calibration import icd_calibration, ner_calibration, plot_reli
 from engine.audit.severity import icd_severity, ner_severity
 from engine.audit.swaps import read_templates, read_values, run_swaps
 from engine.audit.verdict import write_verdict
+from engine.rules import rule_rows
 from engine.settings import ASSETS_DIR, REPO_ROOT, Settings
 
 AUDIT_DIR = ASSETS_DIR / "audit"
@@ -31,6 +32,13 @@ ICD_DEV = REPO_ROOT / "tests" / "fixtures" / "icd_dev.tsv"
 def _log(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+def read_dev_rows(path: Path) -> list[tuple[str, str, str]]:
+    """``(phrase, gold code, kind)`` rows of an ICD dev file (the format ``python -m engine evaluate icd`` reads;
+    read here because the audit, like every layer-0 module, does not import ``engine.evaluation``)."""
+    return [(f[0].strip(), f[1].strip(), f[2].strip() if len(f) > 2 else "paraphrase")
+            for _, f in rule_rows(path, what="ICD dev file") if len(f) >= 2]
 
 
 def ner_part(settings: Settings, out: Path) -> dict[str, Any] | None:
@@ -55,11 +63,10 @@ def ner_part(settings: Settings, out: Path) -> dict[str, Any] | None:
 
 def icd_part(settings: Settings, out: Path, dev: Path) -> dict[str, Any]:
     """Calibration and severity of the ICD stage's top code on the dev phrases (inclusion terms left out)."""
-    from engine.evaluation.icd import read_dev
     from engine.registry import load_stage
 
     linker = load_stage("icd", settings)
-    rows = [r for r in read_dev(dev) if r[2] != "inclusion"]
+    rows = [r for r in read_dev_rows(dev) if r[2] != "inclusion"]
     calibration, calibrated, ranked = icd_calibration(linker, rows)
     version = str(getattr(linker, "version", "unknown"))
     curves = {"raw top score vs exact code": calibration}
