@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import FeedbackCode, FeedbackError
 from db.models import AnalysisStats, Decision, Suggestion, utcnow
-from engine.monitoring.profile import pack_vocab, unpack_vocab
+from engine.monitoring.profile import pack_vocab, profile_analysis, unpack_vocab
 from engine.monitoring.table import StatsTable, from_columns
 from engine.types import LABELS
 
@@ -78,6 +78,28 @@ def record_analysis(
     session.add(row)
     session.flush()
     return row.id
+
+
+def record_result(session: Session, text: str, result: Any, *, source: str = "app", analysis_id: int | None = None,
+                  external_id: str | None = None, low_confidence: float | None = None) -> int:
+    """Profile one analysed note and store its statistics: the one call the app, the API and the batch make.
+
+    Args:
+        session: An open session (flushed, not committed).
+        text: The note exactly as analysed (only numbers derived from it are stored).
+        result: Its :class:`~engine.types.AnalysisResult`, or the contract's dict (then without token statistics
+            unless the dict carries ``token_stats``).
+        source: ``app``, ``batch`` or ``api``.
+        analysis_id: The stored analysis it describes, if any.
+        external_id: The note's id, if any.
+        low_confidence: The low-confidence threshold (default ``MonitorSettings().low_confidence``).
+    """
+    if low_confidence is None:
+        from engine.settings import MonitorSettings
+
+        low_confidence = MonitorSettings().low_confidence
+    stats = profile_analysis(text, result, low_confidence)
+    return record_analysis(session, stats, source=source, analysis_id=analysis_id, external_id=external_id)
 
 
 def record_many(session: Session, items: Iterable[tuple[Mapping[str, Any], str | None]], source: str = "batch",

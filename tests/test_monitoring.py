@@ -220,3 +220,31 @@ def test_stats_are_stored_and_reported_through_the_verb(tmp_path, db_url, analys
         assert {"value", "threshold", "alert"} <= set(stat)
     bad = subprocess.run([*run, "--db", db_url, "--window", "0"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "--window" in bad.stderr
+
+
+def test_app_store_writes_stats_in_the_same_transaction(tmp_path, analysed):
+    """The app's store step (ui.review.store_analysis) records the analysis's statistics beside it."""
+    import sqlite3
+
+    from db.session import init_db, session_scope
+    from db.stats import record_result
+    from engine.monitoring.profile import stats_record
+    from ui.review import store_analysis
+
+    result, stats = analysed
+    path = tmp_path / "app.sqlite"
+    engine = init_db(f"sqlite:///{path}")
+    stored = store_analysis(engine, NOTE, result.to_dict(), source="paste")
+    with sqlite3.connect(path) as con:
+        row = con.execute("SELECT analysis_id, source, external_id, n_entities, label_diag, vocab FROM analysis_stats"
+                          ).fetchone()
+    assert row[:5] == (stored.analysis_id, "app", "n1", stats["n_entities"], stats["label_counts"]["DIAG"])
+    assert b"lisinopril" not in row[5] and len(row[5]) == 4 * len(stats["vocab"])
+    # record_result on the engine's own result keeps the token statistics the contract dict lacks.
+    with session_scope(engine) as session:
+        record_result(session, NOTE, result, source="api")
+    with sqlite3.connect(path) as con:
+        rows = con.execute("SELECT source, o_share IS NULL FROM analysis_stats ORDER BY id").fetchall()
+    assert rows == [("app", 1), ("api", 0)]
+    line = stats_record("b7", NOTE, result)
+    assert line["id"] == "b7" and line["o_share"] == stats["o_share"] and "text" not in line

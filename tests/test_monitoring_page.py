@@ -59,13 +59,14 @@ def test_monitoring_page_shows_alerts_series_and_overrides(store):
     errors = " ".join(e.value for e in at.error)
     for name in ("input_drift", "prediction_drift", "entities_per_note", "mean_confidence"):
         assert f"**{name}**" in errors, errors
-    stats = at.dataframe(key="monitoring_stats").value
+    frames = [d.value for d in at.dataframe]  # Streamlit keeps no user key on a read-only dataframe: find by columns
+    stats = next(f for f in frames if "statistic" in f.columns)
     assert set(stats["statistic"]) >= {"input_drift", "prediction_drift", "mean_confidence", "label_drift"}
     charts = at.get("plotly_chart")
     assert len(charts) >= 8  # seven statistics and the weekly override rates
     figure = json.loads(charts[0].proto.spec)
     assert any(shape.get("line", {}).get("dash") == "dash" for shape in figure["layout"].get("shapes", []))
-    labels = at.dataframe(key="override_labels").value
+    labels = next(f for f in frames if "label" in f.columns and "rate" in f.columns)
     assert labels.loc[labels["label"] == "DIAG", "rate"].item() == 0.5
 
 

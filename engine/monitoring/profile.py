@@ -134,3 +134,9 @@ def unpack_vocab(blob: bytes | None) -> tuple[np.ndarray, np.ndarray]:
     arr = np.frombuffer(blob, dtype="<u2")
     half = arr.shape[0] // 2
     return arr[:half].astype(np.int64), arr[half:].astype(np.int64)
+
+
+def stats_record(note_id: str | None, text: str, result: Any, low_confidence: float = LOW_CONFIDENCE) -> dict[str, Any]:
+    """One line of a batch job's ``OUTPUT.stats.jsonl``: ``{"id": note_id, **profile}`` (what
+    ``python -m engine monitor ingest`` stores with source ``batch``)."""
+    return {"id": note_id, **profile_analysis(text, result, low_confidence)}
