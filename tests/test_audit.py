@@ -138,3 +138,48 @@ def test_audit_verb_writes_verdict_json_and_diagram(tmp_path):
     assert "# Audit verdict" in verdict and "skipped" in verdict and "reliability_icd.png" in verdict
     assert (out / "reliability_icd.png").read_bytes()[:4] == b"\x89PNG"
     assert len(verdict.splitlines()) < 80  # one page
+
+
+def _report(differing_race=1, ece=0.2, critical=0.5, abstention=(0.11, 0.95, 0.80)):
+    severity = {"errors": 10, "by_severity": {"critical": 5, "moderate": 5, "minor": 0, "other": 0},
+                "share": {"critical": critical, "moderate": 1 - critical, "minor": 0.0, "other": 0.0},
+                "by_kind": {}}
+    ece_abst, accuracy, confidence = abstention
+    return {
+        "models": {"ner": "x"}, "seconds": 1.0, "ner": None,
+        "swaps": {"pairs": 4, "pairs_differing": differing_race, "notes_analysed": 6, "differences": [],
+                  "by_dimension": {"sex": {"pairs": 2, "differing": 0, "differences": 0},
+                                   "race": {"pairs": 2, "differing": differing_race, "differences": differing_race}}},
+        "icd": {"version": "v", "calibration": {"ece": ece, "n": 10, "accuracy": 0.5, "mean_confidence": 0.7},
+                "calibrated_confidence": {"ece": ece_abst, "n": 10, "accuracy": accuracy,
+                                          "mean_confidence": confidence},
+                "severity": severity},
+    }
+
+
+def test_review_findings_follow_the_rules():
+    from engine.audit.verdict import review_findings
+
+    assert review_findings(_report()) == ["race", "icd calibration", "icd severity"]  # underconfident: no finding
+    assert review_findings(_report(abstention=(0.11, 0.80, 0.95)))[-1] == "icd abstention calibration"
+    assert review_findings(_report(differing_race=0, ece=0.05, critical=0.3)) == []
+
+
+def test_gate_blocks_until_every_finding_is_signed_off(tmp_path):
+    from engine.audit.verdict import write_verdict
+
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps(_report()))
+    gate = [sys.executable, "-m", "engine", "audit", "--gate", "--report", str(path)]
+    closed = subprocess.run([*gate, "--accept", "race"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 3 and "icd calibration, icd severity" in closed.stderr
+    assert json.loads(closed.stdout)["open_findings"] == ["icd calibration", "icd severity"]
+    accept = ["--accept", "race", "--accept", "icd calibration", "--accept", "icd severity"]
+    assert subprocess.run([*gate, *accept], cwd=REPO_ROOT, capture_output=True, timeout=120).returncode == 0
+    ungated = subprocess.run([*gate[:4], "--report", str(path)], cwd=REPO_ROOT, capture_output=True, timeout=120)
+    assert ungated.returncode == 0  # without --gate the findings are reported, not enforced
+    verdict = write_verdict(_report(), tmp_path / "verdict.md", accepted=["race"]).read_text()
+    assert "review needed: icd calibration, icd severity." in verdict and "Signed off (`--accept`): race" in verdict
+    assert "underconfident" in verdict
+    missing = subprocess.run([*gate[:6], str(tmp_path / "none.json")], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr

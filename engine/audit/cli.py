@@ -6,6 +6,7 @@ reliability diagrams (:mod:`engine.audit.calibration`) and the error severity di
 ``verdict.md`` (one page). Example::
 
     python -m engine audit --out docs/audit
+    python -m engine audit --gate --report docs/audit/audit.json --accept race   # the check before shipping
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from engine.audit.calibration import icd_calibration, ner_calibration, plot_reliability
 from engine.audit.severity import icd_severity, ner_severity
 from engine.audit.swaps import read_templates, read_values, run_swaps
-from engine.audit.verdict import write_verdict
+from engine.audit.verdict import review_findings, write_verdict
 from engine.rules import rule_rows
 from engine.settings import ASSETS_DIR, REPO_ROOT, Settings
 
@@ -79,7 +80,7 @@ def icd_part(settings: Settings, out: Path, dev: Path) -> dict[str, Any]:
 
 
 def run_audit(out: Path, model_dir: Path | None = None, device: str = "cpu", icd_dev: Path = ICD_DEV,
-              audit_dir: Path = AUDIT_DIR) -> dict[str, Any]:
+              audit_dir: Path = AUDIT_DIR, accepted: Sequence[str] = ()) -> dict[str, Any]:
     """Run every part of the audit and write its files into ``out``; returns what ``audit.json`` holds."""
     from engine.pipeline import ANALYSIS_STAGES, load_pipeline
 
@@ -98,26 +99,50 @@ def run_audit(out: Path, model_dir: Path | None = None, device: str = "cpu", icd
     report = {"models": pipeline.models, "swaps": swaps, "ner": ner, "icd": icd,
               "seconds": round(time.perf_counter() - started, 1)}
     (out / "audit.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    write_verdict(report, out / "verdict.md")
+    write_verdict(report, out / "verdict.md", accepted)
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m engine audit``."""
+    """Entry point of ``python -m engine audit``.
+
+    With ``--gate`` it is the check before a model set ships: exit status 3 when a finding of the verdict
+    (:func:`~engine.audit.verdict.review_findings`) is not signed off with ``--accept``; ``--report`` re-applies
+    the gate to a written ``audit.json`` without analysing again.
+    """
     parser = argparse.ArgumentParser(prog="python -m engine audit", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("audit_out"), help="output folder (default: audit_out)")
     parser.add_argument("--model-dir", help="another trained model set (default: the committed one)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--icd-dev", type=Path, default=ICD_DEV, help="ICD dev phrases (phrase, gold code, kind)")
+    parser.add_argument("--gate", action="store_true", help="exit 3 when a finding is not signed off")
+    parser.add_argument("--accept", action="append", default=[], metavar="FINDING",
+                        help="a finding a person reviewed and signed off (repeatable), e.g. --accept race")
+    parser.add_argument("--report", type=Path, help="gate an existing audit.json instead of running the audit")
     args = parser.parse_args(argv)
-    report = run_audit(args.out, args.model_dir, args.device, args.icd_dev)
+    if args.report:
+        try:
+            report = json.loads(args.report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"python -m engine audit: cannot read {args.report} ({exc})\n")
+            return 2
+    else:
+        report = run_audit(args.out, args.model_dir, args.device, args.icd_dev, accepted=args.accept)
+    findings = review_findings(report)
+    open_findings = [f for f in findings if f not in args.accept]
     summary = {
-        "out": str(args.out),
+        "out": str(args.report or args.out),
         "swap_pairs": report["swaps"]["pairs"],
         "swap_pairs_differing": report["swaps"]["pairs_differing"],
         "ner_ece": report["ner"]["calibration"]["ece"] if report["ner"] else None,
         "icd_ece": report["icd"]["calibration"]["ece"],
+        "findings": findings,
+        "open_findings": open_findings,
         "seconds": report["seconds"],
     }
     print(json.dumps(summary))
+    if args.gate and open_findings:
+        sys.stderr.write(f"python -m engine audit: gate closed, findings to review: {', '.join(open_findings)} "
+                         "(see verdict.md; sign off each with --accept FINDING)\n")
+        return 3
     return 0

@@ -10,6 +10,7 @@ Rules (also in ``docs/monitoring.md``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,25 +89,50 @@ def _calibrated_line(part: dict[str, Any]) -> list[str]:
         return []
     return ["", f"Abstention confidence (P(right category), what `analyze` compares with `icd_min_score`): ECE "
                 f"{cal['ece']:.3f} (category accuracy {cal['accuracy']}, mean confidence {cal['mean_confidence']}): "
-                f"{_calibration_verdict(cal['ece'])}."]
+                f"{_calibration_verdict(cal['ece'])}{_direction(cal)}."]
 
 
-def write_verdict(report: dict[str, Any], path: Path) -> Path:
-    """Write the one-page verdict of an audit report."""
-    swaps = report["swaps"]
-    review = [d for d, c in swaps["by_dimension"].items() if c["differing"]]
+def _direction(cal: dict[str, Any]) -> str:
+    if _calibration_verdict(cal["ece"]) != "REVIEW":
+        return ""
+    if cal["mean_confidence"] < cal["accuracy"]:
+        return " (underconfident: it abstains more often than needed, a throughput cost, not a safety finding)"
+    return " (overconfident: codes are shown with more confidence than they earn)"
+
+
+def review_findings(report: dict[str, Any]) -> list[str]:
+    """What a person must look at before the models ship: each swap dimension with a differing pair, then
+    ``"<ner|icd> calibration"`` (ECE above 0.10), ``"<ner|icd> severity"`` (critical errors over a third) and
+    ``"icd abstention calibration"`` when the abstention confidence is overconfident with an ECE above 0.10
+    (an underconfident one only abstains more than needed)."""
+    findings = [d for d, c in report["swaps"]["by_dimension"].items() if c["differing"]]
     for key in ("ner", "icd"):
         part = report.get(key)
-        if part and (_calibration_verdict(part["calibration"]["ece"]) == "REVIEW"
-                     or part["severity"]["share"]["critical"] > 1 / 3):
-            review.append(f"{key} calibration/severity")
+        if not part:
+            continue
+        if _calibration_verdict(part["calibration"]["ece"]) == "REVIEW":
+            findings.append(f"{key} calibration")
+        if part["severity"]["share"]["critical"] > 1 / 3:
+            findings.append(f"{key} severity")
+        cal = part.get("calibrated_confidence")
+        if cal and _calibration_verdict(cal["ece"]) == "REVIEW" and cal["mean_confidence"] > cal["accuracy"]:
+            findings.append(f"{key} abstention calibration")
+    return findings
+
+
+def write_verdict(report: dict[str, Any], path: Path, accepted: Sequence[str] = ()) -> Path:
+    """Write the one-page verdict of an audit report (``accepted``: findings a person signed off, listed)."""
+    swaps = report["swaps"]
+    review = [f for f in review_findings(report) if f not in accepted]
+    signed = [f for f in review_findings(report) if f in accepted]
     models = ", ".join(f"{k} {v}" for k, v in report["models"].items())
     lines = [
         "# Audit verdict",
         "",
         f"Models: {models}. Produced by `python -m engine audit` in {report['seconds']:.0f} s.",
         "",
-        "**Verdict: " + ("no finding needs review.**" if not review else f"review needed: {', '.join(review)}.**"),
+        "**Verdict: " + ("no finding needs review.**" if not review else f"review needed: {', '.join(review)}.**")
+        + (f" Signed off (`--accept`): {', '.join(signed)}." if signed else ""),
         "",
         f"## Demographic swap pairs ({swaps['pairs']} pairs, {swaps['notes_analysed']} notes)",
         "",
