@@ -79,3 +79,56 @@ def test_series_figure_marks_alerts_and_threshold():
     assert fig.layout.shapes[0].y0 == 0.15
     band = series_figure(points, "input_drift", [2, 50])
     assert [s.y0 for s in band.layout.shapes] == [2, 50]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_monitoring_page_in_chromium_and_the_app_writes_stats(store, tmp_path):
+    """Debian's chromium through Playwright: the page's alerts and plotly charts with dashed thresholds, then a
+    note analysed in the app adds one stored analysis to the page's count (the app's statistics hook)."""
+    from ui.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: run .ci/system-deps to install Debian's chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    note = (REPO_ROOT / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
+    artifacts = REPO_ROOT / "tests" / "artifacts"
+    with run_app(store, tmp_path / "streamlit.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        try:
+            page.goto(f"{url}/monitoring")
+            window = page.locator(".st-key-mon_window input")
+            window.wait_for(timeout=900_000)  # a cold start loads the engine first
+            window.fill("100")
+            window.press("Enter")
+            expect(page.get_by_text("400 analyses stored")).to_be_visible(timeout=120_000)
+            alerts = page.locator("[data-testid=stAlertContentError]")
+            expect(alerts.filter(has_text="input_drift")).to_have_count(1, timeout=60_000)
+            expect(alerts.filter(has_text="prediction_drift")).to_have_count(1)
+            plots = page.locator(".js-plotly-plot")
+            expect(plots).to_have_count(8, timeout=60_000)  # seven statistics and the weekly override rates
+            dashed = page.locator(".js-plotly-plot .shapelayer path[style*='stroke-dasharray']")
+            # the thresholds of input drift, prediction drift, mean confidence and the two of entities per note
+            assert dashed.count() == 5, "every threshold is drawn as a dashed line"
+            artifacts.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(artifacts / "monitoring_page.png"), full_page=True)
+
+            page.goto(url)
+            page.locator(".st-key-note_text textarea").wait_for(timeout=300_000)
+            page.locator(".st-key-note_text textarea").fill(note)
+            page.get_by_role("button", name="Analyze").click()
+            page.locator(".analysis-done[data-run='1']").wait_for(state="attached", timeout=120_000)
+            page.get_by_role("link", name="Monitoring").click()
+            window = page.locator(".st-key-mon_window input")
+            window.wait_for(timeout=120_000)
+            window.fill("101")  # another window: not the cached report
+            window.press("Enter")
+            expect(page.get_by_text("401 analyses stored")).to_be_visible(timeout=120_000)
+        except BaseException:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(artifacts / "monitoring_page_failed.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
