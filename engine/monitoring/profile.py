@@ -16,6 +16,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ LOW_CONFIDENCE = 0.5
 """Default threshold under which an entity counts as low-confidence (``MonitorSettings.low_confidence``)."""
 
 
+@lru_cache(maxsize=1 << 17)
 def word_bucket(word: str) -> int:
     """The hash bucket of a lower-case word (CRC-32, stable across processes and machines)."""
     return zlib.crc32(word.encode("utf-8")) & (VOCAB_BUCKETS - 1)
@@ -67,10 +69,14 @@ def token_summary(probs: np.ndarray | None) -> dict[str, float | int] | None:
     return {"token_entropy": round(entropy, 5), "o_share": round(o_share, 5), "n_tokens": n}
 
 
-def _entities(result: Any) -> list[Mapping[str, Any]]:
+def _entity_numbers(result: Any) -> list[tuple[str, float | None, float | None]]:
+    """``(label, confidence, top code score or None)`` per entity, read from the objects directly (serialising
+    every entity with its codes first cost more than the rest of the profile)."""
     if isinstance(result, Mapping):
-        return list(result.get("entities") or [])
-    return [e.to_dict() for e in result.entities]
+        return [(str(e.get("label")), None if e.get("score") is None else float(e["score"]),
+                 float(e["codes"][0].get("score") or 0.0) if e.get("codes") else None)
+                for e in result.get("entities") or []]
+    return [(e.label, float(e.score), float(e.codes[0].score) if e.codes else None) for e in result.entities]
 
 
 def _field(result: Any, name: str) -> Any:
@@ -93,10 +99,10 @@ def profile_analysis(text: str, result: Any, low_confidence: float = LOW_CONFIDE
         code scores), ``token_entropy``, ``o_share``, ``n_tokens`` (``None`` without NER probabilities),
         ``vocab`` (``[[bucket, count], ...]`` sorted by bucket), ``models`` and ``profile_version``.
     """
-    entities = _entities(result)
-    labels = Counter(str(e.get("label")) for e in entities)
-    scores = [float(e["score"]) for e in entities if e.get("score") is not None]
-    top_codes = [float(e["codes"][0].get("score") or 0.0) for e in entities if e.get("codes")]
+    entities = _entity_numbers(result)
+    labels = Counter(label for label, _, _ in entities)
+    scores = [score for _, score, _ in entities if score is not None]
+    top_codes = [code for _, _, code in entities if code is not None]
     token_stats = _field(result, "token_stats") or {}
     words = hashed_unigrams(text)
     return {
