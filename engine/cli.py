@@ -36,6 +36,9 @@ COMMANDS: dict[str, str] = {
     "batch": "engine.batch:main",
     "retrain": "engine.training.retrain:main",
     "models": "engine.versions:main",
+    "monitor profile": "engine.monitoring.reference:main",
+    "monitor": "db.monitor:main",  # needs the feedback store, so it lives in db/ (engine itself never imports db)
+    "audit": "engine.audit.cli:main",
 }
 """Delegated verbs: ``"verb [target]"`` -> ``module:main``, where ``main(argv: list[str]) -> int``."""
 

@@ -385,12 +385,18 @@ class NerStage:
         Returns:
             One list of spans per text, in input order, each sorted by start.
         """
+        return self.predict_with_probs(texts)[0]
+
+    def predict_with_probs(self, texts: Sequence[str]) -> tuple[list[list[Span]], list[np.ndarray]]:
+        """:meth:`predict`, also returning each note's ``(tokens, labels)`` probabilities (for monitoring: the
+        pipeline reduces them to token statistics at once, ``engine.monitoring.profile.token_summary``)."""
         encodings = [self.encode(text) for text in texts]
         probs = self.token_probs(encodings)
-        return [
+        spans = [
             snap_to_words(text, annotate(enc, p, self.id2label, self.decoder, self.temperature, self.aggregate))
             for text, enc, p in zip(texts, encodings, probs, strict=True)
         ]
+        return spans, probs
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from engine.coding_mention import Coder, CodingRules
 from engine.coding_mention import load_rules as load_coding_rules
 from engine.errors import EngineError, ErrorCode
 from engine.metadata import outside
+from engine.monitoring.profile import token_summary
 from engine.registry import load_stage
 from engine.settings import Settings
 from engine.types import LABELS, AnalysisResult, Code, Entity, Section, Span, SummaryResult
@@ -152,13 +153,15 @@ class Pipeline:
         """
         ner = self.stage("ner")  # loaded before the clock starts: timings report work, not model loading
         t0 = time.perf_counter()
-        all_spans = ner.predict([text for _, text in notes])
+        texts = [text for _, text in notes]
+        with_probs = getattr(ner, "predict_with_probs", None)  # monitoring's token statistics, when the stage has them
+        all_spans, all_probs = with_probs(texts) if with_probs else (ner.predict(texts), [None] * len(texts))
         ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
         models = self.models
         # One link cache for the whole call; the ICD stage's calibrated abstention applies to the assembled mention.
         coder = Coder(self.coding_rules, self.stage("icd"), self.settings.icd_min_score)
         results: list[AnalysisResult] = []
-        for (note_id, text), spans in zip(notes, all_spans, strict=True):
+        for (note_id, text), spans, probs in zip(notes, all_spans, all_probs, strict=True):
             t1 = time.perf_counter()
             spans, sections = self._spans(text, spans)
             judgements = self.stage("assertion").judge(text, [(s.start, s.end) for s in spans], sections)
@@ -180,7 +183,8 @@ class Pipeline:
             t3 = time.perf_counter()
             timings = {"ner": ner_ms, "assertion": (t2 - t1) * 1000.0, "icd": (t3 - t2) * 1000.0}
             timings["total"] = sum(timings.values())
-            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings))
+            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings,
+                                          token_stats=token_summary(probs)))
         return results
 
     def _spans(self, text: str, spans: Sequence[Span]) -> tuple[list[Span], list[Section]]:

@@ -23,6 +23,49 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _monitor(name: str, default: float) -> float:
+    return _env_number(f"CLINICAL_NLP_MONITOR_{name.upper()}", default)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    """Monitoring thresholds (``docs/monitoring.md``), each also ``CLINICAL_NLP_MONITOR_<NAME>``; the defaults are
+    the seed design's.
+
+    Attributes:
+        window: Notes in the sliding window of the window statistics.
+        kl_alert: Input drift alerts when the excess vocabulary KL divergence is above this.
+        kl_alpha: Additive smoothing per hash bucket of the KL divergence.
+        kl_permutations: Re-splits that estimate the KL expected without drift.
+        chi2_p: Prediction drift alerts when the entity-mix chi-squared p-value is below this.
+        min_confidence: Mean entity confidence alerts below this.
+        min_entities: Entities per note alert below this...
+        max_entities: ...or above this.
+        min_f1: A week's F1 on reviewed samples under this counts as degraded (label drift).
+        f1_consecutive: Retrain is flagged after this many degraded weeks in a row.
+        min_reviewed: Weeks with fewer reviewed entities are not counted for label drift.
+        low_confidence: Entities under this confidence count as low-confidence.
+    """
+
+    window: int = field(default_factory=lambda: int(_monitor("window", 10_000)))
+    kl_alert: float = field(default_factory=lambda: _monitor("kl_alert", 0.15))
+    kl_alpha: float = field(default_factory=lambda: _monitor("kl_alpha", 0.5))
+    kl_permutations: int = field(default_factory=lambda: int(_monitor("kl_permutations", 30)))
+    chi2_p: float = field(default_factory=lambda: _monitor("chi2_p", 0.01))
+    min_confidence: float = field(default_factory=lambda: _monitor("min_confidence", 0.70))
+    min_entities: float = field(default_factory=lambda: _monitor("min_entities", 2.0))
+    max_entities: float = field(default_factory=lambda: _monitor("max_entities", 50.0))
+    min_f1: float = field(default_factory=lambda: _monitor("min_f1", 0.80))
+    f1_consecutive: int = field(default_factory=lambda: int(_monitor("f1_consecutive", 2)))
+    min_reviewed: int = field(default_factory=lambda: int(_monitor("min_reviewed", 30)))
+    low_confidence: float = field(default_factory=lambda: _monitor("low_confidence", 0.5))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All engine settings.
@@ -45,6 +88,7 @@ class Settings:
         deid_mode: How ``deidentify`` redacts PHI: ``surrogate`` (readable fake PHI) or ``mask`` (``[NAME]``).
         deid_seed: Keys the surrogates with the note id, so the same note always gets the same fake PHI.
         store_text: What the feedback store and exports keep of a note: ``deidentified``, ``original`` or ``none``.
+        monitor: Monitoring thresholds (:class:`MonitorSettings`).
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -73,6 +117,8 @@ class Settings:
     deid_mode: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_DEID_MODE", "surrogate"))
     deid_seed: int = field(default_factory=lambda: int(os.environ.get("CLINICAL_NLP_DEID_SEED", "0")))
     store_text: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_STORE_TEXT", "deidentified"))
+
+    monitor: MonitorSettings = field(default_factory=lambda: MonitorSettings())
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""

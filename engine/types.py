@@ -148,6 +148,8 @@ class AnalysisResult:
     entities: list[Entity]
     models: dict[str, str]
     timings_ms: dict[str, float]
+    token_stats: dict[str, float] | None = None
+    """NER token statistics for monitoring (``engine.monitoring.profile.token_summary``); not serialised."""
 
     def to_dict(self) -> dict[str, Any]:
         """Serialise to the contract's analysis object."""
