@@ -77,7 +77,7 @@ def dev_scores(stages: list[tuple[str, Any]], data_dir: Path) -> dict[str, dict[
     """Strict scores of each stage on the MACCROBAT dev split (the teacher's: the last 20 reports by id)."""
     from engine.corpora.document import split_documents
     from engine.evaluation.ner import evaluate_model
-    from engine.training.ner import load_data_specs
+    from engine.corpora.specs import load_data_specs
 
     _, dev = split_documents(load_data_specs([f"brat:{data_dir / 'maccrobat'}:maccrobat"]), dev_count=20)
     return {name: evaluate_model(stage, dev) for name, stage in stages}

@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m engine train ner-student``."""
-    from engine.training.ner import load_data_specs
+    from engine.corpora.specs import load_data_specs
 
     args = build_parser().parse_args(argv)
     settings = Settings()

@@ -136,7 +136,7 @@ def source_texts(name: str, data_dir: Path, dev_count: int = 20) -> list[tuple[s
     """``(id, text)`` pairs of a source in :data:`SOURCES`, read from the shared data folder."""
     if name == "maccrobat_train":
         from engine.corpora.document import split_documents
-        from engine.training.ner import load_data_specs
+        from engine.corpora.specs import load_data_specs
 
         train, _ = split_documents(load_data_specs([f"brat:{data_dir / 'maccrobat'}:maccrobat"]), dev_count=dev_count)
         return [(d.id, d.text) for d in train]
