@@ -76,8 +76,8 @@ def time_notes(stages: list[tuple[str, Any]], notes: list[tuple[str, str]], warm
 def dev_scores(stages: list[tuple[str, Any]], data_dir: Path) -> dict[str, dict[str, Any]]:
     """Strict scores of each stage on the MACCROBAT dev split (the teacher's: the last 20 reports by id)."""
     from engine.corpora.document import split_documents
-    from engine.evaluation.ner import evaluate_model
     from engine.corpora.specs import load_data_specs
+    from engine.evaluation.ner import evaluate_model
 
     _, dev = split_documents(load_data_specs([f"brat:{data_dir / 'maccrobat'}:maccrobat"]), dev_count=20)
     return {name: evaluate_model(stage, dev) for name, stage in stages}
