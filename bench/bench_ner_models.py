@@ -25,7 +25,7 @@ def parse_spec(spec: str) -> tuple[str, Path, tuple[int, int] | None, bool | Non
     """``NAME=FOLDER[:W/O][:int8|fp32]`` -> ``(name, folder, (window, overlap) or None, quantize or None)``."""
     name, _, rest = spec.partition("=")
     if not rest:
-        name, rest = Path(spec).name, spec
+        name, rest = Path(spec.split(":")[0]).name, spec
     parts = rest.split(":")
     windows: tuple[int, int] | None = None
     quantize: bool | None = None
@@ -74,13 +74,21 @@ def time_notes(stages: list[tuple[str, Any]], notes: list[tuple[str, str]], warm
 
 
 def dev_scores(stages: list[tuple[str, Any]], data_dir: Path) -> dict[str, dict[str, Any]]:
-    """Strict scores of each stage on the MACCROBAT dev split (the teacher's: the last 20 reports by id)."""
+    """Strict scores of each stage on the MACCROBAT dev split (the teacher's: the last 20 reports by id), and each
+    one's F1 difference to the first stage with a 95% interval from resampling the dev documents (paired)."""
     from engine.corpora.document import split_documents
     from engine.corpora.specs import load_data_specs
-    from engine.evaluation.ner import evaluate_model
+    from engine.evaluation.ner import paired_bootstrap, score
 
     _, dev = split_documents(load_data_specs([f"brat:{data_dir / 'maccrobat'}:maccrobat"]), dev_count=20)
-    return {name: evaluate_model(stage, dev) for name, stage in stages}
+    gold = [d.spans for d in dev]
+    predicted = {name: stage.predict([d.text for d in dev]) for name, stage in stages}
+    first = stages[0][0]
+    out = {}
+    for name, _ in stages:
+        out[name] = score(gold, predicted[name])
+        out[name]["vs_first"] = paired_bootstrap(gold, predicted[name], predicted[first])
+    return out
 
 
 def main() -> None:
@@ -117,9 +125,12 @@ def main() -> None:
         if name in scores:
             result = scores[name]
             per_type = " ".join(f"{k} {v['f1']:.3f}" for k, v in result["per_type"].items())
-            line += f"  dev F1 {result['overall']['f1']:.4f} ({per_type})"
+            boot = result["vs_first"]
+            line += (f"  dev F1 {result['overall']['f1']:.4f} ({per_type}); vs {stages[0][0]} "
+                     f"{boot['diff']:+.4f} [95% {boot['low']:+.4f}, {boot['high']:+.4f}]")
             rows[name]["dev"] = {"f1": result["overall"]["f1"], "per_type": {k: v["f1"] for k, v in
-                                                                             result["per_type"].items()}}
+                                                                             result["per_type"].items()},
+                              "vs_first": result["vs_first"]}
         print(line)
     emit_json(args.json, {"machine": info, "notes": len(notes), "threads": threads, "load_average": load,
                           "models": rows})
