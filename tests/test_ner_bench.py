@@ -57,3 +57,17 @@ def test_model_specs_parse() -> None:
     assert parse_spec("assets/models/ner:fp32") == ("ner", Path("assets/models/ner"), None, False)
     with pytest.raises(SystemExit):
         parse_spec("x=assets/models/ner:bf16")
+
+
+def test_curve_plot_places_each_scored_model() -> None:
+    from plot_ner_curve import points, svg
+
+    payload = {"models": {"teacher": {"ms": {"p50": 800.0}, "dev": {"f1": 0.686}},
+                          "student": {"ms": {"p50": 400.0}, "dev": {"f1": 0.67}},
+                          "untimed": {"ms": {"p50": 1.0}}}}
+    pts = points(payload)
+    assert [p[0] for p in pts] == ["teacher", "student"]
+    image = svg(pts, "t")
+    assert image.count("<circle") == 2 and "student (0.670, 400 ms)" in image
+    with pytest.raises(SystemExit):
+        svg([], "t")
