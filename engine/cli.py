@@ -25,6 +25,7 @@ NOTE_VERBS = ("analyze", "summarize", "assert", "link")
 
 COMMANDS: dict[str, str] = {
     "train ner": "engine.training.ner:main",
+    "train ner-student": "engine.training.distill:main",
     "train summarizer": "engine.training.summarizer:main",
     "train deid": "engine.training.deid:main",
     "evaluate ner": "engine.evaluation.ner:main",

@@ -131,7 +131,7 @@ class Pipeline:
         # a batch job would otherwise read two config files per call).
         if self._models is None:
             self._models = {
-                "ner": model_version(self.settings.model_dir, "ner"),
+                "ner": str(getattr(self.stage("ner"), "version", "unknown")),  # fast or accurate
                 "assertion": str(getattr(self.stage("assertion"), "version", "unknown")),
                 "icd": str(getattr(self.stage("icd"), "version", "unknown")),
                 "summarizer": model_version(self.settings.model_dir, "summarizer"),

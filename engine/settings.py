@@ -78,6 +78,10 @@ class Settings:
         data_dir: The shared public datasets, for training and evaluation only.
         window_tokens: Encoder window for long notes (tokens, special tokens included).
         window_overlap: Tokens shared by consecutive windows.
+        ner_model: Which NER model runs: ``fast`` (the distilled default, ``<model_dir>/ner``) or ``accurate``
+            (the 6-layer tagger, ``<model_dir>/ner_accurate``); env ``CLINICAL_NLP_NER_MODEL``.
+        ner_window_tokens: NER window override; ``None``: the NER model folder's own (else ``window_tokens``).
+        ner_window_overlap: NER window overlap override; ``None``: the model folder's own (else ``window_overlap``).
         batch_size: Windows per forward pass (halved automatically on GPU out-of-memory).
         max_mention_chars: Longer ICD mentions are truncated to this many characters.
         max_codes: Codes returned per entity.
@@ -102,6 +106,9 @@ class Settings:
     )
     window_tokens: int = 512
     window_overlap: int = 128
+    ner_model: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_NER_MODEL", "fast"))
+    ner_window_tokens: int | None = None
+    ner_window_overlap: int | None = None
     batch_size: int = 16
     max_mention_chars: int = 256
     max_codes: int = 5
