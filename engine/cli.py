@@ -26,14 +26,21 @@ NOTE_VERBS = ("analyze", "summarize", "assert", "link")
 
 COMMANDS: dict[str, str] = {
     "train ner": "engine.training.ner:main",
+    "train ner-student": "engine.training.distill:main",
     "train summarizer": "engine.training.summarizer:main",
+    "train deid": "engine.training.deid:main",
     "evaluate ner": "engine.evaluation.ner:main",
     "evaluate assertion": "engine.evaluation.assertion:main",
     "evaluate icd": "engine.evaluation.icd:main",
     "evaluate summarizer": "engine.evaluation.summarizer:main",
+    "evaluate coding": "engine.evaluation.coding:main",
+    "evaluate deid": "engine.training.deid_evaluate:main",
     "batch": "engine.batch:main",
     "retrain": "engine.training.retrain:main",
     "models": "engine.versions:main",
+    "monitor profile": "engine.monitoring.reference:main",
+    "monitor": "db.monitor:main",  # needs the feedback store, so it lives in db/ (engine itself never imports db)
+    "audit": "engine.audit.cli:main",
 }
 """Delegated verbs: ``"verb [target]"`` -> ``module:main``, where ``main(argv: list[str]) -> int``."""
 
@@ -42,6 +49,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "summarize": ("text",),
     "assert": ("text", "start", "end"),
     "link": ("text",),
+    "deidentify": ("text",),
 }
 
 
@@ -167,7 +175,7 @@ def run_note_verb(verb: str, argv: Sequence[str], stdout: TextIO, stderr: TextIO
 def usage() -> str:
     """The top-level help text."""
     lines = ["usage: python -m engine VERB [options]", "", "per-note verbs (contract):"]
-    lines += [f"  {v}" for v in NOTE_VERBS]
+    lines += [f"  {v}" for v in NOTE_VERBS] + ["  deidentify"]
     lines += ["", "other verbs:"] + [f"  {v}" for v in COMMANDS]
     lines += ["", "Every verb takes --device cpu|cuda|auto and --model-dir DIR; VERB --help for the rest."]
     return "\n".join(lines) + "\n"
@@ -180,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(usage())
         return 0 if argv else 2
     verb = argv[0]
+    if verb == "deidentify":
+        from engine.deid.cli import run_deidentify
+
+        return run_deidentify(argv[1:], sys.stdout, sys.stderr,
+                              lambda files, jsonl: iter_inputs("deidentify", files, jsonl, sys.stdin), BadInput)
     if verb in NOTE_VERBS:
         return run_note_verb(verb, argv[1:], sys.stdout, sys.stderr, sys.stdin)
     if len(argv) > 1 and f"{verb} {argv[1]}" in COMMANDS:
