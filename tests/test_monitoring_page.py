@@ -86,7 +86,7 @@ def test_series_figure_marks_alerts_and_threshold():
 def test_monitoring_page_in_chromium_and_the_app_writes_stats(store, tmp_path):
     """Debian's chromium through Playwright: the page's alerts and plotly charts with dashed thresholds, then a
     note analysed in the app adds one stored analysis to the page's count (the app's statistics hook)."""
-    from ui.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
+    from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: run .ci/system-deps to install Debian's chromium")
