@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO, get_type_hints
 
 from engine.inputs import InputError
-from engine.types import AnalysisResult
+from engine.types import AnalysisResult, Entity
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def _struct_fields(cls: type) -> list[tuple[str, Any]]:
 def _arrow_type(hint: Any) -> Any:
     import pyarrow as pa
 
-    scalars = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
-    if hint in scalars:
+    scalars = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), Any: pa.string()}
+    if hint in scalars:  # an ``Any`` field (an object serialised by its own to_dict) is stored as its JSON
         return scalars[hint]
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -73,10 +73,31 @@ def _arrow_type(hint: Any) -> Any:
     raise TypeError(f"no Parquet type for {hint!r}")
 
 
+def _json_fields(cls: type) -> list[str]:
+    """The fields of ``cls`` typed ``Any``: stored as JSON text."""
+    return [name for name, hint in get_type_hints(cls).items() if hint is Any]
+
+
+class _Stored:
+    """An ``Any`` field read back from its JSON: serialises to the same dict again."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def to_dict(self) -> Any:
+        return self.value
+
+
 def _parquet_row(result: dict[str, Any]) -> dict[str, Any]:
-    """A contract result as a row of :func:`parquet_schema` (maps as key/value pairs)."""
+    """A contract result as a row of :func:`parquet_schema` (maps as key/value pairs, ``Any`` fields as JSON)."""
+    as_json = _json_fields(Entity)
+    entities = [{**e, **{k: json.dumps(e[k], ensure_ascii=False) for k in as_json if e.get(k) is not None}}
+                for e in result["entities"]]
     return {
         **result,
+        "entities": entities,
         "models": list(result.get("models", {}).items()),
         "timings_ms": [(k, float(v)) for k, v in result.get("timings_ms", {}).items()],
     }
@@ -100,6 +121,8 @@ def _from_row(cls: type, row: dict[str, Any]) -> Any:
             value = [_from_row(args[0], v) for v in value or []]
         elif value is None and f.default_factory is not dataclasses.MISSING:
             value = f.default_factory()
+        elif hints[f.name] is Any and value is not None:
+            value = _Stored(json.loads(value))
         values[f.name] = value
     return cls(**values)
 
