@@ -12,7 +12,7 @@ from engine.encounter.context import BuildContext, is_symptom
 from engine.encounter.conventions import Conventions
 from engine.encounter.model import CodeLine, Conflict
 
-MANIFESTATION_WORDS = "in diseases classified elsewhere"
+MANIFESTATION_WORDS = "diseases classified elsewhere"
 """Manifestation codes say so in their title (guideline I.A.13): they are never first-listed and need the
 underlying condition coded first."""
 OPTIONAL_WORDS = ("if applicable", "if known", "such as")
@@ -77,7 +77,7 @@ def _support_words(a: CodeLine, b: CodeLine) -> str:
         return f"{len(a.evidence)} mentions against {len(b.evidence)}"
     if round(a.score, 3) != round(b.score, 3):
         return f"linker score {a.score:.2f} against {b.score:.2f}"
-    return "more specific" if len(a.code) > len(b.code) else "documented first"
+    return "more specific" if a.support()[3] < b.support()[3] else "documented first"
 
 
 def _on_code(note_source: str) -> bool:

@@ -206,6 +206,10 @@ class Conventions:
                 return first, note
         return None
 
+    def sources(self, kind: str) -> list[str]:
+        """The codes, blocks and chapters that carry notes of ``kind``, in table order."""
+        return [code for code, rows in self._raw.items() if any(r[0] == kind for r in rows)]
+
     def seven_chr(self, code: str) -> dict[str, str] | None:
         """The 7th-character definitions that hold for ``code`` (letter -> meaning), or ``None``."""
         for source in self.lineage(code):

@@ -103,9 +103,9 @@ def _seventh(ctx: BuildContext, entity: Entity, code: Code) -> tuple[Code, str |
     letter = choose_letter(defs, words, kind or "initial")
     base = undot(code.code)
     base = base[:6] if len(base) >= 7 else base.ljust(6, "X")
-    candidate = ctx.describe(f"{base[:3]}.{base[3:]}{letter}")
+    candidate = ctx.describe(f"{base[:3]}.{base[3:]}{letter}") or _default_child(ctx, code.code, letter)
     if candidate is None or not candidate.billable:
-        return code, None, f"7th character: no billable {base}{letter}; check the encounter type"
+        return code, None, None  # left out as unbillable by the caller
     meaning = defs[letter]
     if kind is None:
         flag = (f"7th character {letter} ({meaning}) assumed: the note does not say initial, subsequent or sequela "
@@ -113,6 +113,16 @@ def _seventh(ctx: BuildContext, entity: Entity, code: Code) -> tuple[Code, str |
         return candidate, None, flag
     cue = ", ".join(sorted(words))
     return candidate, f"7th character {letter} ({meaning}) from the words around it ({cue}; guideline I.C.19.a)", None
+
+
+def _default_child(ctx: BuildContext, code: str, letter: str) -> Code | None:
+    """The unspecified (else first) billable code under ``code`` with 7th character ``letter``: a subcategory such
+    as S01.0 "Open wound of scalp" has children (S01.00 "Unspecified open wound of scalp") before the 7th."""
+    prefix = undot(code)
+    found = [c for c in ctx.icd.search(code, limit=400)
+             if undot(c.code).startswith(prefix) and len(undot(c.code)) == 7 and c.code.endswith(letter)
+             and c.billable]
+    return next((c for c in found if "unspecified" in c.description.lower()), found[0] if found else None)
 
 
 def choose_letter(defs: dict[str, str], words: set[str], kind: str) -> str:
@@ -162,6 +172,10 @@ def _line(ctx: BuildContext, idx: list[int], entity: Entity, codes: list[Code], 
     code, fact, flag = _seventh(ctx, entity, code)
     facts += [fact] if fact else []
     flags += [flag] if flag else []
+    if not code.billable:
+        ctx.drop(code.code, idx, "unbillable", f"'{entity.text}' (entity {i}) has no billable code: {code.code} "
+                 "needs characters that the note does not give (guideline I.B.2)")
+        return None
     if uncertain:
         facts.append(f"'{entity.text}' is uncertain ('{entity.trigger or 'possible'}') and coded as if established: "
                      "inpatient, stated at discharge (guideline II.H)")
@@ -219,7 +233,7 @@ def gather(ctx: BuildContext) -> list[CodeLine]:
 def merge_into(target: CodeLine, other: CodeLine, fact: str | None = None) -> None:
     """Move ``other``'s evidence and reasons into ``target`` (the same condition)."""
     known = set(target.evidence)
-    target.evidence += [e for e in other.evidence if e not in known]
+    target.evidence = sorted(known | set(other.evidence))
     target.mentions += [m for m in other.mentions if m[0] not in known]
     target.facts += [f for f in ([fact] if fact else []) + other.facts if f not in target.facts]
     target.flags += [f for f in other.flags if f not in target.flags]

@@ -71,7 +71,8 @@ class CodeLine:
     def support(self) -> tuple:
         """Sort key, best supported first: in a final diagnostic statement, more mentions, a higher linker score,
         a more specific (longer) code, documented earlier."""
-        return (not self.final, -len(self.evidence), -round(self.score, 3), -len(self.code), self.position)
+        specificity = len(self.code.replace(".", "").replace("X", ""))  # placeholder X adds no detail
+        return (not self.final, -len(self.evidence), -round(self.score, 3), -specificity, self.position)
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's code line (``id``, ``kind``, ``flags`` and ``status`` are optional extensions)."""
