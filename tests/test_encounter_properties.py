@@ -38,7 +38,7 @@ def pool(builder, icd) -> list[Code]:
     sources = [s for s in builder.conventions.sources("excludes1") if s[0].isalpha() and "-" not in s]
     picked: dict[str, Code] = {}
     for source in rng.sample(sources, 150):
-        targets = [source] + [dot(r.lo) for n in builder.conventions.notes(source, "excludes1") for r in n.refs][:3]
+        targets = [source, *[dot(r.lo) for n in builder.conventions.notes(source, "excludes1") for r in n.refs][:3]]
         for target in targets:
             for code in icd.search(target, limit=4):
                 if code.billable and not code.code.startswith("Z"):
