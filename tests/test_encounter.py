@@ -43,16 +43,19 @@ class Dx:
     label: str = "DIAG"
     score: float = 0.95
     trigger: str | None = None
+    sep: str = ". "
+    before: str = ""
 
 
 def note(icd, *mentions: Dx, prefix: str = "ASSESSMENT: ") -> tuple[AnalysisResult, str]:
     """The analysis and text of a note made of ``mentions`` (entity offsets index into the text)."""
     text, entities = prefix, []
     for d in mentions:
+        text += d.before
         start = len(text)
         text += d.words
         end = len(text)
-        text += d.after + ". "
+        text += d.after + d.sep
         found = []
         for c in d.codes:
             known = icd.describe(c)
@@ -440,6 +443,38 @@ def test_default_type_kept_when_secondary_diabetes_documented(builder, icd) -> N
     """Guideline I.C.4.a.2 applies only when the type is not documented: secondary diabetes stays E13."""
     enc = build(builder, icd, Dx("secondary diabetes", ("E13.9",)))
     assert codes(enc) == ["E13.9"]
+
+
+def test_specificity_anatomy_entities_read_with_the_diagnosis(builder, icd) -> None:
+    """Guideline I.B.2 (code to the highest specificity documented): "Urinary" + "tract" + "infection", split by the
+    NER into anatomy and a bare "infection" (B99.9), are one documented condition: N39.0."""
+    enc = build(builder, icd, Dx("Urinary", label="ANAT", sep=" "), Dx("tract", label="ANAT", sep=" "),
+                Dx("infection", ("B99.9",)))
+    assert codes(enc) == ["N39.0"] and enc.line("N39.0").evidence == [2]
+    assert "Urinary tract infection" in enc.line("N39.0").reason
+
+
+def test_specificity_stage_written_before_the_mention(builder, icd) -> None:
+    """Guideline I.C.14.a / I.B.2: "End stage [renal disease]" documents ESRD (N18.6), not a kidney disorder NOS;
+    with hypertension it is I12.0 + N18.6 (I.C.9.a.2)."""
+    enc = build(builder, icd, Dx("hypertension", ("I10",)), Dx("renal disease", ("N28.9",), before="End stage "))
+    assert codes(enc) == ["I12.0", "N18.6"]
+
+
+def test_outpatient_uncertain_left_out_names_its_specific_code(builder, icd) -> None:
+    """Guideline IV.H: the left-out uncertain diagnosis is reported to the coder with the code it would have had,
+    read with its anatomy ("Rule out pulmonary [embolism]" is I26.99, not an arterial embolism)."""
+    enc = build(builder, icd, Dx("pulmonary", label="ANAT", sep=" ", traits=("possible",)),
+                Dx("embolism", traits=("possible",), trigger="rule out"), Dx("shortness of breath", ("R06.02",)))
+    assert codes(enc) == ["R06.02"] and dropped(enc, "uncertain") == ["I26.99"]
+
+
+def test_reason_states_each_fact_once(builder, icd) -> None:
+    """Reasons in plain words: two mentions re-linked the same way ("Chest pain", "chest pain") give one sentence."""
+    enc = build(builder, icd, Dx("Chest", label="ANAT", sep=" "), Dx("pain", ("R52",)), Dx("chest", label="ANAT",
+                sep=" "), Dx("pain", ("R52",)))
+    reason = enc.line("R07.9").reason
+    assert codes(enc) == ["R07.9"] and reason.lower().count("coded from 'chest pain'") == 1
 
 
 # ----------------------------------------------------------------------------------------- lines and order

@@ -126,7 +126,12 @@ def compose_reason(ctx: BuildContext, line: CodeLine) -> str:
     """The line's reason in plain words: what was documented, the conventions applied, its place in the order."""
     head = f"{line.code} {line.description}: documented as {ctx.quote(line)}" if line.mentions else \
         f"{line.code} {line.description}"
-    facts = [f[0].upper() + f[1:] for f in dict.fromkeys(line.facts) if f]
+    seen: set[str] = set()
+    facts = []
+    for fact in line.facts:
+        if fact and fact.lower() not in seen:  # "Chest pain" and "chest pain" say one thing
+            seen.add(fact.lower())
+            facts.append(fact[0].upper() + fact[1:])
     return ". ".join([head, *facts]) + "."
 
 

@@ -115,7 +115,8 @@ def flag_missing(conventions: Conventions, lines: list[CodeLine]) -> None:
                 continue  # category/block notes are mostly "if applicable" options (tobacco use, ...)
             if any(w in note.text.lower() for w in OPTIONAL_WORDS) or any(note.names(c) for c in codes):
                 continue
-            line.flags.append(f"{note.quote()}: none is documented; query the provider or add it")
+            line.flags.append(f"{note.quote()}: not documented in this note; add it when it applies, or query the "
+                              "provider")
 
 
 def explain_uncertain(ctx: BuildContext, lines: list[CodeLine]) -> None:

@@ -36,6 +36,8 @@ def _uncertain(ctx: BuildContext, idx: list[int], entity: Entity, codes: list[Co
     """Whether an uncertain finding is coded (inpatient, in a final diagnostic statement); records it otherwise."""
     i = idx[0]
     top = _first_billable(codes)
+    if top is not None:
+        top, _ = _refine(ctx, idx, entity, top)  # the code it would have: "Rule out pulmonary [embolism]" is I26.99
     what = f"'{entity.text}' (entity {i}) is documented as uncertain"
     what += f" ('{entity.trigger}')" if entity.trigger else ""
     if ctx.setting == "outpatient":
@@ -57,10 +59,13 @@ def _refine(ctx: BuildContext, idx: list[int], entity: Entity, code: Code) -> tu
     if text is None or text[entity.start : entity.end] != entity.text:
         return code, None
     wider = None
-    m = ctx.rules.first_match("qualifier", text[entity.end : entity.end + 40])
-    if m:
-        wider = text[entity.start : entity.end + m.end()]
-    elif "unspecified" in code.description.lower() or code.code.startswith(("R52", "T14")):
+    after = ctx.rules.first_match("qualifier", text[entity.end : entity.end + 40])
+    before = ctx.rules.first_match("qualifier_before", text[max(0, entity.start - 40) : entity.start])
+    if after or before:
+        lo = entity.start - (len(text[max(0, entity.start - 40) : entity.start]) - before.start()) if before else \
+            entity.start
+        wider = text[lo : entity.end + (after.end() if after else 0)]
+    elif "unspecified" in code.description.lower() or code.code.startswith(("R52", "T14", "B99")):
         wider = _with_anatomy(ctx, idx, entity)
     if not wider:
         return code, None
@@ -71,15 +76,20 @@ def _refine(ctx: BuildContext, idx: list[int], entity: Entity, code: Code) -> tu
 
 
 def _with_anatomy(ctx: BuildContext, idx: list[int], entity: Entity) -> str | None:
-    """The mention joined with an anatomy entity written right next to it ("Chest" + "pain"), or ``None``."""
+    """The mention joined with the anatomy entities written right next to it ("Chest" + "pain", "Urinary" +
+    "tract" + "infection"), or ``None``."""
     text = ctx.text or ""
-    for j in (idx[0] - 1, idx[-1] + 1):
-        if not 0 <= j < len(ctx.entities) or ctx.entities[j].label != "ANAT":
-            continue
-        other = ctx.entities[j]
-        lo, hi = (other.end, entity.start) if j < idx[0] else (entity.end, other.start)
-        if lo <= hi and ANATOMY_GAP.match(text[lo:hi]):
-            return text[min(other.start, entity.start) : max(other.end, entity.end)]
+    for step, j in ((-1, idx[0] - 1), (1, idx[-1] + 1)):
+        lo, hi = entity.start, entity.end
+        while 0 <= j < len(ctx.entities) and ctx.entities[j].label == "ANAT":
+            other = ctx.entities[j]
+            gap = text[other.end : lo] if step < 0 else text[hi : other.start]
+            if not ((other.end <= lo if step < 0 else hi <= other.start) and ANATOMY_GAP.match(gap)):
+                break
+            lo, hi = min(lo, other.start), max(hi, other.end)
+            j += step
+        if (lo, hi) != (entity.start, entity.end):
+            return text[lo:hi]
     return None
 
 
