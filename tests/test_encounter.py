@@ -469,6 +469,22 @@ def test_outpatient_uncertain_left_out_names_its_specific_code(builder, icd) -> 
     assert codes(enc) == ["R06.02"] and dropped(enc, "uncertain") == ["I26.99"]
 
 
+def test_specificity_bare_qualifier_read_with_its_phrase(builder, icd) -> None:
+    """Guideline I.B.2 / I.C.9.a.2: a mention cut to its qualifier ("[Chronic] kidney disease stage 3", which the
+    linker alone codes as a pathological fracture) is read with the rest of its phrase: N18.30, combined with the
+    hypertension as I12.9."""
+    enc = build(builder, icd, Dx("Hypertension", ("I10",)),
+                Dx("Chronic", ("M84.40XA",), after=" kidney disease stage 3"))
+    assert codes(enc) == ["I12.9", "N18.30"] and enc.line("N18.30").evidence == [1]
+    assert "'Chronic' alone names no condition" in enc.line("N18.30").reason
+
+
+def test_specificity_bare_qualifier_naming_nothing_left_out(builder, icd) -> None:
+    """Guideline I.B.2: a qualifier alone ("Left.") documents no condition: not coded, left out with the reason."""
+    enc = build(builder, icd, Dx("Left", ("M84.40XA",)), Dx("cough", ("R05.9",)))
+    assert codes(enc) == ["R05.9"] and dropped(enc, "fragment") == ["M84.40XA"]
+
+
 def test_reason_states_each_fact_once(builder, icd) -> None:
     """Reasons in plain words: two mentions re-linked the same way ("Chest pain", "chest pain") give one sentence."""
     enc = build(builder, icd, Dx("Chest", label="ANAT", sep=" "), Dx("pain", ("R52",)), Dx("chest", label="ANAT",

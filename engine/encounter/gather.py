@@ -219,10 +219,35 @@ def _units(ctx: BuildContext) -> list[tuple[list[int], Entity]]:
     return units
 
 
+def _bare_modifier(ctx: BuildContext, idx: list[int], entity: Entity) -> tuple[Entity | None, str | None]:
+    """A mention made only of acuity/side words ("Chronic", the NER having cut "kidney disease stage 3") read with
+    the rest of its phrase, re-linked, with the reason; ``(None, None)`` (recorded as left out) when that names no
+    condition with confidence. Any other mention is returned unchanged."""
+    if not ctx.rules.first_match("modifier_only", entity.text):
+        return entity, None
+    text = ctx.text or ""
+    rest = ctx.rules.first_match("phrase_rest", text[entity.end : entity.end + 80]) if ctx.text else None
+    if rest is not None and text[entity.start : entity.end] == entity.text:
+        wider = text[entity.start : entity.end + rest.end()].rstrip()
+        codes = ctx.link(wider, [t for t in entity.traits if t != "possible"])
+        top = _first_billable(codes)
+        if top is not None and top.score >= RELINK_MIN_SCORE:
+            return replace(entity, end=entity.start + len(wider), text=wider, codes=codes), \
+                f"'{entity.text}' alone names no condition: coded from '{wider}', the words written with it"
+    linked = _first_billable(list(entity.codes))
+    ctx.drop(linked.code if linked else None, idx, "fragment",
+             f"'{entity.text}' (entity {idx[0]}) is only a qualifier and names no condition; the words after it do "
+             "not give one either (check the mention)")
+    return None, None
+
+
 def gather(ctx: BuildContext) -> list[CodeLine]:
     """One line per code documented in the analysis (mentions merged), in note order."""
     lines: dict[str, CodeLine] = {}
-    for idx, entity in _units(ctx):
+    for idx, found in _units(ctx):
+        entity, read_with = _bare_modifier(ctx, idx, found)
+        if entity is None:
+            continue
         uncertain = "possible" in entity.traits
         if uncertain:
             codes = ctx.link(ctx.mention(entity), [t for t in entity.traits if t != "possible"])
@@ -233,6 +258,7 @@ def gather(ctx: BuildContext) -> list[CodeLine]:
         line = _line(ctx, idx, entity, codes, uncertain)
         if line is None:
             continue
+        line.facts[:0] = [read_with] if read_with else []
         if line.code in lines:
             merge_into(lines[line.code], line)
         else:
