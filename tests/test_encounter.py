@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine.encounter import Encounter, EncounterBuilder, apply_decisions
+from engine.encounter import DecisionRecord, Encounter, EncounterBuilder, apply_decisions, record_decisions, replay
 from engine.encounter.conventions import Conventions
 from engine.encounter.notes import parse_refs
 from engine.errors import EngineError, ErrorCode
@@ -613,3 +613,34 @@ def test_decision_rejects_a_non_billable_code(builder, icd) -> None:
     with pytest.raises(EngineError) as err:
         _decide(builder, icd, enc, [{"action": "add", "code": "E11"}])
     assert err.value.code == ErrorCode.BAD_INPUT and "E11" in str(err.value)
+
+
+def test_decision_record_round_trips_and_replays(builder, icd) -> None:
+    """The record the app stores: suggestion, decisions and result survive JSON, export one row per final line,
+    and replay on a code set built again gives the same order."""
+    import json
+
+    enc = build(builder, icd, Dx("acute appendicitis", ("K35.80",)), Dx("GERD", ("K21.9",)))
+    after, record = record_decisions(enc, [{"action": "move", "code": "K21.9", "to": 1},
+                                           {"action": "add", "code": "E66.9", "note": "BMI 32 in vitals"}],
+                                     builder.conventions, icd.describe)
+    stored = json.loads(json.dumps(record.to_dict()))
+    again = DecisionRecord.from_dict(stored)
+    assert again == record and record.suggested == ("K35.80", "K21.9") and record.final == ("K21.9", "K35.80", "E66.9")
+    assert [r["code"] for r in record.export_rows()] == list(record.final)
+    assert [r["suggested"] for r in record.export_rows()] == [True, True, False]
+    rebuilt = build(builder, icd, Dx("acute appendicitis", ("K35.80",)), Dx("GERD", ("K21.9",)))
+    assert codes(replay(stored, rebuilt, builder.conventions, icd.describe)) == codes(after)
+
+
+def test_decision_record_replay_names_a_code_no_longer_in_the_set(builder, icd) -> None:
+    """Bad input: a stored decision whose line is gone from a rebuilt code set is reported by its code."""
+    enc = build(builder, icd, Dx("acute appendicitis", ("K35.80",)), Dx("GERD", ("K21.9",)))
+    _, record = record_decisions(enc, [{"action": "remove", "code": "K21.9"}], builder.conventions, icd.describe)
+    rebuilt = build(builder, icd, Dx("acute appendicitis", ("K35.80",)))
+    with pytest.raises(EngineError) as err:
+        replay(record.to_dict(), rebuilt, builder.conventions, icd.describe)
+    assert err.value.code == ErrorCode.UNKNOWN_CODE and "K21.9" in str(err.value)
+    with pytest.raises(EngineError) as err:
+        DecisionRecord.from_dict({"setting": "outpatient", "decisions": []})
+    assert err.value.code == ErrorCode.BAD_INPUT and "suggested" in str(err.value)

@@ -68,6 +68,10 @@ class EncounterBuilder:
         self._cache = LinkCache()
         self._lock = threading.Lock()
 
+    def clear_cache(self) -> None:
+        """Forget the re-linked mentions (benchmarks time a note as if it were the process's first)."""
+        self._cache = LinkCache()
+
     def choose_setting(self, analysis: AnalysisResult, text: str | None, setting: str | None) -> tuple[str, str]:
         """``(setting, why)``: the one asked for, or (``auto``) inpatient when the note reads as an inpatient record
         (a discharge heading, a hospital course, an admission date: ``encounter_context.tsv``), else outpatient."""

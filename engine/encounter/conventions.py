@@ -153,6 +153,8 @@ class Conventions:
         self._seven: dict[str, dict[str, str]] = table["seven"]
         self._ancestors: dict[str, list[str]] = table["ancestors"]
         self._notes = lru_cache(maxsize=65536)(self._notes_uncached)
+        # Pairs of codes come back in every note (I10 with E11.9...): the look-up is cached, not re-matched.
+        self.note_naming = lru_cache(maxsize=65536)(self._note_naming_uncached)  # type: ignore[method-assign]
 
     @classmethod
     def load(cls, settings: Settings) -> Conventions:
@@ -180,6 +182,9 @@ class Conventions:
 
     def note_naming(self, code: str, kind: str, other: str) -> Note | None:
         """The first note of ``kind`` holding for ``code`` that names ``other``, or ``None``."""
+        return self._note_naming_uncached(code, kind, other)
+
+    def _note_naming_uncached(self, code: str, kind: str, other: str) -> Note | None:
         for note in self.notes(code, kind):
             if note.names(other):
                 return note

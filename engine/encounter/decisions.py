@@ -161,3 +161,83 @@ def check_pairs(enc: Encounter, conventions: Conventions) -> None:
             entry.reason = ("both reported by the coder's decision: the Excludes1 note forbids it unless the "
                             "conditions are unrelated (guideline I.A.12.a)")
             entry.flag = exception_flag(a.code, b.code)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """What the app stores and exports for one note's code set: the engine's suggestion, the coder's decisions in
+    order, and the code set they gave. Its JSON form (:meth:`to_dict`) is plain data, so it can sit in any column
+    or export file and be replayed later (:func:`replay`).
+
+    Attributes:
+        note_id: The note's id (``None`` when the note had none).
+        setting: ``outpatient`` or ``inpatient``, as the code set was built.
+        suggested: The engine's codes, in its order.
+        decisions: The coder's decisions, in the order they were made.
+        final: The codes after the decisions, in their final order.
+        conventions: The ICD-10-CM package whose Tabular notes checked the decisions.
+    """
+
+    note_id: str | None
+    setting: str
+    suggested: tuple[str, ...]
+    decisions: tuple[Decision, ...]
+    final: tuple[str, ...]
+    conventions: str = "?"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"note_id": self.note_id, "setting": self.setting, "suggested": list(self.suggested),
+                "decisions": [d.to_dict() for d in self.decisions], "final": list(self.final),
+                "conventions": self.conventions}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> DecisionRecord:
+        """A record from its JSON form.
+
+        Raises:
+            EngineError: ``BAD_INPUT`` naming the missing field or the malformed decision.
+        """
+        if not isinstance(obj, dict):
+            raise EngineError(ErrorCode.BAD_INPUT, f"decision record: expected an object, got {obj!r}")
+        missing = [k for k in ("setting", "suggested", "decisions", "final") if k not in obj]
+        if missing:
+            raise EngineError(ErrorCode.BAD_INPUT, f"decision record: missing {', '.join(missing)}")
+        decisions = tuple(Decision.from_dict(d, n) for n, d in enumerate(obj["decisions"], start=1))
+        return cls(obj.get("note_id"), str(obj["setting"]), tuple(obj["suggested"]), decisions,
+                   tuple(obj["final"]), str(obj.get("conventions", "?")))
+
+    def export_rows(self) -> list[dict[str, Any]]:
+        """One row per final line (``note_id``, ``sequence``, ``code``, ``suggested``: whether the engine had it),
+        for the app's CSV/JSON exports."""
+        return [{"note_id": self.note_id, "sequence": n, "code": code, "suggested": code in self.suggested}
+                for n, code in enumerate(self.final, start=1)]
+
+
+def record_decisions(encounter: Encounter | dict[str, Any], decisions: Sequence[Decision | dict[str, Any]],
+                     conventions: Conventions, describe: Callable[[str], Code | None]
+                     ) -> tuple[Encounter, DecisionRecord]:
+    """Apply ``decisions`` (:func:`apply_decisions`) and return the new code set with the record to store.
+
+    Raises:
+        EngineError: As :func:`apply_decisions`; nothing is recorded then.
+    """
+    before = encounter if isinstance(encounter, Encounter) else Encounter.from_dict(encounter)
+    parsed = tuple(Decision.from_dict(d, n) for n, d in enumerate(decisions, start=1))
+    after = apply_decisions(before, parsed, conventions, describe)
+    suggested = tuple(ln.code for ln in sorted(before.codes, key=lambda ln: ln.sequence))
+    record = DecisionRecord(before.id, before.setting, suggested, parsed, tuple(ln.code for ln in after.codes),
+                            conventions.package)
+    return after, record
+
+
+def replay(record: DecisionRecord | dict[str, Any], encounter: Encounter | dict[str, Any],
+           conventions: Conventions, describe: Callable[[str], Code | None]) -> Encounter:
+    """Re-apply a stored record's decisions to a code set built again (a re-analysed note, a new engine version).
+
+    Raises:
+        EngineError: ``UNKNOWN_CODE`` naming the stored decision's code that is not ICD-10-CM or no longer a line
+            of the code set; ``BAD_INPUT`` for a malformed record.
+    """
+    rec = record if isinstance(record, DecisionRecord) else DecisionRecord.from_dict(record)
+    return apply_decisions(encounter, rec.decisions, conventions, describe)

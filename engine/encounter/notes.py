@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 CODE = r"[A-Z]\d[0-9A-Z](?:\.?[0-9A-Z]{1,4})?"
 REF_RE = re.compile(
@@ -33,6 +34,7 @@ SUFFIX_RE = re.compile(r"(?<![0-9A-Z])\.(\d[0-9A-Z]*)(?:\s*-\s*\.(\d[0-9A-Z]*))?
 ENDING_RE = re.compile(r"final characters?\s+-(\d+)", re.IGNORECASE)
 
 
+@lru_cache(maxsize=65536)
 def undot(code: str) -> str:
     """``"e11.22"`` -> ``"E1122"``."""
     return code.replace(".", "").strip().upper()
