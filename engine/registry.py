@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "icd": "engine.icd:load",
     "summarizer": "engine.summarizer:load",
     "encounter": "engine.encounter:load",
+    "deid": "engine.deid:load",
 }
 
 

@@ -16,6 +16,9 @@ from engine.types import AnalysisResult, Code, Entity
 CLAUSE_END = re.compile(r"[.;\n]")
 CLAUSE_LIMIT = 200
 """Characters read on each side of a mention for its sentence (7th-character words, unrelated words)."""
+WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z-]*)[ \t]+$")
+"""A word written directly before a mention (for the modifier words of ``coding_modifiers.txt``)."""
+MAX_MODIFIERS = 3
 SYMPTOM_CHAPTER = "R"
 
 
@@ -71,9 +74,13 @@ class BuildContext:
         """The words to code for ``entity``: with the acuity/side words written directly before it."""
         if self.text is None or self.text[entity.start : entity.end] != entity.text:
             return entity.text
-        from engine.pipeline import coding_mention
-
-        return coding_mention(self.text, entity.start, entity.end, self.modifiers)
+        lo = entity.start
+        for _ in range(MAX_MODIFIERS):  # as the pipeline reads them: "Chronic DVT" when the entity is "DVT"
+            match = WORD_BEFORE.search(self.text, max(0, lo - 40), lo)
+            if not match or match.group(1).lower() not in self.modifiers:
+                break
+            lo = match.start(1)
+        return self.text[lo : entity.end]
 
     def link(self, mention: str, traits: Sequence[str] = ()) -> list[Code]:
         """The linker's codes for ``mention`` (cached for the builder's life)."""
