@@ -22,7 +22,7 @@ from engine.errors import EngineError, ErrorCode
 from engine.inputs import BadNote, decode_note, json_line
 from engine.registry import resolve
 
-NOTE_VERBS = ("analyze", "summarize", "assert", "link")
+NOTE_VERBS = ("analyze", "summarize", "assert", "link", "code")
 
 COMMANDS: dict[str, str] = {
     "train ner": "engine.training.ner:main",
@@ -49,6 +49,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "summarize": ("text",),
     "assert": ("text", "start", "end"),
     "link": ("text",),
+    "code": ("text",),
     "deidentify": ("text",),
 }
 
@@ -126,6 +127,11 @@ def _note_parser(verb: str) -> argparse.ArgumentParser:
     parser.add_argument("--jsonl", help="a JSON lines file of input objects ('-' is standard input)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model-dir", help="another trained model set (default: the committed one)")
+    if verb in ("analyze", "code"):  # the encounter's code set (engine/encounter/service.py, docs/encounter.md)
+        parser.add_argument("--setting", choices=["auto", "outpatient", "inpatient"],
+                            default="auto" if verb == "code" else None, help="encounter setting (default: auto)")
+    if verb == "analyze":
+        parser.add_argument("--encounter", action="store_true", help="add the encounter's code set as 'encounter'")
     if verb == "summarize":
         parser.add_argument("--sentences", type=int, default=None, help="number of sentences (default: by length)")
     return parser
@@ -152,7 +158,11 @@ def run_note_verb(verb: str, argv: Sequence[str], stdout: TextIO, stderr: TextIO
             continue
         note_id = item.get("id")
         try:
-            if verb == "analyze":
+            if verb == "code" or (verb == "analyze" and (args.encounter or args.setting)):
+                from engine.encounter.service import encounter_verb
+
+                out = encounter_verb(verb, pipeline, item, args)
+            elif verb == "analyze":
                 out = pipeline.analyze(item["text"], note_id).to_dict()
             elif verb == "summarize":
                 out = pipeline.summarize(item["text"], args.sentences, note_id).to_dict()
