@@ -47,18 +47,41 @@ from engine.evaluation.assertion_data import (
     read_sentences,
     select,
 )
+from engine.evaluation.assertion_derived import read_chia_time, read_maccrobat_time
 from engine.evaluation.assertion_scoring import ASSERTIONS, error_examples, format_table, score, score_assertion
 from engine.evaluation.assertion_systems import Judge, medspacy_default, negspacy_default, ours, ours_verb
 from engine.settings import Settings
 from engine.types import TRAITS, assertion_from_traits, sort_traits
 
 __all__ = [
-    "ASSERTIONS", "DATASETS", "EXCEPTION_CUES", "JSONL_PREFIX", "MTS_DATASETS", "SYSTEMS", "GoldDoc", "GoldItem",
-    "evaluate", "format_table", "main", "medspacy_default", "negspacy_default", "ours", "read_chia", "read_jsonl",
-    "read_maccrobat", "read_mtsamples", "read_sentences", "score", "score_assertion",
+    "ASSERTIONS",
+    "DATASETS",
+    "EXCEPTION_CUES",
+    "JSONL_PREFIX",
+    "MTS_DATASETS",
+    "SYSTEMS",
+    "GoldDoc",
+    "GoldItem",
+    "evaluate",
+    "format_table",
+    "main",
+    "medspacy_default",
+    "negspacy_default",
+    "ours",
+    "read_chia",
+    "read_chia_time",
+    "read_jsonl",
+    "read_maccrobat",
+    "read_maccrobat_time",
+    "read_mtsamples",
+    "read_sentences",
+    "score",
+    "score_assertion",
 ]
 
 DATASETS = ("maccrobat", "chia", "sentences")
+DERIVED_DATASETS = ("maccrobat-time", "chia-time")
+"""Time and mood traits derived from the corpora's own annotations (:mod:`engine.evaluation.assertion_derived`)."""
 MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note")
 """The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone or in the whole note."""
 JSONL_PREFIX = "jsonl:"
@@ -71,6 +94,8 @@ EVAL_TRAITS = {
     "sentences": FIVE,
     "jsonl": (*FIVE, "assertion"),
     "mts": (*FIVE, "assertion"),
+    "maccrobat-time": ("historical",),
+    "chia-time": ("historical", "hypothetical", "possible"),
 }
 
 
@@ -91,6 +116,8 @@ def load_docs(dataset: str, data_dir: Path, part: str = "all", limit: int | None
         folder = Path(dataset[len(JSONL_PREFIX) :])
     elif kind == "mts":
         folder = Path(data_dir) / "mtsamples"
+    elif kind in DERIVED_DATASETS:
+        folder = Path(data_dir) / kind.split("-")[0]
     else:
         folder = SENTENCES_FILE if dataset == "sentences" else Path(data_dir) / dataset
     if not folder.exists():
@@ -99,7 +126,8 @@ def load_docs(dataset: str, data_dir: Path, part: str = "all", limit: int | None
         _, mts_part, *note = dataset.split("-")
         docs = read_mtsamples(folder, mts_part, "note" if note else "sentence", MTSAMPLES_REFS)
     else:
-        readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl}
+        readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl,
+                   "maccrobat-time": read_maccrobat_time, "chia-time": read_chia_time}
         docs = readers[kind](folder)
     docs = select(docs, part, limit)
     if not docs:
@@ -176,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="shared data folder (default: Settings().data_dir)")
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
     parser.add_argument("--datasets", default=None,
-                        help="comma-separated: maccrobat,chia,sentences and mts-test,mts-dev,mts-test-note,"
-                             "mts-dev-note (default: the first three, or none with --jsonl)")
+                        help="comma-separated: maccrobat,chia,sentences, maccrobat-time,chia-time, mts-test,mts-dev,"
+                             "mts-test-note,mts-dev-note (default: the first three, or none with --jsonl)")
     parser.add_argument("--jsonl", type=Path, action="append", default=[],
                         help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: ours,medspacy,negspacy")
@@ -189,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.datasets = "" if args.jsonl else ",".join(DATASETS)
     datasets = [d for d in args.datasets.split(",") if d]
     systems = [s for s in args.systems.split(",") if s]
-    unknown = [d for d in datasets if d not in DATASETS + MTS_DATASETS] + [s for s in systems if s not in SYSTEMS]
+    known = DATASETS + DERIVED_DATASETS + MTS_DATASETS
+    unknown = [d for d in datasets if d not in known] + [s for s in systems if s not in SYSTEMS]
     if unknown:
         parser.error(f"unknown dataset or system: {', '.join(unknown)}")
     for path in args.jsonl:

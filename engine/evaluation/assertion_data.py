@@ -62,7 +62,8 @@ class GoldDoc:
     items: list[GoldItem] = field(default_factory=list)
 
 
-def _read(txt: Path) -> tuple[str, list[list[str]]]:
+def read_brat(txt: Path) -> tuple[str, list[list[str]]]:
+    """A BRAT document: its text and its annotation rows split at tabs."""
     # newline="" keeps "\r\n" as two characters, as BRAT offsets count them (Chia has such files).
     with open(txt, encoding="utf-8", newline="") as handle:
         text = handle.read()
@@ -83,7 +84,7 @@ def read_maccrobat(folder: Path) -> list[GoldDoc]:
     for txt in sorted(folder.glob("*.txt")):
         if not txt.with_suffix(".ann").is_file():
             continue
-        text, rows = _read(txt)
+        text, rows = read_brat(txt)
         spans: dict[str, tuple[int, int]] = {}
         events: dict[str, str] = {}
         polarity: dict[str, str] = {}
@@ -122,7 +123,7 @@ def read_chia(folder: Path) -> list[GoldDoc]:
     for txt in sorted(folder.glob("*.txt")):
         if not txt.with_suffix(".ann").is_file():
             continue
-        text, rows = _read(txt)
+        text, rows = read_brat(txt)
         entities: dict[str, tuple[str, int, int]] = {}
         negated: dict[str, list[str]] = {}
         for row in rows:
