@@ -37,10 +37,14 @@ DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
 # unless the clause speaks of the future: a ``future`` cue ("will", "planned", "due") or a hypothetical trigger
 # nearer the span than any ``past`` cue ("showed", "underwent", "was done"), or, with no past cue at all, a
 # ``future-weak`` cue ("repeat", "follow-up": also said of tests already done) or a plan section, makes it hypothetical.
-CUES = ("date", "future", "future-weak", "past")
+# A ``current`` cue ("controlled on", "currently on") after a historical finding makes it current: no historical.
+CUES = ("date", "future", "future-weak", "past", "current")
 # Which trait's terminators end a time cue's scope. A past cue stops only where every scope does (family has no
 # terminators of its own): historical's own ("with", "now", "recent") would cut "presented with ... in May 2008".
-_CUE_STOPS = {"date": "historical", "future": "hypothetical", "future-weak": "hypothetical", "past": "family"}
+_CUE_STOPS = {
+    "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
+    "past": "family", "current": "family",
+}
 # A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
 PLAN_SECTION = "future"
 
@@ -291,13 +295,16 @@ class AssertionStage:
             # "no acute" is one rule) modifies it as if right before it; one starting inside the span (an entity
             # such as "no-reflow") does not.
             runs_in = match.start < ts < match.end
-            if match.start < te and match.end > ts and not runs_in:
-                continue
             rule = match.rule
             trait = rule.traits[0]
+            # A span that opens with its own history words ("[history of tuberculosis]", "[previous hernia repair]")
+            # is historical by them.
+            opens = trait == "historical" and match.start == ts and match.end < te
+            if match.start < te and match.end > ts and not (runs_in or opens):
+                continue
             stops = sentence.terminators[_CUE_STOPS.get(trait, trait)]
             distance = -1
-            if runs_in and rule.direction in {"forward", "bidirectional"}:
+            if (runs_in or opens) and rule.direction in {"forward", "bidirectional"}:
                 distance = 0
             elif match.end <= ts and rule.direction in {"forward", "bidirectional"}:
                 # A terminator between the trigger and the span ends the scope before the span.
@@ -363,6 +370,11 @@ class AssertionStage:
             if in_plan:
                 section_trait = None
             _resolve_date(found, in_plan)
+            if found.pop("current", None) is not None:
+                # "History of atrial fibrillation, controlled on metoprolol": treated now, so a current condition.
+                found.pop("historical", None)
+                if section_trait == "historical":
+                    section_trait = None
             triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
             if section_trait is not None:
                 h_start, h_end = headers[section_at]
