@@ -423,7 +423,7 @@ def _resolve_date(found: dict[str, tuple[int, int, int]], in_plan: bool) -> None
 
 
 def _is_sentence_end(text: str, j: int) -> bool:
-    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "e.g.", "Dr.")."""
+    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "Dr.", "p.r.n. pain")."""
     char = text[j]
     if char == "\n":
         return True
@@ -436,6 +436,11 @@ def _is_sentence_end(text: str, j: int) -> bool:
             k -= 1
         if j > k and text[k:j].lower() in _ABBREVIATIONS:
             return False
+        # A dotted abbreviation before a lower-case word ("q.6h. p.r.n. pain", "b.i.d. with meals") goes on.
+        if k > 1 and text[k - 1] == "." and text[k - 2].isalnum() and nxt == " ":
+            after = text[j + 1 : j + 3].lstrip(" ")
+            if after[:1].islower():
+                return False
     return True
 
 
