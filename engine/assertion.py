@@ -37,13 +37,14 @@ DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
 # unless the clause speaks of the future: a ``future`` cue ("will", "planned", "due") or a hypothetical trigger
 # nearer the span than any ``past`` cue ("showed", "underwent", "was done"), or, with no past cue at all, a
 # ``future-weak`` cue ("repeat", "follow-up": also said of tests already done) or a plan section, makes it hypothetical.
-# A ``current`` cue ("controlled on", "currently on") after a historical finding makes it current: no historical.
-CUES = ("date", "future", "future-weak", "past", "current")
+# A ``current`` cue ("controlled on", "currently on") after a historical finding makes it current, and a ``recent`` cue
+# ("today", "2 days ago") within its clause makes it recent: no historical ("s/p fall this morning").
+CUES = ("date", "future", "future-weak", "past", "current", "recent")
 # Which trait's terminators end a time cue's scope. A past cue stops only where every scope does (family has no
 # terminators of its own): historical's own ("with", "now", "recent") would cut "presented with ... in May 2008".
 _CUE_STOPS = {
     "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
-    "past": "family", "current": "family",
+    "past": "family", "current": "family", "recent": "historical",
 }
 # A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
 PLAN_SECTION = "future"
@@ -370,7 +371,8 @@ class AssertionStage:
             if in_plan:
                 section_trait = None
             _resolve_date(found, in_plan)
-            if found.pop("current", None) is not None:
+            now = [found.pop(cue, None) for cue in ("current", "recent")]
+            if now != [None, None]:
                 # "History of atrial fibrillation, controlled on metoprolol": treated now, so a current condition.
                 found.pop("historical", None)
                 if section_trait == "historical":
