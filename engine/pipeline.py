@@ -175,7 +175,7 @@ class Pipeline:
         results: list[AnalysisResult] = []
         # The same mention with the same traits gets the same codes: link each distinct one once per call (notes
         # repeat their findings, and linking is the costliest step after NER).
-        linked: dict[tuple[str, str, tuple[str, ...]], list[Code]] = {}
+        linked: dict[tuple[str, str, tuple[str, ...]], tuple[list[Code], list[Code], str | None]] = {}
         for (note_id, text), spans in zip(notes, all_spans, strict=True):
             t1 = time.perf_counter()
             detector = self.stage("sections")
@@ -204,9 +204,13 @@ class Pipeline:
                     else:
                         mention = coding_mention(text, span.start, span.end, self.modifiers)
                         key = (mention, span.label, tuple(entity.traits))
-                        if key not in linked:
-                            linked[key] = icd.link(mention, span.label, entity.traits)
-                        entity.codes = [replace(code) for code in linked[key]]
+                        if key not in linked:  # (codes, folded candidates, note): the ICD stage's abstention
+                            link_entity = getattr(icd, "link_entity", None)
+                            linked[key] = (link_entity(mention, span.label, entity.traits) if link_entity
+                                           else (icd.link(mention, span.label, entity.traits), [], None))
+                        codes, candidates, note = linked[key]
+                        entity.codes = [replace(code) for code in codes]
+                        entity.candidates, entity.note = [replace(code) for code in candidates], note
                 entities.append(entity)
             t3 = time.perf_counter()
             timings = {

@@ -39,6 +39,8 @@ class Settings:
         max_mention_chars: Longer ICD mentions are truncated to this many characters.
         max_codes: Codes returned per entity.
         registry_dir: Retrained model versions and the pointer to the active one (outside git).
+        icd_index_path: The ICD-10-CM Alphabetic Index (CSV, optionally gzipped); absent: tabular list only.
+        icd_min_score: Calibrated ICD score below which an ``analyze`` entity shows no confident code.
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -58,6 +60,12 @@ class Settings:
     registry_dir: Path = field(
         default_factory=lambda: _env_path("CLINICAL_NLP_REGISTRY_DIR", REPO_ROOT / "model_registry")
     )
+    icd_index_path: Path = field(
+        default_factory=lambda: _env_path(
+            "CLINICAL_NLP_ICD_INDEX", ASSETS_DIR / "icd10cm_index" / "ICD10CM_2025_Index.csv.gz"
+        )
+    )
+    icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.3")))
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""

@@ -106,6 +106,8 @@ class Entity:
     codes: list[Code] = field(default_factory=list)
     note: str | None = None
     """Why there are no codes (for example ``"negated: not coded"``); an optional extension field."""
+    candidates: list[Code] = field(default_factory=list)
+    """Suggestions folded away when the linker abstains (``note`` "no confident code"); optional extension."""
 
     @property
     def assertion(self) -> str:
@@ -128,6 +130,8 @@ class Entity:
         }
         if self.note is not None:
             out["note"] = self.note
+        if self.candidates:
+            out["candidates"] = [c.to_dict() for c in self.candidates]
         return out
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import icd_index as ix
 from engine.evaluation.icd import DEFAULT_DEV, read_dev, score
 from engine.icd import IcdLinker
+from engine.icd import store as ix
+from engine.icd import tabular as tb
 from engine.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,7 +142,7 @@ def test_search_and_describe(linker) -> None:
 
 def test_version_and_cache_reuse(linker) -> None:
     assert re.fullmatch(r"ICD-10-CM 20\d\d", linker.version)
-    data, built = ix.load_or_build(linker.settings, progress=False)
+    data, built, _ = ix.load_or_build(linker.settings, progress=False)
     assert not built, "the index is cached after the first build"
     assert data.meta["n_codes"] > 90_000 and data.meta["n_billable"] > 70_000
 
@@ -205,7 +206,7 @@ def test_dev_set_inclusion_terms_held_out_of_the_index() -> None:
     """Inclusion terms removed from the index before they are scored (no leak); rebuilds the index (~30 s)."""
     settings = Settings()
     rows = [r for r in read_dev(DEFAULT_DEV) if r[2] == "inclusion"]
-    data = ix.build(settings, exclude={(g, p.lower()) for p, g, _ in rows}, progress=False)
+    data = tb.build(settings, exclude={(g, p.lower()) for p, g, _ in rows}, progress=False)
     assert data.meta["excluded_terms"] == len(rows)
     held_out = IcdLinker(settings, data)
     preds = [[c.code for c in held_out.link(p)] for p, _, _ in rows]

@@ -1,5 +1,13 @@
 """``python -m engine evaluate icd``: acc@1/acc@5 of the ICD linker against a character TF-IDF baseline.
 
+Issue 18 (2026-12-07): systems side by side in one run, exact code and "code under the gold category": the
+tabular-only lexical linker (the previous release's method), lexical + Alphabetic Index, the learned hybrid
+(lexical + fine-tuned dense + Index, LightGBM ranker) and char TF-IDF; on the hand-written dev file and the blind
+clinician set (``tests/fixtures/icd_blind_clinician.tsv``). ``--split`` also runs the dev protocol on held-out
+codes (:mod:`engine.training.icd_ranker`, thousands of queries). Figures: ``docs/icd.md``.
+
+The older notes below describe the measurements of earlier rounds.
+
 The dev set (``tests/fixtures/icd_dev.tsv``, hand-written: ``phrase<TAB>gold code<TAB>kind``) holds
 paraphrases and abbreviated forms worded unlike the tabular list, and tabular inclusion terms. So that nothing
 leaks, the index used here is rebuilt in memory *without* the dev set's inclusion terms (the rows of kind
@@ -65,10 +73,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import icd_index as ix
+from engine.icd import tabular as tb
 from engine.settings import REPO_ROOT, Settings
 
 DEFAULT_DEV = REPO_ROOT / "tests" / "fixtures" / "icd_dev.tsv"
+BLIND_CLINICIAN = REPO_ROOT / "tests" / "fixtures" / "icd_blind_clinician.tsv"
 
 
 def read_dev(path: Path) -> list[tuple[str, str, str]]:
@@ -115,102 +124,99 @@ def score(predictions: list[list[str]], rows: list[tuple[str, str, str]]) -> dic
     return {g: (sum(h1 for h1, _ in v) / len(v), sum(h5 for _, h5 in v) / len(v), len(v)) for g, v in groups.items()}
 
 
+def category_score(
+    predictions: list[list[str]], rows: list[tuple[str, str, str]]
+) -> dict[str, tuple[float, float, int]]:
+    """Like :func:`score`, a hit being any code under the gold code's 3-character category."""
+    cut = [[p[:3] for p in pred] for pred in predictions]
+    return score(cut, [(p, g[:3], k) for p, g, k in rows])
+
+
+def systems_for(settings: Settings, held_out: set[tuple[str, str]], hybrid: bool) -> dict[str, object]:
+    """The linkers compared, each on an index without the dev file's inclusion terms."""
+    from engine.icd.linker import IcdLinker
+    from engine.icd.ranker import load_hybrid
+    from engine.icd.store import load_alpha
+
+    alpha, notice, _ = load_alpha(settings.icd_index_path)
+    if notice:
+        sys.stderr.write(f"warning: {notice}\n")
+    plain = tb.build(settings, exclude=held_out, progress=False)
+    full = tb.build(settings, exclude=held_out, progress=False, alpha=alpha)
+    out: dict[str, object] = {
+        "lexical, tabular only (previous)": IcdLinker(settings, plain),
+        "lexical + Alphabetic Index": IcdLinker(settings, full),
+    }
+    if hybrid:
+        ranker = load_hybrid(settings, full, force=True)
+        if ranker is not None:
+            out["hybrid (learned ranker)"] = IcdLinker(settings, full, hybrid=ranker)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; prints one table (and optionally writes JSON). Returns 0."""
+    """Entry point; prints one table per measure (and optionally writes JSON). Returns 0."""
     parser = argparse.ArgumentParser(prog="python -m engine evaluate icd", description=__doc__.split("\n")[0])
-    parser.add_argument("--dev", type=Path, default=DEFAULT_DEV, help="dev TSV (phrase, gold code, kind)")
+    parser.add_argument("--dev", type=Path, nargs="*", default=[DEFAULT_DEV, BLIND_CLINICIAN],
+                        help="dev TSVs (phrase, gold code, kind)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--errors", action="store_true", help="list the rows our linker misses at rank 1")
+    parser.add_argument("--errors", action="store_true", help="list the rows the last system misses at rank 1")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
-    parser.add_argument(
-        "--semantic",
-        type=float,
-        nargs="*",
-        metavar="WEIGHT",
-        help="also score ours re-ranked by the MiniLM backbone, at these cosine weights (default 0.3)",
-    )
-    parser.add_argument("--device", default="cpu", help="device of the semantic re-ranker (cpu, cuda, auto)")
+    parser.add_argument("--no-hybrid", action="store_true", help="skip the learned hybrid ranker")
+    parser.add_argument("--split", action="store_true", help="also run the held-out-codes dev protocol")
     args = parser.parse_args(argv)
+    import torch
 
-    from engine.icd import IcdLinker, SemanticReranker
-
-    settings = Settings().with_overrides(device=args.device)
-    rows = read_dev(args.dev)
+    torch.set_num_threads(1)
+    settings = Settings().with_overrides(device="cpu")
+    rows = [r for path in args.dev for r in read_dev(path)]
     held_out = {(gold, phrase.lower()) for phrase, gold, kind in rows if kind == "inclusion"}
-    rule_terms = {t.lower() for t, _ in ix.read_rules(settings.rules_dir / "icd_synonyms.tsv")}
-    rule_terms |= {t.lower() for t, _ in ix.read_rules(settings.rules_dir / "abbreviations.tsv")}
-    kinds = [k for _, _, k in rows]
-    rule_free = [phrase.lower() not in rule_terms for phrase, _, _ in rows]
-
     t0 = time.perf_counter()
-    data = ix.build(settings, exclude=held_out, progress=False)
+    linkers = systems_for(settings, held_out, not args.no_hybrid)
     build_s = time.perf_counter() - t0
-    linker = IcdLinker(settings, data)
-    known = set(data.codes)
-    missing = sorted({gold for _, gold, _ in rows if gold not in known})
-    if missing:
-        sys.stderr.write(f"warning: gold codes not in the code set: {missing}\n")
-
     systems: dict[str, list[list[str]]] = {}
     timings: dict[str, float] = {}
-    linker.link("warm up")
-    t0 = time.perf_counter()
-    systems["ours (lexical + rules)"] = [[c.code for c in linker.link(p)] for p, _, _ in rows]
-    timings["ours (lexical + rules)"] = (time.perf_counter() - t0) * 1000 / len(rows)
-    if args.semantic is not None:
-        reranker = SemanticReranker(settings)
-        for weight in args.semantic or [0.3]:
-            reranker.weight = weight
-            name = f"ours + MiniLM re-rank {weight:g}"
-            semantic = IcdLinker(settings, data, semantic=reranker)
-            semantic.link("warm up")
-            t0 = time.perf_counter()
-            systems[name] = [[c.code for c in semantic.link(p)] for p, _, _ in rows]
-            timings[name] = (time.perf_counter() - t0) * 1000 / len(rows)
+    for name, linker in linkers.items():
+        linker.link("warm up")
+        t1 = time.perf_counter()
+        systems[name] = [[c.code for c in linker.link(p)] for p, _, _ in rows]
+        timings[name] = (time.perf_counter() - t1) * 1000 / len(rows)
     if not args.no_baseline:
-        t0 = time.perf_counter()
-        baseline = TfidfBaseline(data.codes, data.descriptions)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        systems["char TF-IDF baseline"] = [baseline.link(p) for p, _, _ in rows]
-        timings["char TF-IDF baseline"] = (time.perf_counter() - t0) * 1000 / len(rows)
-    else:
-        fit_s = 0.0
-
-    results: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for name, preds in systems.items():
-        res = score(preds, [(p, g, k) for (p, g, _), k in zip(rows, kinds, strict=True)])
-        free = [(pr, row) for pr, row, f in zip(preds, rows, rule_free, strict=True) if f]
-        res["rule-free"] = score([pr for pr, _ in free], [row for _, row in free])["all"]
-        held = [(pr, row) for pr, row in zip(preds, rows, strict=True) if row[2] != "inclusion"]
-        res["held-out phrases"] = score([pr for pr, _ in held], [row for _, row in held])["all"]
-        results[name] = res
-
-    phrase_kinds = [k for k in dict.fromkeys(kinds) if k != "inclusion"]
-    groups = ["all", "held-out phrases", *phrase_kinds, "inclusion", "rule-free"]
-    print(
-        f"ICD-10-CM linking, dev set {args.dev} ({len(rows)} rows; {len(held_out)} inclusion terms held out of the "
-        f"index; index built in {build_s:.1f} s; baseline fit {fit_s:.1f} s)"
-    )
-    header = f"{'system':26} " + " ".join(f"{g + ' @1/@5 (n)':>28}" for g in groups) + f" {'ms/mention':>10}"
-    print(header)
-    for name, res in results.items():
-        cells = []
-        for g in groups:
-            a1, a5, n = res.get(g, (0.0, 0.0, 0))
-            cells.append(f"{a1:.3f} / {a5:.3f} ({n})".rjust(28))
-        print(f"{name:26} " + " ".join(cells) + f" {timings[name]:10.2f}")
-
+        data = linkers["lexical + Alphabetic Index"].data
+        codes = [data.codes[c] for c in np.asarray(data.doc_code).tolist()]
+        base = TfidfBaseline(codes, [t.removeprefix("Index: ").replace(" > ", " ") for t in data.doc_text])
+        t1 = time.perf_counter()
+        systems["char TF-IDF baseline"] = [list(dict.fromkeys(base.link(p, k=20)))[:5] for p, _, _ in rows]
+        timings["char TF-IDF baseline"] = (time.perf_counter() - t1) * 1000 / len(rows)
+    kinds = list(dict.fromkeys(k for _, _, k in rows))
+    print(f"ICD-10-CM linking, {len(rows)} rows from {', '.join(str(p) for p in args.dev)}; {len(held_out)} inclusion "
+          f"terms held out of every index; indexes built in {build_s:.0f} s")
+    results: dict[str, dict] = {}
+    for measure, fn in (("exact code", score), ("code under the gold category", category_score)):
+        print(f"\n{measure}: acc@1 / acc@5 (n)")
+        print(f"{'system':34} " + " ".join(f"{g:>22}" for g in ["all", *kinds]) + f" {'ms/mention':>10}")
+        for name, preds in systems.items():
+            res = fn(preds, rows)
+            results.setdefault(name, {})[measure] = res
+            cells = [f"{res[g][0]:.3f} / {res[g][1]:.3f} ({res[g][2]})".rjust(22) for g in ["all", *kinds]]
+            print(f"{name:34} " + " ".join(cells) + f" {timings[name]:10.2f}")
     if args.errors:
-        ours = systems["ours (lexical + rules)"]
-        for (phrase, gold, kind), pred in zip(rows, ours, strict=True):
+        last = [n for n in systems if n != "char TF-IDF baseline"][-1]
+        for (phrase, gold, kind), pred in zip(rows, systems[last], strict=True):
             if not pred or pred[0] != gold:
                 mark = "@5" if gold in pred[:5] else "--"
                 print(f"{mark} {kind:10} {phrase!r:50} gold {gold:9} got {', '.join(pred[:3])}")
     if args.json:
-        args.json.write_text(
-            json.dumps({"results": results, "ms_per_mention": timings, "rows": len(rows)}, indent=1), encoding="utf-8"
-        )
+        args.json.write_text(json.dumps({"results": results, "ms_per_mention": timings, "rows": len(rows)}, indent=1),
+                             encoding="utf-8")
+    if args.split:
+        import tempfile
+
+        from engine.training.icd_ranker import main as protocol
+
+        print("\ndev protocol (held-out codes; the ranker is retrained in a temporary folder):")
+        with tempfile.TemporaryDirectory() as tmp:
+            protocol(["--out", tmp])
     return 0
 
 

@@ -255,9 +255,9 @@ class WithHistory:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m engine evaluate ner``: score a NER model folder and the dictionary baseline side by side."""
+    from engine.corpora.specs import load_data_specs
     from engine.ner import load_folder
     from engine.settings import Settings
-    from engine.training.ner import load_data_specs
 
     settings = Settings()
     parser = argparse.ArgumentParser(prog="python -m engine evaluate ner", description=__doc__.split("\n\n")[0])

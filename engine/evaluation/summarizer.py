@@ -158,7 +158,7 @@ def evaluate(
     """
     from rouge_score import rouge_scorer
 
-    from engine.training.summarizer import greedy_oracle, rouge_tokens
+    from engine.evaluation.rouge import greedy_oracle, rouge_tokens
 
     scorer = rouge_scorer.RougeScorer(list(METRICS), use_stemmer=True)
     names = [f"model (summarize --sentences {k})"]

@@ -34,9 +34,9 @@ import torch
 from tqdm import tqdm
 
 from engine.backbone import autocast, load_tokenizer, resolve_backbone, resolve_device, save_delta
-from engine.corpora.brat import read_brat
-from engine.corpora.document import Document, parse_label_map, split_documents
+from engine.corpora.document import Document, split_documents
 from engine.corpora.iob import read_iob
+from engine.corpora.specs import load_data_specs, parse_data_spec
 from engine.errors import EngineError, ErrorCode
 from engine.evaluation.ner import Gazetteer, evaluate_model, fit_temperature
 from engine.ner import BIO_LABELS, WEIGHTS_FILE, NerStage, build_model, encode, make_windows
@@ -89,27 +89,6 @@ class TrainConfig:
     version: str | None = None
     data: list[str] = field(default_factory=list)
     pretrain_data: list[str] = field(default_factory=list)
-
-
-def parse_data_spec(spec: str) -> tuple[str, Path, str | None]:
-    """Split ``FORMAT:PATH[:LABELMAP]`` (a Windows-free path may itself hold no ``:``)."""
-    fmt, sep, rest = spec.partition(":")
-    if not sep or fmt not in {"brat", "iob"}:
-        raise EngineError(ErrorCode.BAD_INPUT, f"--data {spec!r}: expected brat:PATH[:LABELMAP] or iob:PATH[:LABELMAP]")
-    path, _, label_map = rest.rpartition(":") if ":" in rest else (rest, "", "")
-    return fmt, Path(path).expanduser(), label_map or None
-
-
-def load_data_specs(specs: Sequence[str]) -> list[Document]:
-    """Read and concatenate the documents of several ``--data`` specs."""
-    documents: list[Document] = []
-    for spec in specs:
-        fmt, path, label_map = parse_data_spec(spec)
-        if fmt == "brat":
-            documents += read_brat(path, parse_label_map(label_map, "maccrobat"))
-        else:
-            documents += read_iob(path, label_map)
-    return documents
 
 
 def _corpus_names(specs: Sequence[str], plain_paths: Sequence[str] = ()) -> list[str]:

@@ -438,8 +438,8 @@ def load_base_data(
         parent_ner: The parent NER folder (its recorded dev split is reused so the dev set stays unseen).
         dev_count: Hold out this many documents (the last by sorted id) instead of the parent's split.
     """
+    from engine.corpora.specs import load_data_specs
     from engine.ner import read_config
-    from engine.training.ner import load_data_specs
 
     if spec == "none":
         return [], []
