@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.assertion_rules import (
     PLAN_SECTION,
@@ -266,6 +267,14 @@ class AssertionStage:
             located.append((s_start, s_end, section_at))
         return located, headers
 
+    def sentence_cues(self, text: str, bounds: tuple[int, int]) -> set[str]:
+        """Traits that some trigger or time cue in the sentence ``text[bounds[0]:bounds[1]]`` could give, whatever
+        its scope: where a trait is absent here the rules' "no" is a confident one (used to label training data)."""
+        as_trait = {"date": "historical", "past": "historical", "current": "historical", "recent": "historical",
+                    "future": "hypothetical", "future-weak": "hypothetical"}
+        sentence = self._scan(text, *bounds)
+        return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
+
     def model_inputs(
         self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section] | None = None
     ) -> list[tuple[str, int, int, tuple[int, int], str | None]]:
@@ -404,8 +413,8 @@ def _header_end(text: str, start: int, end: int) -> int:
     return newline + 1 if newline != -1 else limit
 
 
-def load(settings: Settings) -> AssertionStage:
-    """Build the assertion stage from the rule files in ``settings.rules_dir``."""
+def load_rules(settings: Settings) -> AssertionStage:
+    """Build the rules stage from the rule files in ``settings.rules_dir``."""
     rules_dir = Path(settings.rules_dir)
     triggers_path = rules_dir / TRIGGERS_FILE
     sections_path = rules_dir / SECTIONS_FILE
@@ -413,3 +422,22 @@ def load(settings: Settings) -> AssertionStage:
     section_traits = read_section_traits(sections_path)
     digest = hashlib.sha256(triggers_path.read_bytes() + sections_path.read_bytes()).hexdigest()[:10]
     return AssertionStage(rules, section_traits, version=f"context-rules-{RULES_VERSION}-{digest}")
+
+
+def load(settings: Settings) -> Any:
+    """The assertion stage: the rules, combined with the learned classifier when the model set has one that asks
+    for it (``<model_dir>/assertion/config.json`` with ``combine.fill``) and ``settings.assertion`` allows it."""
+    rules = load_rules(settings)
+    mode = settings.assertion
+    if mode == "rules":
+        return rules
+    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination, model_folder
+
+    folder = model_folder(settings.model_dir)
+    fill = combination(folder) if folder is not None else {}
+    if folder is None or (mode == "auto" and not fill):
+        return rules
+    from engine.backbone import resolve_device
+
+    model = LearnedAssertion(folder, resolve_device(settings.device))
+    return CombinedAssertionStage(rules, model, fill)

@@ -41,6 +41,8 @@ class Settings:
         registry_dir: Retrained model versions and the pointer to the active one (outside git).
         icd_index_path: The ICD-10-CM Alphabetic Index (CSV, optionally gzipped); absent: tabular list only.
         icd_min_score: Calibrated ICD score below which an ``analyze`` entity shows no confident code.
+        assertion: ``auto`` (the rules, combined with the learned classifier where the model set's
+            ``assertion/config.json`` asks for it), ``rules`` (the rules alone) or ``combined``.
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -66,6 +68,7 @@ class Settings:
         )
     )
     icd_min_score: float = field(default_factory=lambda: float(os.environ.get("CLINICAL_NLP_ICD_MIN_SCORE", "0.3")))
+    assertion: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_ASSERTION", "auto"))
 
     def with_overrides(self, **kwargs: object) -> Settings:
         """Return a copy with the given non-None fields replaced (paths are converted to :class:`Path`)."""
