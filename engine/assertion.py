@@ -44,7 +44,7 @@ __all__ = ["AssertionStage", "Rule", "expand", "load", "read_section_traits", "r
 # terminators of its own): historical's own ("with", "now", "recent") would cut "presented with ... in May 2008".
 _CUE_STOPS = {
     "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
-    "past": "family", "current": "family", "recent": "historical",
+    "past": "family", "current": "family", "current-weak": "family", "recent": "historical",
 }
 # Sentence ends: a newline, or . ! ? followed by space or a capital (MTSamples glues "pain.He"), not inside a number.
 _SENTENCE_END = re.compile(r"[\n.!?]")
@@ -271,7 +271,7 @@ class AssertionStage:
         """Traits that some trigger or time cue in the sentence ``text[bounds[0]:bounds[1]]`` could give, whatever
         its scope: where a trait is absent here the rules' "no" is a confident one (used to label training data)."""
         as_trait = {"date": "historical", "past": "historical", "current": "historical", "recent": "historical",
-                    "future": "hypothetical", "future-weak": "hypothetical"}
+                    "current-weak": "historical", "future": "hypothetical", "future-weak": "hypothetical"}
         sentence = self._scan(text, *bounds)
         return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
 
@@ -328,10 +328,11 @@ class AssertionStage:
             section_trait = None
         _resolve_date(found, in_plan)
         now = [found.pop(cue, None) for cue in ("current", "recent")]
-        if now != [None, None]:
+        weak = found.pop("current-weak", None)
+        if now != [None, None] or weak is not None:
             # "History of atrial fibrillation, controlled on metoprolol": treated now, so a current condition.
             found.pop("historical", None)
-            if section_trait == "historical":
+            if section_trait == "historical" and now != [None, None]:
                 section_trait = None
         triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
         header_text = text[header[0] : header[1]].rstrip(" :\t\r\n,")

@@ -24,8 +24,10 @@ DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
 # nearer the span than any ``past`` cue ("showed", "underwent", "was done"), or, with no past cue at all, a
 # ``future-weak`` cue ("repeat", "follow-up": also said of tests already done) or a plan section, makes it hypothetical.
 # A ``current`` cue ("controlled on", "currently on") after a historical finding makes it current, and a ``recent`` cue
-# ("today", "2 days ago") within its clause makes it recent: no historical ("s/p fall this morning").
-CUES = ("date", "future", "future-weak", "past", "current", "recent")
+# ("today", "2 days ago") within its clause makes it recent: no historical ("s/p fall this morning"). A
+# ``current-weak`` cue (a bare ", on levothyroxine") drops a history trigger's historical but not a history
+# section's: "MEDICAL HISTORY: Seizure disorder, on levetiracetam" stays a past-history item.
+CUES = ("date", "future", "future-weak", "past", "current", "current-weak", "recent")
 # A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
 PLAN_SECTION = "future"
 
