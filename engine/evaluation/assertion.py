@@ -49,8 +49,17 @@ from engine.evaluation.assertion_data import (
 )
 from engine.evaluation.assertion_derived import read_chia_time, read_maccrobat_time
 from engine.evaluation.assertion_scoring import ASSERTIONS, error_examples, format_table, score, score_assertion
-from engine.evaluation.assertion_systems import Judge, medspacy_default, negspacy_default, ours, ours_verb
-from engine.settings import Settings
+from engine.evaluation.assertion_systems import (
+    Judge,
+    combined,
+    learned,
+    medspacy_default,
+    negspacy_default,
+    ours,
+    ours_verb,
+    rules_only,
+)
+from engine.settings import REPO_ROOT, Settings
 from engine.types import TRAITS, assertion_from_traits, sort_traits
 
 __all__ = [
@@ -86,7 +95,17 @@ MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note")
 """The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone or in the whole note."""
 JSONL_PREFIX = "jsonl:"
 """Dataset names of ``--jsonl`` files are this prefix and the file path."""
-SYSTEMS = ("ours", "medspacy", "negspacy")
+SYSTEMS = ("ours", "medspacy", "negspacy", "rules", "learned", "combined")
+"""``ours`` is the stage as configured (``settings.assertion``); ``rules``, ``learned`` and ``combined`` force one."""
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "assertion"
+DEFAULT_SYSTEMS = ("ours", "medspacy", "negspacy")
+DEV_SPLIT = (
+    (("maccrobat", "chia", "maccrobat-time", "chia-time"), "check"),
+    (("mts-dev", "mts-dev-note", *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6))),
+     "all"),
+)
+"""The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev part and the hand-written sets 4-6,
+none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
 FIVE = ("negated", "family", "hypothetical", "possible", "historical")
 EVAL_TRAITS = {
     "maccrobat": ("negated", "uncertain"),
@@ -154,6 +173,7 @@ def evaluate(
     part: str = "all",
     settings: Settings | None = None,
     errors: int = 0,
+    model: Path | None = None,
 ) -> dict[str, Any]:
     """Run every system on every dataset and score it.
 
@@ -168,6 +188,9 @@ def evaluate(
         "ours": lambda: ours(settings),
         "medspacy": medspacy_default,
         "negspacy": negspacy_default,
+        "rules": lambda: rules_only(settings),
+        "learned": lambda: learned(settings, model),
+        "combined": lambda: combined(settings, model),
     }
     judges = {name: builders[name]() for name in systems}
     verb_judge = ours_verb(settings) if "ours" in systems else None
@@ -208,7 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "mts-test-note,mts-dev-note (default: the first three, or none with --jsonl)")
     parser.add_argument("--jsonl", type=Path, action="append", default=[],
                         help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: ours,medspacy,negspacy")
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                        help="comma-separated: ours,medspacy,negspacy,rules,learned,combined")
+    parser.add_argument("--dev", action="store_true",
+                        help="the dev split: corpora check halves, mts-dev(-note), clinical_blind4-6")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="assertion model folder for learned/combined (default: the model set's)")
     parser.add_argument("--part", choices=["all", "tune", "check"], default="all", help="even/odd document halves")
     parser.add_argument("--errors", type=int, default=0, help="print N of our errors per dataset")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
@@ -226,7 +254,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"no such file: {path}")
     datasets += [f"{JSONL_PREFIX}{path}" for path in args.jsonl]
     settings = Settings()
-    report = evaluate(args.data or settings.data_dir, datasets, systems, args.limit, args.part, settings, args.errors)
+    data_dir = args.data or settings.data_dir
+    if args.dev:
+        report: dict[str, Any] = {}
+        for names, part in DEV_SPLIT:
+            for name, entry in evaluate(data_dir, names, systems, args.limit, part, settings, args.errors,
+                                        args.model).items():
+                report[f"{name} [{part}]"] = entry
+    else:
+        report = evaluate(data_dir, datasets, systems, args.limit, args.part, settings, args.errors, args.model)
     sys.stdout.write(format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

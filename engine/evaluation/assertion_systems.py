@@ -126,3 +126,73 @@ def negspacy_default() -> Judge:
         return {"negated"} if ent._.negex else set()
 
     return _spacy_judge(nlp, ["negex"], read)
+
+
+def rules_only(settings: Settings) -> Judge:
+    """The ConText rules alone (``settings.assertion = "rules"``), whatever the model set holds."""
+    from dataclasses import replace
+
+    return ours(replace(settings, assertion="rules"))
+
+
+def _model_folder(settings: Settings, folder: Any | None) -> Any:
+    from pathlib import Path
+
+    from engine.assertion_learned import model_folder
+
+    found = Path(folder) if folder is not None else model_folder(settings.model_dir)
+    if found is None or not (Path(found) / "config.json").is_file():
+        from engine.errors import EngineError, ErrorCode
+
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"no trained assertion model at {found or settings.model_dir}")
+    return Path(found)
+
+
+def learned(settings: Settings, folder: Any | None = None, threshold: float = 0.5) -> Judge:
+    """The learned classifier alone: every trait whose probability reaches ``threshold`` (rules give only the
+    sentence and section it reads)."""
+    from engine.assertion import load_rules
+    from engine.assertion_learned import LearnedAssertion
+    from engine.backbone import resolve_device
+    from engine.sections import load as load_sections
+
+    stage, sections = load_rules(settings), load_sections(settings)
+    model = LearnedAssertion(_model_folder(settings, folder), resolve_device(settings.device))
+
+    def judge(doc: GoldDoc) -> list[set[str]]:
+        items = stage.model_inputs(doc.text, [(i.start, i.end) for i in doc.items], sections.detect(doc.text))
+        out = []
+        for probs in model.predict(items):
+            traits = {t for t, p in probs.items() if p >= threshold}
+            if traits & {"possible", "hypothetical"}:
+                traits.add("uncertain")
+            out.append(traits)
+        return out
+
+    return judge
+
+
+def combined(settings: Settings, folder: Any | None = None, fill: dict[str, float] | None = None) -> Judge:
+    """Rules first, the classifier filling in (:class:`engine.assertion_learned.CombinedAssertionStage`) with the
+    model folder's ``combine.fill`` thresholds, or ``fill`` when given."""
+    from engine.assertion import load_rules
+    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination
+    from engine.backbone import resolve_device
+    from engine.sections import load as load_sections
+
+    path = _model_folder(settings, folder)
+    stage = CombinedAssertionStage(load_rules(settings), LearnedAssertion(path, resolve_device(settings.device)),
+                                   fill if fill is not None else combination(path))
+    sections = load_sections(settings)
+
+    def judge(doc: GoldDoc) -> list[set[str]]:
+        results = stage.judge(doc.text, [(i.start, i.end) for i in doc.items], sections.detect(doc.text))
+        out = []
+        for r in results:
+            traits = set(r.traits)
+            if traits & {"possible", "hypothetical"}:
+                traits.add("uncertain")
+            out.append(traits)
+        return out
+
+    return judge
