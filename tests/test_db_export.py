@@ -18,21 +18,14 @@ from sqlalchemy import update
 
 from db import repository as repo
 from db.errors import FeedbackCode, FeedbackError
-from db.export import (
-    export_dataset,
-    import_jsonl,
-    iob_tags,
-    non_overlapping,
-    read_brat_ann,
-    read_conll,
-    read_jsonl,
-    spacy_doc,
-    spans_from_iob,
-    tokenize,
-)
+from db.export import export_dataset, import_jsonl, read_jsonl
+from db.export.docbin import spacy_doc
 from db.models import Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
 from db.testing import NOTE_TEXT, sample_result, seed_analyses, seed_bulk_sqlite
+from engine.corpora.brat import parse_ann
+from engine.corpora.document import resolve_overlaps
+from engine.corpora.iob import iob_tags, read_conll, spans_from_iob, tokenize
 
 REPO = Path(__file__).resolve().parent.parent
 UNICODE_NOTE = (
@@ -212,7 +205,7 @@ def test_conll_docbin_and_brat_reproduce_the_gold_spans(db_url, tmp_path):
         m_brat = export_dataset(s, "brat", tmp_path / "b")
     records = {r["analysis_id"]: r for r in read_jsonl(tmp_path / "j" / "data.jsonl")}
     expected_iob = {
-        str(k): sorted((g["start"], g["end"], g["label"]) for g in non_overlapping(r["gold"])[0])
+        str(k): resolve_overlaps((g["start"], g["end"], g["label"]) for g in r["gold"])
         for k, r in records.items()
     }
     assert m_conll.counts["overlapping_dropped"] == 1  # "left ventricle" inside the corrected echocardiogram span
@@ -237,7 +230,7 @@ def test_conll_docbin_and_brat_reproduce_the_gold_spans(db_url, tmp_path):
         analysis_id = int(ann.name.split("_")[0])
         record = records[analysis_id]
         assert ann.with_suffix(".txt").read_bytes().decode("utf-8") == record["text"]
-        assert sorted(read_brat_ann(ann.read_text("utf-8"))) == sorted(
+        assert sorted(parse_ann(ann.read_text("utf-8"), None, join_fragments=True)) == sorted(
             (g["start"], g["end"], g["label"]) for g in record["gold"]
         )
     ann2 = (tmp_path / "b" / "data").glob(f"{max(records):08d}_*.ann")
@@ -287,7 +280,8 @@ def test_iob_and_spacy_docs_reproduce_any_trimmed_spans(case):
     import spacy
 
     text, spans = case
-    expected = sorted((s["start"], s["end"], s["label"]) for s in spans)
+    spans = [(s["start"], s["end"], s["label"]) for s in spans]
+    expected = sorted(spans)
     assert sorted(spans_from_iob(iob_tags(text, spans))) == expected
     if "en" not in _NLP:
         _NLP["en"] = spacy.blank("en")

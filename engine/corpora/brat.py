@@ -1,17 +1,23 @@
-"""BRAT standoff reader (``<id>.txt`` + ``<id>.ann``), used for MACCROBAT and Chia."""
+"""BRAT standoff (``<id>.txt`` + ``<id>.ann``): the reader used for MACCROBAT and Chia, and the fragments a
+writer needs (BRAT shows no entity across a line break)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from engine.corpora.document import Document, GoldSpan, parse_label_map, resolve_overlaps
 from engine.errors import EngineError, ErrorCode
 
 
-def parse_ann(ann: str, label_map: dict[str, str]) -> list[GoldSpan]:
-    """Mapped, continuous text-bound spans of one ``.ann`` file, in file order (overlaps not yet resolved).
+def parse_ann(ann: str, label_map: dict[str, str] | None, *, join_fragments: bool = False) -> list[GoldSpan]:
+    """Mapped text-bound spans of one ``.ann`` file, in file order (overlaps not yet resolved).
 
-    Discontinuous spans (``start end;start end``) are skipped, as are unmapped types.
+    Args:
+        ann: The ``.ann`` text.
+        label_map: Corpus type -> product label (unmapped types are skipped); ``None`` keeps every type as is.
+        join_fragments: Read a discontinuous span (``start end;start end``) as its first fragment's start to its
+            last fragment's end (what :func:`fragments` splits); by default such spans are skipped.
     """
     spans: list[GoldSpan] = []
     for line in ann.splitlines():
@@ -21,14 +27,28 @@ def parse_ann(ann: str, label_map: dict[str, str]) -> list[GoldSpan]:
         if len(parts) < 2:
             continue
         kind, _, offsets = parts[1].partition(" ")
-        if kind not in label_map or ";" in offsets:
+        if (label_map is not None and kind not in label_map) or (";" in offsets and not join_fragments):
             continue
         try:
-            start, end = (int(x) for x in offsets.split())
+            pieces = [[int(x) for x in fragment.split()] for fragment in offsets.split(";")]
+            (start, _), (_, end) = pieces[0], pieces[-1]
         except ValueError:
             continue
-        spans.append((start, end, label_map[kind]))
+        spans.append((start, end, kind if label_map is None else label_map[kind]))
     return spans
+
+
+def fragments(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A span as BRAT fragments: split at line breaks, each fragment stripped of edge whitespace."""
+    found = []
+    for match in re.finditer(r"[^\n]+", text[start:end]):
+        s, e = start + match.start(), start + match.end()
+        piece = text[s:e]
+        s += len(piece) - len(piece.lstrip())
+        e -= len(piece) - len(piece.rstrip())
+        if s < e:
+            found.append((s, e))
+    return found or [(start, end)]
 
 
 def read_document(txt: Path, label_map: dict[str, str]) -> Document:

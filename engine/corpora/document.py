@@ -70,6 +70,22 @@ def parse_label_map(spec: str | None, default: str = "identity") -> dict[str, st
     return mapping
 
 
+def kept_without_overlaps(spans: Sequence[GoldSpan]) -> list[int]:
+    """Indices of the spans :func:`resolve_overlaps` keeps: the longer of overlapping spans (the earlier in
+    ``spans`` on a tie), empty spans never; in index order."""
+    order = sorted((i for i, (s, e, _) in enumerate(spans) if e > s),
+                   key=lambda i: (-(spans[i][1] - spans[i][0]), spans[i][0], i))
+    kept: list[int] = []
+    taken: list[tuple[int, int]] = []
+    for i in order:
+        s, e, _ = spans[i]
+        if any(s < te and ts < e for ts, te in taken):
+            continue
+        taken.append((s, e))
+        kept.append(i)
+    return sorted(kept)
+
+
 def resolve_overlaps(spans: Iterable[GoldSpan]) -> list[GoldSpan]:
     """Keep the longer of overlapping spans (the earlier on a tie), as the data README prescribes.
 
@@ -79,16 +95,8 @@ def resolve_overlaps(spans: Iterable[GoldSpan]) -> list[GoldSpan]:
     Returns:
         Non-overlapping spans sorted by start.
     """
-    indexed = [(s, e, lab, i) for i, (s, e, lab) in enumerate(spans) if e > s]
-    indexed.sort(key=lambda x: (-(x[1] - x[0]), x[0], x[3]))
-    kept: list[GoldSpan] = []
-    taken: list[tuple[int, int]] = []
-    for s, e, lab, _ in indexed:
-        if any(s < te and ts < e for ts, te in taken):
-            continue
-        taken.append((s, e))
-        kept.append((s, e, lab))
-    return sorted(set(kept))
+    candidates = list(spans)
+    return sorted({candidates[i] for i in kept_without_overlaps(candidates)})
 
 
 def _id_key(doc_id: str) -> tuple[int, int | str]:

@@ -1,42 +1,110 @@
-"""IOB2 token-file reader (``token<TAB>tag``, blank line between sentences): BC5CDR, NCBI-disease, AnatEM.
+"""IOB2 tags both ways: the token-file reader (``token<TAB>tag``: BC5CDR, NCBI-disease, AnatEM), tags from spans
+over a tokenisation that respects every span boundary, and spans from tags.
 
-A sentence becomes text by joining its tokens with single spaces; entity offsets are computed on that text, so
-IOB corpora train the same character-span model as BRAT ones.
+A corpus sentence becomes text by joining its tokens with single spaces; entity offsets are computed on that text,
+so IOB corpora train the same character-span model as BRAT ones. The offset CoNLL format
+(``token<TAB>start<TAB>end<TAB>tag``, ``# doc_id = ...`` before each document) is what the feedback export writes;
+:func:`read_conll` reads it back.
 """
 
 from __future__ import annotations
 
+import bisect
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from engine.corpora.document import Document, GoldSpan, parse_label_map
 from engine.errors import EngineError, ErrorCode
 
+TOKEN = re.compile(r"\w+|[^\w\s]")
+"""A word or one punctuation character: the tokens of :func:`tokenize`."""
+
+
+def tokenize(text: str, breaks: Iterable[int] = ()) -> list[tuple[int, int]]:
+    """Word and punctuation tokens as ``(start, end)`` offsets, also split at every offset in ``breaks``.
+
+    Splitting at entity boundaries guarantees every entity covers whole tokens, so IOB tags and spaCy spans
+    reproduce its offsets exactly.
+    """
+    cuts = sorted(set(breaks))
+    tokens: list[tuple[int, int]] = []
+    for match in TOKEN.finditer(text):
+        start, end = match.span()
+        i = bisect.bisect_right(cuts, start)
+        while i < len(cuts) and cuts[i] < end:
+            tokens.append((start, cuts[i]))
+            start = cuts[i]
+            i += 1
+        tokens.append((start, end))
+    return tokens
+
+
+def iob_tags(text: str, spans: Sequence[GoldSpan]) -> list[tuple[int, int, str]]:
+    """``(start, end, tag)`` per token of ``text`` with IOB2 tags for non-overlapping ``spans``."""
+    tokens = tokenize(text, [x for s, e, _ in spans for x in (s, e)])
+    tagged = []
+    ordered = sorted(spans)
+    j = 0
+    for start, end in tokens:
+        while j < len(ordered) and ordered[j][1] <= start:
+            j += 1
+        if j < len(ordered) and ordered[j][0] <= start and end <= ordered[j][1]:
+            prefix = "B" if start == ordered[j][0] else "I"
+            tagged.append((start, end, f"{prefix}-{ordered[j][2]}"))
+        else:
+            tagged.append((start, end, "O"))
+    return tagged
+
+
+def spans_from_iob(rows: Iterable[tuple[int, int, str]]) -> list[GoldSpan]:
+    """``(start, end, type)`` spans from ``(start, end, tag)`` token rows; ``I-`` after another type opens one."""
+    spans: list[GoldSpan] = []
+    current: list[int | str] | None = None  # [start, end, type]
+    for start, end, tag in rows:
+        if tag.startswith("B-") or (tag.startswith("I-") and (current is None or current[2] != tag[2:])):
+            if current:
+                spans.append((int(current[0]), int(current[1]), str(current[2])))
+            current = [start, end, tag[2:]]
+        elif tag.startswith("I-") and current is not None:
+            current[1] = end
+        else:
+            if current:
+                spans.append((int(current[0]), int(current[1]), str(current[2])))
+            current = None
+    if current:
+        spans.append((int(current[0]), int(current[1]), str(current[2])))
+    return spans
+
+
+def read_conll(path_or_text: Path | str) -> dict[str, list[GoldSpan]]:
+    """Read the offset CoNLL format (a :class:`~pathlib.Path`, or the text itself): document id to its spans."""
+    text = Path(path_or_text).read_text("utf-8") if isinstance(path_or_text, Path) else path_or_text
+    docs: dict[str, list[GoldSpan]] = {}
+    doc_id: str | None = None
+    rows: list[tuple[int, int, str]] = []
+    for line in text.split("\n"):
+        if line.startswith("# doc_id = "):
+            if doc_id is not None:
+                docs[doc_id] = spans_from_iob(rows)
+            doc_id, rows = line[len("# doc_id = ") :], []
+        elif line and not line.startswith("#"):
+            _token, start, end, tag = line.split("\t")
+            rows.append((int(start), int(end), tag))
+    if doc_id is not None:
+        docs[doc_id] = spans_from_iob(rows)
+    return docs
+
 
 def sentence_to_document(doc_id: str, tokens: list[str], tags: list[str], label_map: dict[str, str]) -> Document:
     """Join tokens with spaces and turn their IOB tags into character spans (unmapped types are dropped)."""
-    spans: list[GoldSpan] = []
-    pieces: list[str] = []
+    rows: list[tuple[int, int, str]] = []
     pos = 0
-    current: list[object] | None = None  # [start, end, type]
     for token, tag in zip(tokens, tags, strict=True):
-        if pieces:
-            pos += 1
-        start, end = pos, pos + len(token)
-        pieces.append(token)
-        pos = end
-        prefix, _, kind = tag.partition("-")
-        if prefix == "I" and current is not None and current[2] == kind:
-            current[1] = end
-            continue
-        if current is not None:
-            spans.append((int(current[0]), int(current[1]), str(current[2])))  # type: ignore[call-overload]
-            current = None
-        if prefix in {"B", "I"}:
-            current = [start, end, kind]
-    if current is not None:
-        spans.append((int(current[0]), int(current[1]), str(current[2])))  # type: ignore[call-overload]
-    mapped = [(s, e, label_map[k]) for s, e, k in spans if k in label_map]
-    return Document(id=doc_id, text=" ".join(pieces), spans=mapped)
+        rows.append((pos, pos + len(token), tag))
+        pos += len(token) + 1
+    mapped = [(s, e, label_map[k]) for s, e, k in spans_from_iob(rows) if k in label_map]
+    return Document(id=doc_id, text=" ".join(tokens), spans=mapped)
 
 
 def read_iob(

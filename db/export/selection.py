@@ -1,0 +1,232 @@
+"""Which documents an export holds and what their gold is: keyset pages of analyses with selected decisions.
+
+Reads in batches (keyset pages of analyses, ``yield_per`` inside a page), so the memory needed does not grow with
+the number of decisions. What counts as gold: for each entity, the newest of the selected entity decisions:
+``accept`` keeps the span, ``correct``/``add`` give the corrected one, ``reject`` drops it; entities without a
+selected decision are not gold. Codes likewise: ``accept`` keeps a code, ``reject`` removes it, ``correct``
+replaces it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.export.manifest import split_of
+from db.models import Analysis, Decision, Note, Suggestion
+from db.repository import ExportFilters
+
+ENTITY_COLUMNS = (
+    Suggestion.start,
+    Suggestion.end,
+    Suggestion.text,
+    Suggestion.label,
+    Suggestion.score,
+    Suggestion.assertion,
+    Suggestion.traits,
+    Suggestion.trigger,
+    Suggestion.section,
+    Suggestion.codes,
+    Suggestion.id.label("suggestion_id"),
+    Suggestion.origin,
+    Suggestion.analysis_id,
+)
+DECISION_COLUMNS = (
+    Decision.id,
+    Decision.suggestion_id,
+    Decision.target,
+    Decision.decision,
+    Decision.code,
+    Decision.corrected_start,
+    Decision.corrected_end,
+    Decision.corrected_label,
+    Decision.corrected_code,
+    Decision.reviewer,
+    Decision.comment,
+    Decision.model_version,
+    Decision.created_at,
+)
+
+
+def pages(ids: Iterator[int], size: int) -> Iterator[list[int]]:
+    """``ids`` in lists of ``size`` (the last one shorter)."""
+    page: list[int] = []
+    for value in ids:
+        page.append(value)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def keyset_ids(fetch: Callable[[int, int], list[int]], batch: int) -> Iterator[int]:
+    """Ascending ids from ``fetch(after, limit)`` pages, each starting after the last id of the one before."""
+    last = 0
+    while True:
+        ids = fetch(last, batch)
+        if not ids:
+            return
+        yield from ids
+        last = ids[-1]
+
+
+def _matching_analysis_ids(session: Session, filters: ExportFilters, batch: int) -> Iterator[int]:
+    """Analysis ids with at least one selected decision, ascending, fetched in keyset pages."""
+    conditions = filters.decision_conditions()
+
+    def fetch(after: int, limit: int) -> list[int]:
+        stmt = select(Decision.analysis_id).where(Decision.analysis_id > after, *conditions)
+        if filters.joins_suggestion:
+            stmt = stmt.join(Suggestion, Suggestion.id == Decision.suggestion_id)
+        stmt = stmt.group_by(Decision.analysis_id).order_by(Decision.analysis_id).limit(limit)
+        return list(session.scalars(stmt))
+
+    return keyset_ids(fetch, batch)
+
+
+def gold_of(entity: dict[str, Any], decisions: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    """The entity after its decisions (oldest first), or ``None`` when it is not gold (see the module doc)."""
+    span: tuple[int, int, str] | None = None
+    kept_codes: list[str] = []
+    decided_entity = False
+    for d in decisions:
+        if d["target"] == "entity":
+            decided_entity = True
+            if d["decision"] == "accept":
+                span = (entity["start"], entity["end"], entity["label"])
+            elif d["decision"] == "reject":
+                span = None
+            else:  # correct / add
+                span = (d["corrected_start"], d["corrected_end"], d["corrected_label"])
+        else:
+            _apply_code_decision(d, kept_codes)
+    if not decided_entity:
+        if not kept_codes:
+            return None
+        span = (entity["start"], entity["end"], entity["label"])  # a code decision implies the entity stands
+    if span is None:
+        return None
+    start, end, label = span
+    return {
+        "start": start,
+        "end": end,
+        "text": text[start:end],
+        "label": label,
+        "codes": kept_codes,
+        "suggestion_id": entity["suggestion_id"],
+    }
+
+
+def _apply_code_decision(d: dict[str, Any], kept_codes: list[str]) -> None:
+    if d["decision"] == "accept" and d["code"] not in kept_codes:
+        kept_codes.append(d["code"])
+    elif d["decision"] == "reject" and d["code"] in kept_codes:
+        kept_codes.remove(d["code"])
+    elif d["decision"] == "correct":
+        if d["code"] in kept_codes:
+            kept_codes.remove(d["code"])
+        if d["corrected_code"] not in kept_codes:
+            kept_codes.append(d["corrected_code"])
+
+
+def _page_heads(session: Session, page: list[int]) -> dict[int, Any]:
+    stmt = (
+        select(
+            Analysis.id,
+            Analysis.external_id,
+            Analysis.models,
+            Analysis.timings_ms,
+            Analysis.created_at,
+            Note.text,
+            Note.sha256,
+            Note.source,
+        )
+        .join(Note, Note.id == Analysis.note_id)
+        .where(Analysis.id.in_(page))
+    )
+    return {row.id: row for row in session.execute(stmt)}
+
+
+def _page_entities(
+    session: Session, page: list[int], filters: ExportFilters, conditions: list[Any]
+) -> dict[int, list[dict[str, Any]]]:
+    """Every entity of the page's analyses, each with its selected decisions (oldest first)."""
+    entities: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    by_suggestion: dict[int, dict[str, Any]] = {}
+    stmt = (
+        select(*ENTITY_COLUMNS)
+        .where(Suggestion.analysis_id.in_(page))
+        .order_by(Suggestion.analysis_id, Suggestion.position, Suggestion.id)
+        .execution_options(yield_per=1000)
+    )
+    conn = session.connection()
+    keys = tuple(c.key for c in ENTITY_COLUMNS)
+    for row in conn.execute(stmt):
+        # Core rows unpacked by position: this loop runs once per entity, so it is kept lean.
+        entity = dict(zip(keys, row, strict=True))
+        analysis_id = entity.pop("analysis_id")
+        entity["traits"] = list(entity["traits"] or [])
+        entity["codes"] = list(entity["codes"] or [])
+        entity["decisions"] = []
+        entities[analysis_id].append(entity)
+        by_suggestion[entity["suggestion_id"]] = entity
+    stmt = select(*DECISION_COLUMNS).where(Decision.analysis_id.in_(page), *conditions)
+    if filters.joins_suggestion:
+        stmt = stmt.join(Suggestion, Suggestion.id == Decision.suggestion_id)
+    stmt = stmt.order_by(Decision.analysis_id, Decision.id).execution_options(yield_per=2000)
+    dkeys = tuple(c.key for c in DECISION_COLUMNS)
+    for row in conn.execute(stmt):
+        d = dict(zip(dkeys, row, strict=True))
+        d["created_at"] = d["created_at"].isoformat()
+        by_suggestion[d.pop("suggestion_id")]["decisions"].append(d)
+    return entities
+
+
+def iter_documents(
+    session: Session,
+    filters: ExportFilters | None = None,
+    *,
+    split: float | None = None,
+    seed: int = 0,
+    batch: int = 50,
+) -> Iterator[dict[str, Any]]:
+    """Yield one export record per analysis with selected decisions, in analysis order.
+
+    A record is the contract's analysis shape plus ``text``, ``decisions`` on every entity, reviewer-added
+    entities, and ``gold`` (the entities after review; see the module doc).
+
+    Args:
+        session: An open session (read-only work: ``session_scope(engine, write=False)``).
+        filters: Which decisions to select.
+        split: Fraction of notes for ``dev`` (``None``: no split; the record's ``split`` is then ``None``).
+        seed: Seed of the split hash.
+        batch: Documents fetched per page.
+    """
+    filters = filters or ExportFilters()
+    conditions = filters.decision_conditions()
+    for page in pages(_matching_analysis_ids(session, filters, 1000), batch):
+        heads = _page_heads(session, page)
+        entities = _page_entities(session, page, filters, conditions)
+        for analysis_id in page:
+            head = heads[analysis_id]
+            ents = entities.pop(analysis_id, [])
+            gold = [g for e in ents if (g := gold_of(e, e["decisions"], head.text)) is not None]
+            gold.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+            yield {
+                "id": head.external_id if head.external_id is not None else f"analysis-{analysis_id}",
+                "analysis_id": analysis_id,
+                "note_sha256": head.sha256,
+                "source": head.source,
+                "created_at": head.created_at.isoformat(),
+                "split": split_of(head.sha256, split, seed),
+                "text": head.text,
+                "entities": ents,
+                "models": head.models,
+                "timings_ms": head.timings_ms,
+                "gold": gold,
+            }
