@@ -19,6 +19,7 @@ STAGES: dict[str, str] = {
     "assertion": "engine.assertion:load",
     "icd": "engine.icd:load",
     "summarizer": "engine.summarizer:load",
+    "deid": "engine.deid:load",
 }
 
 

@@ -1,9 +1,9 @@
 """Training data and training of the learned assertion classifier (:mod:`engine.assertion_learned`).
 
-``python -m engine.assertion_train silver [--data DIR] [--out FILE]``
+``python -m engine.training.assertion silver [--data DIR] [--out FILE]``
     runs the NER stage over the shared MTSamples reports that are *not* in the labelled reference set and writes
     the found spans (offsets only, no text) for rule labelling.
-``python -m engine.assertion_train train [--data DIR] [--silver FILE] [--out DIR] [--layers 3] [--epochs 2]``
+``python -m engine.training.assertion train [--data DIR] [--silver FILE] [--out DIR] [--layers 3] [--epochs 2]``
     builds the examples and fine-tunes the classifier on CPU (one thread, progress in the log).
 
 Examples carry one label and one mask per trait (a trait a source does not annotate is masked out of the loss):
@@ -221,8 +221,8 @@ DEFAULT_CONFIG = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m engine.assertion_train silver|train``."""
-    parser = argparse.ArgumentParser(prog="python -m engine.assertion_train", description=__doc__.split("\n")[0])
+    """``python -m engine.training.assertion silver|train``."""
+    parser = argparse.ArgumentParser(prog="python -m engine.training.assertion", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["silver", "train"])
     parser.add_argument("--data", type=Path, default=None, help="shared data folder (default: Settings().data_dir)")
     parser.add_argument("--silver", type=Path, default=REPO_ROOT / "runs" / "assertion_silver.jsonl")
