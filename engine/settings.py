@@ -93,6 +93,8 @@ class Settings:
         deid_seed: Keys the surrogates with the note id, so the same note always gets the same fake PHI.
         store_text: What the feedback store and exports keep of a note: ``deidentified``, ``original`` or ``none``.
         monitor: Monitoring thresholds (:class:`MonitorSettings`).
+        assertion: ``auto`` (the rules, combined with the learned classifier where the model set's
+            ``assertion/config.json`` asks for it), ``rules`` (the rules alone) or ``combined``.
     """
 
     model_dir: Path = field(default_factory=lambda: _env_path("CLINICAL_NLP_MODEL_DIR", DEFAULT_MODEL_DIR))
@@ -125,6 +127,7 @@ class Settings:
     deid_seed: int = field(default_factory=lambda: int(os.environ.get("CLINICAL_NLP_DEID_SEED", "0")))
     store_text: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_STORE_TEXT", "deidentified"))
 
+    assertion: str = field(default_factory=lambda: os.environ.get("CLINICAL_NLP_ASSERTION", "auto"))
     monitor: MonitorSettings = field(default_factory=lambda: MonitorSettings())
 
     def with_overrides(self, **kwargs: object) -> Settings:
