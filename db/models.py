@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -306,3 +307,39 @@ class ApiFeedbackRequest(Base):
     """``decision`` or ``sentence_decision``: the table ``ref_id`` points into."""
     ref_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+class AnalysisStats(Base):
+    """Monitoring statistics of one analysed note, without its text (``engine.monitoring.profile``).
+
+    Written by the app, the batch job (``python -m engine monitor ingest``) and the API alike through
+    ``db.stats.record_analysis``; ``analysis_id`` is set when the analysis itself is stored too.
+    """
+
+    __tablename__ = "analysis_stats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[int | None] = mapped_column(ForeignKey("analyses.id", ondelete="SET NULL"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default="app")
+    """``app``, ``batch`` or ``api``."""
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    ner_version: Mapped[str | None] = mapped_column(String(200), index=True)
+    icd_version: Mapped[str | None] = mapped_column(String(200))
+    n_chars: Mapped[int] = mapped_column(Integer, default=0)
+    n_words: Mapped[int] = mapped_column(Integer, default=0)
+    n_entities: Mapped[int] = mapped_column(Integer, default=0)
+    label_diag: Mapped[int] = mapped_column(Integer, default=0)
+    label_proc: Mapped[int] = mapped_column(Integer, default=0)
+    label_med: Mapped[int] = mapped_column(Integer, default=0)
+    label_test: Mapped[int] = mapped_column(Integer, default=0)
+    label_anat: Mapped[int] = mapped_column(Integer, default=0)
+    score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    n_scored: Mapped[int] = mapped_column(Integer, default=0)
+    n_low_confidence: Mapped[int] = mapped_column(Integer, default=0)
+    n_coded: Mapped[int] = mapped_column(Integer, default=0)
+    code_score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    token_entropy: Mapped[float | None] = mapped_column(Float)
+    o_share: Mapped[float | None] = mapped_column(Float)
+    n_tokens: Mapped[int | None] = mapped_column(Integer)
+    vocab: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    """Hashed unigram counts: ``uint16`` buckets then ``uint16`` counts (``engine.monitoring.profile.pack_vocab``)."""
+    profile_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
+from support.db_testing import NOTE_TEXT, init_only, sample_result
 
 from db import repository as repo
 from db.errors import FeedbackCode, FeedbackError
 from db.models import AuditLog, Base, Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import NOTE_TEXT, init_only, sample_result
 
 
 def _seed(url: str, text_: str = NOTE_TEXT):

@@ -1,11 +1,10 @@
 """api_keys and api_feedback_requests: REST API keys (hash only) and idempotent feedback requests (issue 23)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-24 09:00:00
 
-The id is 0003 because the monitor helper's 0002 (analysis_stats) also follows 0001: whichever lands second on
-main re-points its ``down_revision`` to the other, so the history stays one line.
+Follows the monitor helper's 0002 (analysis_stats), so the history stays one line.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
