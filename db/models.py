@@ -307,6 +307,8 @@ class ApiFeedbackRequest(Base):
     """``decision`` or ``sentence_decision``: the table ``ref_id`` points into."""
     ref_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class AnalysisStats(Base):
     """Monitoring statistics of one analysed note, without its text (``engine.monitoring.profile``).
 
