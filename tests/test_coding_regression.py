@@ -1,9 +1,8 @@
 """Issue 15's six failure classes as short notes through the real pipeline (``Pipeline.analyze`` on CPU).
 
 Each row of ``tests/fixtures/coding/regression.jsonl`` is a note in our own wording and what a coder expects of
-the entities over given phrases. Rows whose fix belongs to another helper's branch not yet merged (``owner``:
-``assertion`` for list scope, durations and treated history) are marked xfail (not strict) until it is merged;
-the ``icd`` rows (abstention, exam descriptors) run for real since that branch is on main.
+the entities over given phrases. Every row runs for real: the ``assertion`` rows (list scope, durations,
+treated history) and the ``icd`` rows (abstention, exam descriptors).
 """
 
 from __future__ import annotations
@@ -19,20 +18,7 @@ from engine.evaluation.coding_regression import check
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 ROWS = [json.loads(line) for line in (FIXTURES / "coding" / "regression.jsonl").read_text().splitlines() if line]
-PENDING = {
-    "assertion": "list scope / durations / treated history: the assertion helper's branch (issue 15, classes 2-3)",
-}
-
-
-def _params() -> list[Any]:
-    out = []
-    for row in ROWS:
-        marks = [pytest.mark.xfail(reason=PENDING[row["owner"]], strict=False)] if row["owner"] in PENDING else []
-        out.append(pytest.param(row, id=row["id"], marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("row", _params())
+@pytest.mark.parametrize("row", [pytest.param(row, id=row["id"]) for row in ROWS])
 def test_failure_class(row: dict[str, Any], pipeline) -> None:
     problems = check(row, [e.to_dict() for e in pipeline.analyze(row["text"]).entities])
     assert not problems, f"class {row['class']} ({row['id']}): " + "; ".join(problems)
