@@ -176,8 +176,8 @@ def missed_entity_form(analysis: dict[str, Any]) -> None:
 RECENT_COLUMNS = ["analysis", "when", "note id", "source", "entities", "decisions", "start"]
 
 
-def _reopen(analysis_id: int) -> None:
-    """Button callback: make a stored analysis the one under review."""
+def reopen_analysis(analysis_id: int) -> None:
+    """Make a stored analysis the one under review (also the reopen button's callback)."""
     state = st.session_state
     try:
         text, result, source, stored = load_analysis(get_db_engine(), analysis_id)
@@ -200,4 +200,4 @@ def recent_panel(limit: int = 20) -> None:
         pick = c1.selectbox("Reopen an analysis", [r["analysis"] for r in rows], key="reopen_pick",
                             format_func=lambda i: next(f"#{r['analysis']} {r['source']} · {r['start'][:50]}"
                                                        for r in rows if r["analysis"] == i))
-        c2.button("Open for review", key="reopen", on_click=_reopen, args=(pick,), icon=":material/history:")
+        c2.button("Open for review", key="reopen", on_click=reopen_analysis, args=(pick,), icon=":material/history:")
