@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11):
 #   make run   - create .venv, install, launch the app on the embedded default models
 #   make test  - create .venv, install, run the whole test suite
+#   make api   - serve the REST API (uvicorn; CLINICAL_NLP_API_HOST/PORT/WORKERS, docs at /docs)
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean-venv
+.PHONY: setup run api test lint bench clean-venv
 
 $(STAMP): requirements.txt
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
@@ -18,6 +19,9 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/streamlit run app.py --server.headless true
+
+api: setup
+	$(BIN)/python -m api
 
 test: setup
 	bash .ci/system-deps

@@ -28,6 +28,7 @@ PAGES = [
     st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page("app_pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),
     st.Page("app_pages/batch.py", title="Batch", icon=":material/folder_zip:", url_path="batch"),
+    st.Page("app_pages/monitoring.py", title="Monitoring", icon=":material/query_stats:", url_path="monitoring"),
 ]
 
 # The page scripts live in app_pages/, not pages/: Streamlit treats a folder named pages/ as a legacy multipage app

@@ -7,7 +7,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from engine.batch import BadNote, Note, analyze_batch
+from engine.batch import analyze_batch
+from engine.inputs import BadNote, Note
+from engine.types import LABELS
 from ui.ingest import IngestError, read_batch
 from ui.resources import engine_error_message, get_pipeline
 
@@ -54,7 +56,7 @@ for r in outcome["results"]:
     ents = r["entities"]
     codes = [e["codes"][0]["code"] for e in ents if e["codes"]]
     rows.append({"id": r["id"], "entities": len(ents),
-                 **{lab: sum(e["label"] == lab for e in ents) for lab in ("DIAG", "PROC", "MED", "TEST", "ANAT")},
+                 **{lab: sum(e["label"] == lab for e in ents) for lab in LABELS},
                  "not present": sum(e["assertion"] != "present" for e in ents),
                  "top codes": ", ".join(dict.fromkeys(codes)), "ms": r["timings_ms"].get("total")})
 st.success(f"{len(outcome['results'])} notes analysed from {outcome['name']}.")

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from db import export as db_export
 from db.errors import FeedbackError
-from db.session import session_scope
 from ui.resources import get_db_engine
+from ui.store import EXPORT_FORMATS, export_dataset
 
 st.title("Export reviewed data")
 FORMAT_HELP = {
@@ -24,7 +23,7 @@ FORMAT_HELP = {
     "summary_jsonl": "summaries with keep/drop per sentence",
 }
 c1, c2, c3, c4 = st.columns(4)
-fmt = c1.selectbox("Format", db_export.FORMATS, key="export_fmt",
+fmt = c1.selectbox("Format", EXPORT_FORMATS, key="export_fmt",
                    format_func=lambda f: f"{f}: {FORMAT_HELP.get(f, '')}")
 reviewer = c2.text_input("Only this reviewer", key="export_reviewer").strip() or None
 days = c3.date_input("Dates", value=(), key="export_dates", help="A start and an end day (inclusive).")
@@ -39,9 +38,8 @@ if st.button("Prepare export", type="primary", key="export_run"):
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
         out = Path(tmp) / "export"
         try:
-            with session_scope(get_db_engine(), write=False) as session:
-                manifest = db_export.export_dataset(session, fmt, out, since=since, until=until, reviewer=reviewer,
-                                                     split=dev or None)
+            manifest = export_dataset(get_db_engine(), fmt, out, since=since, until=until, reviewer=reviewer,
+                                      split=dev or None)
         except FeedbackError as err:
             st.error(err.message)
             st.stop()

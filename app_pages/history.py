@@ -6,11 +6,10 @@ import datetime as dt
 
 import streamlit as st
 
-from db import repository
-from db.session import session_scope
 from engine.types import LABELS
 from ui.charts import acceptance, acceptance_chart, decisions_frame
 from ui.resources import get_db_engine
+from ui.store import decision_rows
 
 st.title("Review history")
 f1, f2, f3, f4, f5 = st.columns(5)
@@ -25,14 +24,8 @@ if isinstance(days, tuple | list) and len(days) == 2:
     since = dt.datetime.combine(days[0], dt.time())
     until = dt.datetime.combine(days[1] + dt.timedelta(days=1), dt.time())
 
-with session_scope(get_db_engine(), write=False) as session:
-    rows = [
-        v.to_dict()
-        for v in repository.list_decisions(
-            session, since=since, until=until, reviewer=reviewer, model_version=model_version,
-            decision=None if decision == "any" else decision, label=None if label == "any" else label, limit=20_000,
-        )
-    ]
+rows = decision_rows(get_db_engine(), since=since, until=until, reviewer=reviewer, model_version=model_version,
+                     decision=None if decision == "any" else decision, label=None if label == "any" else label)
 frame = decisions_frame(rows)
 if frame.empty:
     st.info("No decisions match. Review entities on the Analyze page; they appear here.")

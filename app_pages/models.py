@@ -7,11 +7,10 @@ import json
 import pandas as pd
 import streamlit as st
 
-from db import repository
-from db.session import session_scope
 from engine import versions
 from ui.resources import active_version, engine_error_message, get_db_engine, get_pipeline
 from ui.retrain_panel import render_retrain_panel
+from ui.store import model_version_rows
 
 st.title("Models")
 active = active_version()
@@ -73,12 +72,7 @@ if info.training_config:
 
 render_retrain_panel()  # retrain from feedback with progress, activate, roll back (ui/retrain_panel.py)
 
-with session_scope(get_db_engine(), write=False) as session:
-    recorded = [
-        {"stage": m.stage, "name": m.name, "active": "✅" if m.active else "", "parent": m.parent,
-         "created": m.created_at, "activated": m.activated_at, "metrics": json.dumps(m.metrics)[:200]}
-        for m in repository.list_model_versions(session)
-    ]
+recorded = model_version_rows(get_db_engine())
 if recorded:
     st.subheader("Versions recorded in the feedback store")
     st.dataframe(pd.DataFrame(recorded), hide_index=True, key="db_model_versions")

@@ -27,13 +27,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/support: the app on a free port
 
 sys.path.insert(0, str(REPO / "bench"))
 
 from common import print_header  # noqa: E402
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app  # noqa: E402
 
 from engine.settings import Settings  # noqa: E402
-from ui.devserver import CHROMIUM, CHROMIUM_ARGS, run_app  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "app" / "note_short.txt"
 CLICK_AND_WAIT = """

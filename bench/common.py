@@ -183,35 +183,20 @@ def load_ner_stage(
     backbone: str | Path | None = None,
     device: str = "cpu",
     batch_size: int | None = None,
+    ner_model: str | None = None,
 ) -> Any:
-    """The engine's NER stage, optionally on a backbone folder given explicitly (a machine without the packaged
-    MiniLM), with the engine's default windowing.
+    """The engine's NER stage as ``analyze`` loads it (the folder ``Settings.ner_model`` selects, its windows and
+    CPU quantisation), optionally on a backbone folder given explicitly (a machine without the packaged MiniLM).
 
     Args:
-        model_dir: Model set (``ner/`` inside); default the committed one.
+        model_dir: Model set (``ner/`` and ``ner_accurate/`` inside); default the committed one.
         backbone: Local backbone folder overriding the one the NER config names.
         device: ``cpu`` or ``cuda``.
         batch_size: Windows per forward pass (default: the engine's setting).
+        ner_model: ``fast`` or ``accurate`` (default: the setting, ``CLINICAL_NLP_NER_MODEL``).
     """
-    import torch
-
-    from engine.backbone import load_tokenizer, resolve_backbone
-    from engine.ner import NerStage, build_model, load_delta, read_config
+    from engine.ner import load_folder, model_folder
     from engine.settings import Settings
 
-    settings = Settings().with_overrides(model_dir=model_dir)
-    folder = Path(settings.model_dir) / "ner"
-    config = read_config(folder)
-    path = resolve_backbone(backbone or config.get("backbone"))
-    id2label = [str(config["id2label"][str(i)]) for i in range(len(config["id2label"]))]
-    model = build_model(path, id2label)
-    load_delta(model, folder / config.get("weights", "weights.safetensors"))
-    return NerStage(
-        model,
-        load_tokenizer(path),
-        config,
-        torch.device(device),
-        window_tokens=settings.window_tokens,
-        window_overlap=settings.window_overlap,
-        batch_size=batch_size or settings.batch_size,
-    )
+    settings = Settings().with_overrides(model_dir=model_dir, ner_model=ner_model, batch_size=batch_size)
+    return load_folder(model_folder(settings), settings, device=device, backbone=backbone)

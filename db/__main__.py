@@ -1,4 +1,4 @@
-"""Command line of the feedback store: ``python -m db init|export|import|stats``.
+"""Command line of the feedback store: ``python -m db init|export|import|stats|keys``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     python -m db export --format jsonl --out exports/2026-11 --reviewer ann --since 2026-11-01 --split 0.1
     python -m db export --format conll --out -          # to standard output (jsonl, conll, summary_jsonl)
     python -m db import --jsonl exports/2026-11/data.jsonl --url sqlite:////tmp/copy.sqlite
+    python -m db keys create --reviewer ann --name epic-hook   # prints the API key once
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seed", type=int, default=13)
     imp = sub.add_parser("import", help="load a jsonl export into the database")
     imp.add_argument("--jsonl", required=True)
+    from db.keys import add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed,
                 )
             print(json.dumps(manifest.to_dict()), file=sys.stderr if to_stdout else sys.stdout)
+        elif args.verb == "keys":
+            from db.keys import run_keys
+
+            print("\n".join(json.dumps(row) for row in run_keys(args, engine)))
         elif args.verb == "import":
             from db.export import import_jsonl
 

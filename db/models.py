@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -273,4 +274,74 @@ class AuditLog(Base):
     """The id of the row the event created or changed (a decision, a sentence decision, a model version)."""
     actor: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class ApiKey(Base):
+    """A key of the REST API (``api/``), bound to a reviewer; only the SHA-256 of the key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    """The key's first characters, shown by ``python -m db keys list`` so a person can tell keys apart."""
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reviewer: Mapped[str] = mapped_column(String(200), index=True)
+    """Decisions sent with this key are recorded under this name."""
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ApiFeedbackRequest(Base):
+    """A feedback request already applied, by the client's ``request_id``: a retried request is not stored twice."""
+
+    __tablename__ = "api_feedback_requests"
+    __table_args__ = (UniqueConstraint("api_key_id", "request_id", name="uq_api_feedback_requests_key_request"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(200))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    """``decision`` or ``sentence_decision``: the table ``ref_id`` points into."""
+    ref_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AnalysisStats(Base):
+    """Monitoring statistics of one analysed note, without its text (``engine.monitoring.profile``).
+
+    Written by the app, the batch job (``python -m engine monitor ingest``) and the API alike through
+    ``db.stats.record_analysis``; ``analysis_id`` is set when the analysis itself is stored too.
+    """
+
+    __tablename__ = "analysis_stats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[int | None] = mapped_column(ForeignKey("analyses.id", ondelete="SET NULL"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default="app")
+    """``app``, ``batch`` or ``api``."""
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    ner_version: Mapped[str | None] = mapped_column(String(200), index=True)
+    icd_version: Mapped[str | None] = mapped_column(String(200))
+    n_chars: Mapped[int] = mapped_column(Integer, default=0)
+    n_words: Mapped[int] = mapped_column(Integer, default=0)
+    n_entities: Mapped[int] = mapped_column(Integer, default=0)
+    label_diag: Mapped[int] = mapped_column(Integer, default=0)
+    label_proc: Mapped[int] = mapped_column(Integer, default=0)
+    label_med: Mapped[int] = mapped_column(Integer, default=0)
+    label_test: Mapped[int] = mapped_column(Integer, default=0)
+    label_anat: Mapped[int] = mapped_column(Integer, default=0)
+    score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    n_scored: Mapped[int] = mapped_column(Integer, default=0)
+    n_low_confidence: Mapped[int] = mapped_column(Integer, default=0)
+    n_coded: Mapped[int] = mapped_column(Integer, default=0)
+    code_score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    token_entropy: Mapped[float | None] = mapped_column(Float)
+    o_share: Mapped[float | None] = mapped_column(Float)
+    n_tokens: Mapped[int | None] = mapped_column(Integer)
+    vocab: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    """Hashed unigram counts: ``uint16`` buckets then ``uint16`` counts (``engine.monitoring.profile.pack_vocab``)."""
+    profile_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -22,30 +22,30 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from engine.errors import EngineError, ErrorCode
-from engine.rules import rule_rows
+from engine.assertion_rules import (
+    PLAN_SECTION,
+    RULES_VERSION,
+    SECTIONS_FILE,
+    TOKEN,
+    TRIGGERS_FILE,
+    Rule,
+    expand,
+    read_section_traits,
+    read_triggers,
+)
 from engine.settings import Settings
 from engine.types import TRAITS, Judgement, Section, sort_traits
 
-TRIGGERS_FILE = "assertion_triggers.tsv"
-SECTIONS_FILE = "assertion_sections.tsv"
-RULES_VERSION = "1.0"
+__all__ = ["AssertionStage", "Rule", "expand", "load", "read_section_traits", "read_triggers"]
 
-DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
-# Time cues: categories that set no trait themselves. A ``date`` cue ("in March", "in 2019", "on 3/12") is historical
-# unless the clause speaks of the future: a ``future`` cue ("will", "planned", "due") or a hypothetical trigger
-# nearer the span than any ``past`` cue ("showed", "underwent", "was done"), or, with no past cue at all, a
-# ``future-weak`` cue ("repeat", "follow-up": also said of tests already done) or a plan section, makes it hypothetical.
-CUES = ("date", "future", "future-weak", "past")
 # Which trait's terminators end a time cue's scope. A past cue stops only where every scope does (family has no
 # terminators of its own): historical's own ("with", "now", "recent") would cut "presented with ... in May 2008".
-_CUE_STOPS = {"date": "historical", "future": "hypothetical", "future-weak": "hypothetical", "past": "family"}
-# A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
-PLAN_SECTION = "future"
-
-# Words are split at hyphens and apostrophes so "non-tender" and "mother's" expose their parts to the rules.
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+_CUE_STOPS = {
+    "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
+    "past": "family", "current": "family", "current-weak": "family", "recent": "historical",
+}
 # Sentence ends: a newline, or . ! ? followed by space or a capital (MTSamples glues "pain.He"), not inside a number.
 _SENTENCE_END = re.compile(r"[\n.!?]")
 _ABBREVIATIONS = frozenset(
@@ -61,88 +61,10 @@ _NUMBER_WORDS = frozenset(
         *("fifteen", "twenty", "thirty", "forty", "fifty", "several", "few", "many"),
     }
 )
-_BRACES = re.compile(r"\{([^{}]*)\}")
-
-
-def expand(phrase: str) -> list[str]:
-    """Expand ``{a|b}`` choices in a rule phrase into every plain phrase (an empty choice drops the word)."""
-    match = _BRACES.search(phrase)
-    if match is None:
-        return [" ".join(phrase.split())]
-    out: list[str] = []
-    for choice in match.group(1).split("|"):
-        out.extend(expand(phrase[: match.start()] + choice + phrase[match.end() :]))
-    return [p for p in dict.fromkeys(out) if p]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One trigger rule: a trait (or the traits a terminator/pseudo applies to), a direction and a scope."""
-
-    traits: tuple[str, ...]
-    direction: str
-    max_scope: int
-    source: str = ""
-
-
 @dataclass(slots=True)
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
-
-
-def _tokens_of(phrase: str) -> list[str]:
-    words: list[str] = []
-    for word in phrase.lower().split():
-        if word in {"#year", "#num"}:
-            words.append(word)
-        else:
-            words.extend(_TOKEN.findall(word))
-    return words
-
-
-def read_triggers(path: Path) -> list[tuple[list[str], Rule]]:
-    """Read a trigger file into ``(tokens, rule)`` pairs, one per expanded phrase.
-
-    Raises:
-        EngineError: ``MODEL_NOT_FOUND`` for a missing file, ``MODEL_INVALID`` for a malformed line.
-    """
-    rules: list[tuple[list[str], Rule]] = []
-    for lineno, parts in rule_rows(path, what="assertion rule file"):
-        where = f"{path.name}:{lineno}"
-        if len(parts) != 4:
-            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: expected phrase<TAB>category<TAB>direction<TAB>scope")
-        phrase, category, direction, scope = (p.strip() for p in parts)
-        if direction not in DIRECTIONS:
-            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: unknown direction {direction!r}")
-        traits = TRAITS if category == "all" else tuple(c.strip() for c in category.split(","))
-        if category in CUES and direction in {"forward", "backward", "bidirectional"}:
-            pass
-        elif any(t not in TRAITS for t in traits):
-            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: unknown category {category!r}")
-        if direction not in {"terminate", "pseudo"} and len(traits) != 1:
-            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: a trigger sets exactly one trait")
-        try:
-            max_scope = int(scope)
-        except ValueError as exc:
-            raise EngineError(ErrorCode.MODEL_INVALID, f"{where}: max_scope must be an integer") from exc
-        rule = Rule(traits=traits, direction=direction, max_scope=max_scope, source=where)
-        for variant in expand(phrase):
-            tokens = _tokens_of(variant)
-            if tokens:
-                rules.append((tokens, rule))
-    return rules
-
-
-def read_section_traits(path: Path) -> dict[str, str]:
-    """Read ``section name -> trait`` from a section trait file."""
-    out: dict[str, str] = {}
-    for lineno, fields in rule_rows(path, what="assertion rule file"):
-        parts = [p.strip() for p in fields]
-        if len(parts) != 2 or (parts[1] not in TRAITS and parts[1] != PLAN_SECTION):
-            raise EngineError(ErrorCode.MODEL_INVALID, f"{path.name}:{lineno}: expected section<TAB>trait")
-        out[parts[0].lower()] = parts[1]
-    return out
 
 
 @dataclass(slots=True)
@@ -204,7 +126,7 @@ class AssertionStage:
         return best_len, best_rules
 
     def _scan(self, text: str, start: int, end: int) -> _Sentence:
-        tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text, start, end)]
+        tokens = [(m.start(), m.end()) for m in TOKEN.finditer(text, start, end)]
         words = [text[s:e].lower() for s, e in tokens]
         words_before: list[int] = []
         count = 0
@@ -291,13 +213,16 @@ class AssertionStage:
             # "no acute" is one rule) modifies it as if right before it; one starting inside the span (an entity
             # such as "no-reflow") does not.
             runs_in = match.start < ts < match.end
-            if match.start < te and match.end > ts and not runs_in:
-                continue
             rule = match.rule
             trait = rule.traits[0]
+            # A span that opens with its own history words ("[history of tuberculosis]", "[previous hernia repair]")
+            # is historical by them.
+            opens = trait == "historical" and match.start == ts and match.end < te
+            if match.start < te and match.end > ts and not (runs_in or opens):
+                continue
             stops = sentence.terminators[_CUE_STOPS.get(trait, trait)]
             distance = -1
-            if runs_in and rule.direction in {"forward", "bidirectional"}:
+            if (runs_in or opens) and rule.direction in {"forward", "bidirectional"}:
                 distance = 0
             elif match.end <= ts and rule.direction in {"forward", "bidirectional"}:
                 # A terminator between the trigger and the span ends the scope before the span.
@@ -316,6 +241,52 @@ class AssertionStage:
                 found[trait] = (distance, match.char_start, match.char_end)
         return found
 
+    def _locate(
+        self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section]
+    ) -> tuple[list[tuple[int, int, int | None]], list[tuple[int, int]]]:
+        """Each span's sentence ``(start, end)`` and section index, and every section's header extent."""
+        cuts: list[int] = []
+        headers: list[tuple[int, int]] = []
+        for section in sections:
+            header_end = _header_end(text, section.start, section.end)
+            headers.append((section.start, header_end))
+            cuts.extend((section.start, header_end))
+        starts = self._sentences(text, cuts) if len(spans) > 1 else []
+        located: list[tuple[int, int, int | None]] = []
+        for start, end in spans:
+            if starts:
+                k = bisect.bisect_right(starts, start) - 1
+                s_start = starts[k]
+                s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
+                while s_end < end and k + 1 < len(starts):  # a span across a sentence end judges in both
+                    k += 1
+                    s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
+            else:
+                s_start, s_end = self._sentence_around(text, start, end, cuts)
+            section_at = next((k for k, sec in enumerate(sections) if sec.start <= start < sec.end), None)
+            located.append((s_start, s_end, section_at))
+        return located, headers
+
+    def sentence_cues(self, text: str, bounds: tuple[int, int]) -> set[str]:
+        """Traits that some trigger or time cue in the sentence ``text[bounds[0]:bounds[1]]`` could give, whatever
+        its scope: where a trait is absent here the rules' "no" is a confident one (used to label training data)."""
+        as_trait = {"date": "historical", "past": "historical", "current": "historical", "recent": "historical",
+                    "current-weak": "historical", "future": "hypothetical", "future-weak": "hypothetical"}
+        sentence = self._scan(text, *bounds)
+        return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
+
+    def model_inputs(
+        self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section] | None = None
+    ) -> list[tuple[str, int, int, tuple[int, int], str | None]]:
+        """What the learned classifier reads for each span: ``(text, start, end, sentence bounds, section name)``,
+        the same sentence the rules judge (:mod:`engine.assertion_learned`)."""
+        sections = list(sections or [])
+        located, _ = self._locate(text, spans, sections)
+        return [
+            (text, start, end, (s0, s1), sections[at].name if at is not None else None)
+            for (start, end), (s0, s1, at) in zip(spans, located, strict=True)
+        ]
+
     def judge(
         self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section] | None = None
     ) -> list[Judgement]:
@@ -331,54 +302,52 @@ class AssertionStage:
             text (as written in the note) that caused the first of them.
         """
         sections = list(sections or [])
-        cuts: list[int] = []
-        headers: list[tuple[int, int]] = []
-        for section in sections:
-            header_end = _header_end(text, section.start, section.end)
-            headers.append((section.start, header_end))
-            cuts.extend((section.start, header_end))
-        starts = self._sentences(text, cuts) if len(spans) > 1 else []
+        located, headers = self._locate(text, spans, sections)
         cache: dict[int, _Sentence] = {}
         results: list[Judgement] = []
-        for start, end in spans:
-            if starts:
-                k = bisect.bisect_right(starts, start) - 1
-                s_start = starts[k]
-                s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
-                while s_end < end and k + 1 < len(starts):  # a span across a sentence end judges in both
-                    k += 1
-                    s_end = starts[k + 1] if k + 1 < len(starts) else len(text)
-            else:
-                s_start, s_end = self._sentence_around(text, start, end, cuts)
+        for (start, end), (s_start, s_end, section_at) in zip(spans, located, strict=True):
             key = s_start * 1_000_003 + s_end
             sentence = cache.get(key)
             if sentence is None:
                 sentence = cache[key] = self._scan(text, s_start, s_end)
             found = self._judge_in(sentence, start, end)
-            section_at = next((k for k, sec in enumerate(sections) if sec.start <= start < sec.end), None)
             section_trait = None
-            if section_at is not None and start >= headers[section_at][1]:
+            header = headers[section_at] if section_at is not None else (0, 0)
+            if section_at is not None and start >= header[1]:
                 section_trait = self.section_traits.get(sections[section_at].name)
-            in_plan = section_trait == PLAN_SECTION
-            if in_plan:
-                section_trait = None
-            _resolve_date(found, in_plan)
-            triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
-            if section_trait is not None:
-                h_start, h_end = headers[section_at]
-                # "PMH: ... No history of mania": a negated finding had no past episode to date.
-                if not (section_trait == "historical" and "negated" in triggers) and section_trait not in triggers:
-                    triggers[section_trait] = text[h_start:h_end].rstrip(" :\t\r\n,")
-            if found.get("hypothetical") == _PLAN:  # the plan section's header is the trigger
-                h_start, h_end = headers[section_at]
-                triggers["hypothetical"] = text[h_start:h_end].rstrip(" :\t\r\n,")
-            if "family" in triggers:
-                # A relative's "history of", "at age 45" or "was diagnosed with" dates the relative's condition;
-                # the historical trait is about the patient's own past.
-                triggers.pop("historical", None)
-            traits = sort_traits(list(triggers))
-            results.append(Judgement(traits=traits, trigger=triggers[traits[0]] if traits else None))
+            results.append(self._decide(text, found, section_trait, header))
         return results
+
+    @staticmethod
+    def _decide(
+        text: str, found: dict[str, tuple[int, int, int]], section_trait: str | None, header: tuple[int, int]
+    ) -> Judgement:
+        """The judgement from the triggers in scope (``found``, changed in place) and the section's trait."""
+        in_plan = section_trait == PLAN_SECTION
+        if in_plan:
+            section_trait = None
+        _resolve_date(found, in_plan)
+        now = [found.pop(cue, None) for cue in ("current", "recent")]
+        weak = found.pop("current-weak", None)
+        if now != [None, None] or weak is not None:
+            # "History of atrial fibrillation, controlled on metoprolol": treated now, so a current condition.
+            found.pop("historical", None)
+            if section_trait == "historical" and now != [None, None]:
+                section_trait = None
+        triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
+        header_text = text[header[0] : header[1]].rstrip(" :\t\r\n,")
+        # "PMH: ... No history of mania": a negated finding had no past episode to date.
+        negated_past = section_trait == "historical" and "negated" in triggers
+        if section_trait is not None and not negated_past and section_trait not in triggers:
+            triggers[section_trait] = header_text
+        if found.get("hypothetical") == _PLAN:  # the plan section's header is the trigger
+            triggers["hypothetical"] = header_text
+        if "family" in triggers:
+            # A relative's "history of", "at age 45" or "was diagnosed with" dates the relative's condition;
+            # the historical trait is about the patient's own past.
+            triggers.pop("historical", None)
+        traits = sort_traits(list(triggers))
+        return Judgement(traits=traits, trigger=triggers[traits[0]] if traits else None)
 
 
 _PLAN = (1 << 30, -1, -1)  # a plan section's header standing in for a future cue (its text is filled in later)
@@ -411,7 +380,7 @@ def _resolve_date(found: dict[str, tuple[int, int, int]], in_plan: bool) -> None
 
 
 def _is_sentence_end(text: str, j: int) -> bool:
-    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "e.g.", "Dr.")."""
+    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "Dr.", "p.r.n. pain")."""
     char = text[j]
     if char == "\n":
         return True
@@ -424,6 +393,11 @@ def _is_sentence_end(text: str, j: int) -> bool:
             k -= 1
         if j > k and text[k:j].lower() in _ABBREVIATIONS:
             return False
+        # A dotted abbreviation before a lower-case word ("q.6h. p.r.n. pain", "b.i.d. with meals") goes on.
+        if k > 1 and text[k - 1] == "." and text[k - 2].isalnum() and nxt == " ":
+            after = text[j + 1 : j + 3].lstrip(" ")
+            if after[:1].islower():
+                return False
     return True
 
 
@@ -440,8 +414,8 @@ def _header_end(text: str, start: int, end: int) -> int:
     return newline + 1 if newline != -1 else limit
 
 
-def load(settings: Settings) -> AssertionStage:
-    """Build the assertion stage from the rule files in ``settings.rules_dir``."""
+def load_rules(settings: Settings) -> AssertionStage:
+    """Build the rules stage from the rule files in ``settings.rules_dir``."""
     rules_dir = Path(settings.rules_dir)
     triggers_path = rules_dir / TRIGGERS_FILE
     sections_path = rules_dir / SECTIONS_FILE
@@ -449,3 +423,22 @@ def load(settings: Settings) -> AssertionStage:
     section_traits = read_section_traits(sections_path)
     digest = hashlib.sha256(triggers_path.read_bytes() + sections_path.read_bytes()).hexdigest()[:10]
     return AssertionStage(rules, section_traits, version=f"context-rules-{RULES_VERSION}-{digest}")
+
+
+def load(settings: Settings) -> Any:
+    """The assertion stage: the rules, combined with the learned classifier when the model set has one that asks
+    for it (``<model_dir>/assertion/config.json`` with ``combine.fill``) and ``settings.assertion`` allows it."""
+    rules = load_rules(settings)
+    mode = settings.assertion
+    if mode == "rules":
+        return rules
+    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination, model_folder
+
+    folder = model_folder(settings.model_dir)
+    fill = combination(folder) if folder is not None else {}
+    if folder is None or (mode == "auto" and not fill):
+        return rules
+    from engine.backbone import resolve_device
+
+    model = LearnedAssertion(folder, resolve_device(settings.device))
+    return CombinedAssertionStage(rules, model, fill)

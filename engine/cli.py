@@ -19,20 +19,28 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import EngineError, ErrorCode
+from engine.inputs import BadNote, decode_note, json_line
 from engine.registry import resolve
 
-NOTE_VERBS = ("analyze", "summarize", "assert", "link")
+NOTE_VERBS = ("analyze", "summarize", "assert", "link", "code")
 
 COMMANDS: dict[str, str] = {
     "train ner": "engine.training.ner:main",
+    "train ner-student": "engine.training.distill:main",
     "train summarizer": "engine.training.summarizer:main",
+    "train deid": "engine.training.deid:main",
     "evaluate ner": "engine.evaluation.ner:main",
     "evaluate assertion": "engine.evaluation.assertion:main",
     "evaluate icd": "engine.evaluation.icd:main",
     "evaluate summarizer": "engine.evaluation.summarizer:main",
+    "evaluate coding": "engine.evaluation.coding:main",
+    "evaluate deid": "engine.training.deid_evaluate:main",
     "batch": "engine.batch:main",
     "retrain": "engine.training.retrain:main",
     "models": "engine.versions:main",
+    "monitor profile": "engine.monitoring.reference:main",
+    "monitor": "db.monitor:main",  # needs the feedback store, so it lives in db/ (engine itself never imports db)
+    "audit": "engine.audit.cli:main",
 }
 """Delegated verbs: ``"verb [target]"`` -> ``module:main``, where ``main(argv: list[str]) -> int``."""
 
@@ -41,6 +49,8 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "summarize": ("text",),
     "assert": ("text", "start", "end"),
     "link": ("text",),
+    "code": ("text",),
+    "deidentify": ("text",),
 }
 
 
@@ -56,10 +66,10 @@ def _read_text(name: str, stdin: TextIO) -> str:
             data = Path(name).read_bytes()
         except OSError as exc:
             raise BadInput(f"{name}: cannot read file ({exc.strerror or exc})") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{name}: not valid UTF-8 (byte {exc.start})") from exc
+    note = decode_note(name, data)
+    if isinstance(note, BadNote):
+        raise BadInput(f"{name}: {note.error}")
+    return note.text
 
 
 def iter_inputs(
@@ -80,12 +90,8 @@ def iter_inputs(
             if not line.strip():
                 continue
             name = f"{jsonl}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield name, BadInput(f"{name}: invalid JSON ({exc.msg})")
-                continue
-            yield name, _check(verb, name, obj)
+            obj = json_line(line, name)
+            yield name, BadInput(f"{name}: {obj.error}") if isinstance(obj, BadNote) else _check(verb, name, obj)
     for name in files:
         try:
             text = _read_text(name, stdin)
@@ -93,10 +99,9 @@ def iter_inputs(
             yield name, exc
             continue
         if verb == "assert" or name.endswith(".json"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield name, BadInput(f"{name}: invalid JSON ({exc.msg})")
+            obj = json_line(text, name)
+            if isinstance(obj, BadNote):
+                yield name, BadInput(f"{name}: {obj.error}")
                 continue
         else:
             obj = {"id": name, "text": text}
@@ -122,6 +127,11 @@ def _note_parser(verb: str) -> argparse.ArgumentParser:
     parser.add_argument("--jsonl", help="a JSON lines file of input objects ('-' is standard input)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model-dir", help="another trained model set (default: the committed one)")
+    if verb in ("analyze", "code"):  # the encounter's code set (engine/encounter/service.py, docs/encounter.md)
+        parser.add_argument("--setting", choices=["auto", "outpatient", "inpatient"],
+                            default="auto" if verb == "code" else None, help="encounter setting (default: auto)")
+    if verb == "analyze":
+        parser.add_argument("--encounter", action="store_true", help="add the encounter's code set as 'encounter'")
     if verb == "summarize":
         parser.add_argument("--sentences", type=int, default=None, help="number of sentences (default: by length)")
     return parser
@@ -148,7 +158,11 @@ def run_note_verb(verb: str, argv: Sequence[str], stdout: TextIO, stderr: TextIO
             continue
         note_id = item.get("id")
         try:
-            if verb == "analyze":
+            if verb == "code" or (verb == "analyze" and (args.encounter or args.setting)):
+                from engine.encounter.service import encounter_verb
+
+                out = encounter_verb(verb, pipeline, item, args)
+            elif verb == "analyze":
                 out = pipeline.analyze(item["text"], note_id).to_dict()
             elif verb == "summarize":
                 out = pipeline.summarize(item["text"], args.sentences, note_id).to_dict()
@@ -171,7 +185,7 @@ def run_note_verb(verb: str, argv: Sequence[str], stdout: TextIO, stderr: TextIO
 def usage() -> str:
     """The top-level help text."""
     lines = ["usage: python -m engine VERB [options]", "", "per-note verbs (contract):"]
-    lines += [f"  {v}" for v in NOTE_VERBS]
+    lines += [f"  {v}" for v in NOTE_VERBS] + ["  deidentify"]
     lines += ["", "other verbs:"] + [f"  {v}" for v in COMMANDS]
     lines += ["", "Every verb takes --device cpu|cuda|auto and --model-dir DIR; VERB --help for the rest."]
     return "\n".join(lines) + "\n"
@@ -184,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(usage())
         return 0 if argv else 2
     verb = argv[0]
+    if verb == "deidentify":
+        from engine.deid.cli import run_deidentify
+
+        return run_deidentify(argv[1:], sys.stdout, sys.stderr,
+                              lambda files, jsonl: iter_inputs("deidentify", files, jsonl, sys.stdin), BadInput)
     if verb in NOTE_VERBS:
         return run_note_verb(verb, argv[1:], sys.stdout, sys.stderr, sys.stdin)
     if len(argv) > 1 and f"{verb} {argv[1]}" in COMMANDS:

@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     """The ICD index could not be built or loaded."""
     GATE_REFUSED = "E600"
     """A retrained model was refused by the promotion gate."""
+    UNKNOWN_CODE = "E103"
+    """A code in a coder's decision that is not an ICD-10-CM code, or not a line of the code set it is applied to."""
 
 
 class EngineError(Exception):

@@ -1,4 +1,4 @@
-"""History backfill: diagnoses named in past- and family-history phrases that the NER model left untagged.
+"""Backfill: diagnoses in history phrases and problem lists that the NER model left untagged.
 
 The NER model follows MACCROBAT's convention, where "history of pulmonary tuberculosis" is one History span and the
 disease inside it is not tagged; the model therefore leaves "Mother had breast cancer" or "history of stroke"
@@ -6,6 +6,11 @@ without an entity, and the family- and personal-history codes (Z80-Z87) are neve
 text right after a history phrase (``assets/rules/history_phrases.tsv``), splits it into list items and keeps an
 item as a ``DIAG`` span when the ICD-10-CM index links it confidently to a disease code (chapters A-R). The
 assertion stage then judges these spans like any other (family, historical, negated).
+
+Problem-list statements are read the same way: in the sections named in ``assets/rules/history_sections.txt``
+(diagnoses, assessment, impression, problem list), each numbered item, line or sentence is an item list. The
+model, trained on case reports, leaves "ASSESSMENT: Type 2 diabetes mellitus." untagged (it tags no entity in that
+line alone nor inside a longer note, docs/coding.md), and a coder codes those lines first.
 
 Predicting and annotating are one step here: :meth:`HistoryBackfill.find` returns new spans and changes nothing.
 """
@@ -23,6 +28,10 @@ from engine.settings import Settings
 from engine.types import Span
 
 RULES_FILE = "history_phrases.tsv"
+SECTIONS_FILE = "history_sections.txt"
+TERMS_FILE = "history_terms.tsv"
+MIN_TERM_SCORE = 0.7
+"""Lowest link score for a status term (``history_terms.tsv``): "DNR" links to Z66 at 0.75."""
 MIN_LINK_SCORE = 0.9
 """Lowest ICD link score for an item to become an entity: "breast cancer" 0.96, "stroke" 1.0, "travel" 0.69."""
 DISEASE_CHAPTERS = tuple("ABCDEFGHIJKLMNOPQR")
@@ -42,6 +51,15 @@ _LEADING = re.compile(
     re.IGNORECASE,
 )
 _WINDOW = 200  # characters after a phrase that may hold its list
+# Where a problem list's items end: a line, a numbered item ("1." glued or not), a semicolon or a sentence end.
+_PROBLEM_SPLIT = re.compile(r"\n|;|(?<![0-9])\d{1,2}[.)](?=\s*[A-Za-z])|\.(?=\s|[A-Z0-9]|$)")
+# A line that is one short statement ("Type 2 diabetes mellitus.", "2. COPD"): a problem-list item wherever it is.
+_STATEMENT_LINE = re.compile(r"^[ \t]*(?:\d{1,2}[.)][ \t]*)?([A-Za-z][^\n:]*?)[ \t]*\.?[ \t]*$", re.MULTILINE)
+WEAK_SPAN_SCORE = 0.5
+"""NER spans under this confidence lying wholly inside a confidently linked item give way to it: on the one-line
+note "Assessment: Type 2 diabetes mellitus, controlled." the model tags "Type" as a test at 0.33, which blocked the
+item the same line inside a longer note (no such fragment) was coded from."""
+_PROBLEM_STOP = re.compile(r"[(\[:]|\b(?:secondary to|due to|with|without|status post|s/p|on|was|is|are|but)\b", re.I)
 
 
 class HistoryBackfill:
@@ -51,64 +69,141 @@ class HistoryBackfill:
         version: Names the rule set (how many phrases), as every stage has a version.
     """
 
-    def __init__(self, patterns: Sequence[re.Pattern[str]], min_score: float = MIN_LINK_SCORE) -> None:
+    def __init__(
+        self,
+        patterns: Sequence[re.Pattern[str]],
+        min_score: float = MIN_LINK_SCORE,
+        sections: Sequence[str] = (),
+        terms: Sequence[re.Pattern[str]] = (),
+    ) -> None:
         self.patterns = list(patterns)
         self.min_score = min_score
-        self.version = f"history-rules-{len(self.patterns)}"
+        self.sections = frozenset(sections)
+        self.terms = list(terms)
+        self.version = f"history-rules-{len(self.patterns)}-{len(self.sections)}-{len(self.terms)}"
 
-    def candidates(self, text: str) -> list[tuple[int, int]]:
-        """Character ranges of the list items written after each history phrase, in note order, deduplicated."""
+    @staticmethod
+    def _items(text: str, lo: int, hi: int, split: re.Pattern[str] = _ITEM_SPLIT) -> list[tuple[int, int]]:
+        """The list items of ``text[lo:hi]``: pieces between separators, leading qualifiers off, short ones kept."""
+        found = []
+        pos = lo
+        for piece in split.split(text[lo:hi]):
+            start = text.index(piece, pos)
+            pos = start + len(piece)
+            stripped = piece.strip()
+            if not stripped:
+                continue
+            start += piece.index(stripped)
+            lead = _LEADING.match(stripped)
+            if lead:
+                start += lead.end()
+                stripped = stripped[lead.end() :]
+            words = stripped.split()
+            if 0 < len(words) <= MAX_ITEM_WORDS and any(c.isalpha() for c in stripped):
+                found.append((start, start + len(stripped)))
+        return found
+
+    def candidates(self, text: str, regions: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+        """Character ranges of the list items written after each history phrase and in each problem-list
+        ``region`` (``(start, end)`` of a section body), in note order, deduplicated."""
         found: set[tuple[int, int]] = set()
+        phrases: list[int] = []
         for pattern in self.patterns:
             for match in pattern.finditer(text):
                 lo = match.end()
+                phrases.append(match.start())
                 tail = text[lo : lo + _WINDOW]
                 stop = _STOP.search(tail)
-                segment_end = lo + (stop.start() if stop else len(tail))
-                pos = lo
-                for piece in _ITEM_SPLIT.split(text[lo:segment_end]):
-                    start = text.index(piece, pos)
-                    pos = start + len(piece)
-                    stripped = piece.strip()
-                    if not stripped:
-                        continue
-                    start += piece.index(stripped)
-                    lead = _LEADING.match(stripped)
-                    if lead:
-                        start += lead.end()
-                        stripped = stripped[lead.end() :]
-                    words = stripped.split()
-                    if 0 < len(words) <= MAX_ITEM_WORDS and any(c.isalpha() for c in stripped):
-                        found.add((start, start + len(stripped)))
+                found.update(self._items(text, lo, lo + (stop.start() if stop else len(tail))))
+        # Short lines that hold a history phrase are read by the phrase path above; a line with a verb or a
+        # qualifier ("The patient is stable.") is a sentence, not a problem-list statement.
+        phrases.sort()
+        lines = [(m.start(1), m.end(1)) for m in _STATEMENT_LINE.finditer(text)
+                 if len(m.group(1).split()) <= MAX_ITEM_WORDS and not _PROBLEM_STOP.search(m.group(1))
+                 and not _any_in(phrases, m.start(1), m.end(1))]
+        for lo, hi in [*regions, *lines]:
+            pos = lo
+            for piece in [*_PROBLEM_SPLIT.split(text[lo:hi])]:
+                start = text.index(piece, pos)
+                pos = start + len(piece)
+                stop = _PROBLEM_STOP.search(piece)
+                found.update(self._items(text, start, start + (stop.start() if stop else len(piece))))
         return sorted(found)
 
-    def find(self, text: str, spans: Sequence[Span], icd: Any) -> list[Span]:
-        """New ``DIAG`` spans for confidently linked history items that overlap none of ``spans``.
+    def regions(self, sections: Sequence[Any], headers: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The bodies (after the header) of the problem-list sections among ``sections``."""
+        header_end = dict(headers)
+        return [(header_end.get(s.start, s.start), s.end) for s in sections if s.name in self.sections]
+
+    def find(
+        self, text: str, spans: Sequence[Span], icd: Any, regions: Sequence[tuple[int, int]] = ()
+    ) -> list[Span]:
+        """New ``DIAG`` spans for confidently linked items that overlap none of ``spans``.
 
         Args:
             text: The note.
             spans: The entities found so far (NER), which win wherever they overlap an item.
             icd: The ICD stage (its ``link(mention, label, traits)``).
+            regions: Problem-list section bodies (:meth:`regions`) whose items are read too.
         """
         out: list[Span] = []
         # Sorted, non-overlapping (start, end) ranges taken so far; a bisection keeps a 5 MB note's check cheap.
-        taken = sorted((s.start, s.end) for s in spans)
+        taken = sorted((s.start, s.end) for s in spans if s.score >= WEAK_SPAN_SCORE)
+        weak = sorted((s.start, s.end) for s in spans if s.score < WEAK_SPAN_SCORE)
+        terms = {(m.start(), m.end()) for p in self.terms for m in p.finditer(text)}
         # Shortest first: where phrases overlap ("Family history: mother had breast cancer"), the item closest to
         # the diagnosis itself is the one to link.
-        for start, end in sorted(self.candidates(text), key=lambda r: (r[1] - r[0], r[0])):
+        ranges = set(self.candidates(text, regions)) | terms
+        for start, end in sorted(ranges, key=lambda r: (r[1] - r[0], r[0])):
             i = bisect.bisect_left(taken, (end,))
             if i > 0 and taken[i - 1][1] > start:
                 continue
+            if _straddles(weak, start, end):
+                continue
             codes = icd.link(text[start:end], "DIAG", [])
-            if codes and codes[0].score >= self.min_score and codes[0].code.startswith(DISEASE_CHAPTERS):
+            if not codes:
+                continue
+            if (start, end) in terms:
+                keep = codes[0].score >= MIN_TERM_SCORE
+            else:
+                keep = codes[0].score >= self.min_score and codes[0].code.startswith(DISEASE_CHAPTERS)
+            if keep:
                 out.append(Span(start=start, end=end, label="DIAG", score=round(float(codes[0].score) * 0.9, 4)))
                 bisect.insort(taken, (start, end))
         return sorted(out, key=lambda s: s.start)
 
+    def add(
+        self, text: str, spans: Sequence[Span], icd: Any, regions: Sequence[tuple[int, int]] = ()
+    ) -> list[Span]:
+        """``spans`` with :meth:`find`'s new spans merged in, sorted by start (what the pipeline passes on); weak
+        NER spans lying inside a new span are dropped (:data:`WEAK_SPAN_SCORE`)."""
+        new = self.find(text, spans, icd, regions)
+        ranges = [(n.start, n.end) for n in new]
+        kept = [s for s in spans if s.score >= WEAK_SPAN_SCORE or not _inside(ranges, s.start, s.end)]
+        return sorted([*kept, *new], key=lambda s: s.start)
 
-    def add(self, text: str, spans: Sequence[Span], icd: Any) -> list[Span]:
-        """``spans`` with :meth:`find`'s new spans merged in, sorted by start (what the pipeline passes on)."""
-        return sorted([*spans, *self.find(text, spans, icd)], key=lambda s: s.start)
+
+def _any_in(points: Sequence[int], start: int, end: int) -> bool:
+    """Whether one of the sorted ``points`` lies in ``[start, end)``."""
+    i = bisect.bisect_left(points, start)
+    return i < len(points) and points[i] < end
+
+
+def _inside(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` lies inside one of the sorted, non-overlapping ``ranges``."""
+    i = bisect.bisect_right(ranges, (start, float("inf")))
+    return i > 0 and ranges[i - 1][0] <= start and end <= ranges[i - 1][1]
+
+
+def _straddles(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether one of the sorted ``ranges`` overlaps ``[start, end)`` without lying inside it."""
+    i = bisect.bisect_left(ranges, (end,))
+    while i > 0 and ranges[i - 1][1] > start:
+        lo, hi = ranges[i - 1]
+        if lo < start or hi > end:
+            return True
+        i -= 1
+    return False
 
 
 def load_patterns(path: Path) -> list[re.Pattern[str]]:
@@ -118,4 +213,7 @@ def load_patterns(path: Path) -> list[re.Pattern[str]]:
 
 def load(settings: Settings) -> HistoryBackfill:
     """Stage factory (see :mod:`engine.registry`)."""
-    return HistoryBackfill(load_patterns(Path(settings.rules_dir) / RULES_FILE))
+    rules = Path(settings.rules_dir)
+    sections = [f[0].strip().lower() for _, f in rule_rows(rules / SECTIONS_FILE, required=False, what="section list")]
+    terms = load_patterns(rules / TERMS_FILE) if (rules / TERMS_FILE).is_file() else []
+    return HistoryBackfill(load_patterns(rules / RULES_FILE), sections=sections, terms=terms)

@@ -12,9 +12,11 @@ Predicting and annotating are separate steps:
   the lowest probability of the decoded labels over the entity's tokens, at a softmax temperature fitted on dev
   data (``config.json`` ``"temperature"``) so that confidences match how often entities are exactly right.
 
-The model folder (``<model_dir>/ner``) describes itself: ``config.json`` (version, backbone, id2label, windowing,
-training configuration), ``weights.safetensors`` (only the trained parameters, fp16, applied on top of the
-backbone), ``metrics.json`` and ``MODEL_CARD.md``.
+Two model folders ship (:data:`NER_MODELS`, chosen by ``Settings.ner_model`` / ``CLINICAL_NLP_NER_MODEL``):
+``fast`` (``<model_dir>/ner``, the default) and ``accurate`` (``<model_dir>/ner_accurate``). Each describes itself:
+``config.json`` (version, backbone, id2label, encoder layers kept, windowing, CPU quantisation, training
+configuration), ``weights.safetensors`` (only the trained parameters, fp16, applied on top of the backbone),
+``metrics.json`` and ``MODEL_CARD.md``. Decoding lives in :mod:`engine.ner_decode`.
 """
 
 from __future__ import annotations
@@ -30,28 +32,50 @@ import torch
 
 from engine.backbone import autocast, load_delta, load_tokenizer, read_model_config, resolve_backbone, resolve_device
 from engine.errors import EngineError, ErrorCode
+from engine.ner_decode import (
+    BIO_LABELS,
+    Encoding,
+    allowed_transitions,
+    annotate,
+    greedy,
+    snap_to_words,
+    temper,
+    viterbi,
+)
 from engine.settings import Settings
 from engine.types import LABELS, Span
 
-BIO_LABELS: tuple[str, ...] = ("O", *(f"{p}-{label}" for label in LABELS for p in ("B", "I")))
-"""Token labels: ``O`` then ``B-X``, ``I-X`` for each contract label, in this id order."""
+__all__ = [
+    "BIO_LABELS",
+    "NER_MODELS",
+    "Encoding",
+    "NerStage",
+    "Window",
+    "allowed_transitions",
+    "annotate",
+    "build_model",
+    "encode",
+    "greedy",
+    "load",
+    "load_folder",
+    "make_windows",
+    "model_folder",
+    "read_config",
+    "snap_to_words",
+    "temper",
+    "viterbi",
+]
 
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZE_CHUNK_CHARS = 50_000
 """Very long notes are tokenised in pieces of about this many characters, cut at whitespace."""
+NER_MODELS: dict[str, str] = {"fast": "ner", "accurate": "ner_accurate"}
+"""``Settings.ner_model`` -> the model folder's name inside the model set."""
+INT8 = "int8-dynamic"
+"""``config.json`` ``cpu_quantization`` value: linear layers dynamically quantised to int8 on CPU."""
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class Encoding:
-    """Word-piece ids of a text (no special tokens) with their ``[start, end)`` character offsets."""
-
-    ids: np.ndarray
-    offsets: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
 
 
 @dataclass(slots=True)
@@ -117,147 +141,6 @@ def make_windows(doc: int, n_tokens: int, content: int, overlap: int) -> list[Wi
     return windows
 
 
-def allowed_transitions(labels: Sequence[str] = BIO_LABELS) -> tuple[np.ndarray, np.ndarray]:
-    """Log-space BIO constraints: ``(start[j], transition[i, j])`` with ``-inf`` where ``I-X`` cannot follow."""
-    n = len(labels)
-    start = np.zeros(n, dtype=np.float32)
-    trans = np.zeros((n, n), dtype=np.float32)
-    for j, label in enumerate(labels):
-        if label.startswith("I-"):
-            start[j] = -np.inf
-            for i, prev in enumerate(labels):
-                if prev[2:] != label[2:] or prev == "O":
-                    trans[i, j] = -np.inf
-    return start, trans
-
-
-_START, _TRANS = allowed_transitions()
-
-
-def viterbi(probs: np.ndarray) -> np.ndarray:
-    """Most probable BIO-valid label path for ``(tokens, labels)`` probabilities."""
-    n = probs.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    logp = np.log(np.clip(probs.astype(np.float32), 1e-9, 1.0))
-    back = np.zeros((n, logp.shape[1]), dtype=np.int64)
-    score = _START + logp[0]
-    for t in range(1, n):
-        cand = score[:, None] + _TRANS
-        back[t] = cand.argmax(axis=0)
-        score = cand.max(axis=0) + logp[t]
-    path = np.zeros(n, dtype=np.int64)
-    path[-1] = int(score.argmax())
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
-def greedy(probs: np.ndarray) -> np.ndarray:
-    """Arg-max label per token (an ``I-X`` without its ``B-X`` then starts an entity, see :func:`annotate`)."""
-    return probs.argmax(axis=1) if probs.shape[0] else np.zeros(0, dtype=np.int64)
-
-
-def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities re-normalised at a softmax temperature (``> 1`` flattens over-confident ones)."""
-    if temperature == 1.0 or probs.shape[0] == 0:
-        return probs.astype(np.float32)
-    logp = np.log(np.clip(probs.astype(np.float32), 1e-9, 1.0)) / temperature
-    out = np.exp(logp - logp.max(axis=1, keepdims=True))
-    return out / out.sum(axis=1, keepdims=True)
-
-
-def annotate(
-    encoding: Encoding,
-    probs: np.ndarray,
-    id2label: Sequence[str] = BIO_LABELS,
-    decoder: str = "viterbi",
-    temperature: float = 1.0,
-    aggregate: str = "min",
-) -> list[Span]:
-    """Decode token probabilities of one note into character spans with confidences.
-
-    Args:
-        encoding: The note's tokens and character offsets.
-        probs: ``(tokens, labels)`` probabilities from :meth:`NerStage.token_probs`.
-        id2label: Label of each probability column.
-        decoder: ``viterbi`` (BIO-constrained) or ``greedy``.
-        temperature: Softmax temperature for the confidence only (fitted on dev data; the decode is unchanged).
-        aggregate: ``min`` or ``mean`` of the tempered probabilities of the entity's decoded token labels.
-
-    Returns:
-        Non-overlapping spans sorted by start, each with its confidence in ``score``.
-    """
-    if len(encoding) == 0:
-        return []
-    path = viterbi(probs) if decoder == "viterbi" else greedy(probs)
-    token_scores = temper(probs, temperature)[np.arange(len(path)), path]
-    reduce = np.min if aggregate == "min" else np.mean
-    spans: list[Span] = []
-    current: list[int] | None = None  # [first token, last token, label id]
-
-    def close() -> None:
-        if current is not None:
-            first, last, _ = current
-            label = id2label[path[first]][2:]
-            spans.append(
-                Span(
-                    start=int(encoding.offsets[first, 0]),
-                    end=int(encoding.offsets[last, 1]),
-                    label=label,
-                    score=float(np.clip(reduce(token_scores[first : last + 1]), 0.0, 1.0)),
-                )
-            )
-
-    for t, label_id in enumerate(path.tolist()):
-        tag = id2label[label_id]
-        if tag.startswith("I-") and current is not None and id2label[path[current[0]]][2:] == tag[2:]:
-            current[1] = t
-            continue
-        close()
-        current = [t, t, label_id] if tag != "O" else None
-    close()
-    return spans
-
-
-def _joined(text: str, i: int) -> bool:
-    """Whether ``text[i - 1]`` and ``text[i]`` belong to one word: both alphanumeric, and no case change that
-    starts a new word (``visitNote``, ``ECHOCARDIOGRAMMultiple``; notes lose spaces in copying)."""
-    a, b = text[i - 1], text[i]
-    if not (a.isalnum() and b.isalnum()):
-        return False
-    if a.islower() and b.isupper():
-        return False
-    return not (a.isupper() and b.isupper() and i + 1 < len(text) and text[i + 1].islower())
-
-
-def snap_to_words(text: str, spans: Sequence[Span]) -> list[Span]:
-    """Spans widened to whole words; spans that then overlap are merged.
-
-    The model labels word pieces, so a span can start or end inside a word ("ad" of "adhesions", "arte" of
-    "arteriovenous"): 3.4% of the spans over 60 MTSamples reports. A reviewer sees half a word highlighted, and the
-    ICD stage links half a word. A merged span keeps the label of the part that covered more characters and the
-    lower score.
-
-    Args:
-        text: The note the spans index into.
-        spans: Non-overlapping spans sorted by start (as :func:`annotate` gives).
-    """
-    out: list[Span] = []
-    for span in spans:
-        start, end = span.start, span.end
-        while 0 < start < len(text) and _joined(text, start):
-            start -= 1
-        while 0 < end < len(text) and _joined(text, end):
-            end += 1
-        wide = Span(start=start, end=end, label=span.label, score=span.score)
-        if out and start < out[-1].end:
-            prev = out[-1]
-            keep = prev.label if prev.end - prev.start >= span.end - span.start else span.label
-            out[-1] = Span(start=prev.start, end=max(prev.end, end), label=keep, score=min(prev.score, span.score))
-        else:
-            out.append(wide)
-    return out
 
 
 class NerStage:
@@ -269,9 +152,12 @@ class NerStage:
         hf_model: The token classifier: :class:`engine.encoder.BertForTokenClassification` for BERT-family
             backbones (MiniLM), else a ``transformers`` ``*ForTokenClassification``; same parameter names either way.
             :func:`engine.encoder.to_transformers` gives its ``transformers`` twin, e.g. for
-            ``transformers.pipeline("token-classification", ...)``.
+            ``transformers.pipeline("token-classification", ...)`` (of an unquantised stage: ``quantize=False``).
         config: The model folder's configuration.
         device: Where the model runs.
+        quantized: Whether the linear layers run in dynamic int8 (CPU only; on CUDA the weights are bf16).
+        batch_size: Windows per forward pass at most (halved on GPU out-of-memory).
+        batch_tokens: Tokens per forward pass at most (``None``: no token budget).
     """
 
     def __init__(
@@ -283,13 +169,20 @@ class NerStage:
         window_tokens: int = 512,
         window_overlap: int = 128,
         batch_size: int = 16,
+        batch_tokens: int | None = None,
+        quantize: bool = False,
     ) -> None:
         self.hf_model = hf_model.to(device)
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             # Inference only: bf16 weights halve the memory traffic that fp32 weights under autocast still pay
             # (docs/benchmarks.md: 7.9M -> 10.8M tokens/s for MiniLM-L6 on an H100). CPU stays fp32.
             self.hf_model = self.hf_model.to(torch.bfloat16)
+        elif device.type == "cpu" and quantize:
+            from engine.encoder.quantize import quantize_linear_int8
+
+            self.hf_model = quantize_linear_int8(self.hf_model.eval(), inplace=True)
         self.hf_model.eval()
+        self.quantized = device.type == "cpu" and quantize
         self.tokenizer = tokenizer
         self.config = config
         self.device = device
@@ -302,6 +195,7 @@ class NerStage:
         self.window_tokens = min(window_tokens, max_positions)
         self.window_overlap = window_overlap
         self.batch_size = max(1, batch_size)
+        self.batch_tokens = batch_tokens
         self.cls_id = int(tokenizer.cls_token_id)
         self.sep_id = int(tokenizer.sep_token_id)
         self.pad_id = int(tokenizer.pad_token_id or 0)
@@ -353,15 +247,26 @@ class NerStage:
         windows.sort(key=lambda w: w.end - w.start, reverse=True)
         i = 0
         while i < len(windows):
-            chunk = windows[i : i + self.batch_size]
-            if self.device.type == "cpu":
-                # On CPU a padded position costs as much as a real one and batching buys little, so a batch holds
-                # windows of one length only: a note's short last window runs alone at its own length.
-                width = chunk[0].end - chunk[0].start
-                chunk = [w for w in chunk if w.end - w.start == width]
+            chunk = self._next_batch(windows, i)
             ids = [encodings[w.doc].ids[w.start : w.end] for w in chunk]
             yield from zip(chunk, self._forward_with_retry(ids), strict=True)
             i += len(chunk)
+
+    def _next_batch(self, windows: Sequence[Window], i: int) -> Sequence[Window]:
+        """The windows of the next forward pass, from ``windows[i]`` on (sorted longest first).
+
+        At most ``batch_size`` windows, and at most ``batch_tokens`` tokens when set (a token budget: long windows
+        go in smaller batches). On CPU a padded position costs as much as a real one and batching buys little,
+        so a batch holds windows of one length only: a note's short last window runs alone at its own length.
+        """
+        width = windows[i].end - windows[i].start + 2
+        count = self.batch_size
+        if self.batch_tokens:
+            count = max(1, min(count, self.batch_tokens // width))
+        chunk = windows[i : i + count]
+        if self.device.type == "cpu":
+            chunk = [w for w in chunk if w.end - w.start + 2 == width]
+        return chunk
 
     def token_probs(self, encodings: Sequence[Encoding]) -> list[np.ndarray]:
         """Merged ``(tokens, labels)`` fp16 probabilities per note: each token from the window that owns it."""
@@ -385,12 +290,18 @@ class NerStage:
         Returns:
             One list of spans per text, in input order, each sorted by start.
         """
+        return self.predict_with_probs(texts)[0]
+
+    def predict_with_probs(self, texts: Sequence[str]) -> tuple[list[list[Span]], list[np.ndarray]]:
+        """:meth:`predict`, also returning each note's ``(tokens, labels)`` probabilities (for monitoring: the
+        pipeline reduces them to token statistics at once, ``engine.monitoring.profile.token_summary``)."""
         encodings = [self.encode(text) for text in texts]
         probs = self.token_probs(encodings)
-        return [
+        spans = [
             snap_to_words(text, annotate(enc, p, self.id2label, self.decoder, self.temperature, self.aggregate))
             for text, enc, p in zip(texts, encodings, probs, strict=True)
         ]
+        return spans, probs
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -406,7 +317,11 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def build_model(
-    backbone: Path, id2label: Sequence[str], dropout: float | None = None, use_transformers: bool = False
+    backbone: Path,
+    id2label: Sequence[str],
+    dropout: float | None = None,
+    use_transformers: bool = False,
+    num_layers: int | None = None,
 ) -> torch.nn.Module:
     """A fresh token classifier on a local backbone (its head newly initialised), fp32.
 
@@ -419,7 +334,21 @@ def build_model(
         id2label: Token labels in id order.
         dropout: Optional classifier dropout.
         use_transformers: Build the ``transformers`` model even where the plain one would do.
+        num_layers: Keep only the first ``num_layers`` encoder layers (a distilled student's depth: its stored
+            delta holds all of them); ``None`` keeps the backbone's depth.
     """
+    model = _new_classifier(backbone, id2label, dropout, use_transformers)
+    if num_layers is not None and num_layers < len(model.base_model.encoder.layer):
+        if num_layers < 1:
+            raise EngineError(ErrorCode.MODEL_INVALID, f"num_hidden_layers {num_layers}: at least one is needed")
+        model.base_model.encoder.layer = torch.nn.ModuleList(list(model.base_model.encoder.layer)[:num_layers])
+        model.config.num_hidden_layers = num_layers
+    return model
+
+
+def _new_classifier(
+    backbone: Path, id2label: Sequence[str], dropout: float | None, use_transformers: bool
+) -> torch.nn.Module:
     if not use_transformers:
         from engine.encoder import load_token_classifier
 
@@ -448,13 +377,23 @@ def build_model(
     return model.float()
 
 
-def load_folder(folder: Path, settings: Settings | None = None, device: str | torch.device | None = None) -> NerStage:
+def load_folder(
+    folder: Path,
+    settings: Settings | None = None,
+    device: str | torch.device | None = None,
+    quantize: bool | None = None,
+    backbone: str | Path | None = None,
+) -> NerStage:
     """Load a NER model folder into a :class:`NerStage`.
 
     Args:
         folder: The model folder (``config.json`` + ``weights.safetensors``).
-        settings: Windowing and batch settings (defaults when ``None``).
+        settings: Device, windowing and batch settings (defaults when ``None``). Windows: the settings'
+            ``ner_window_tokens``/``ner_window_overlap`` when set, else the folder's ``window_tokens``/
+            ``window_overlap``, else the settings' ``window_tokens``/``window_overlap``.
         device: Overrides ``settings.device``.
+        quantize: Dynamic int8 linear layers on CPU; ``None``: as the folder's ``cpu_quantization`` says.
+        backbone: A backbone folder overriding the one the config names (a machine without the packaged MiniLM).
     """
     settings = settings or Settings()
     config = read_config(folder)
@@ -462,27 +401,50 @@ def load_folder(folder: Path, settings: Settings | None = None, device: str | to
     unknown = [lab for lab in id2label if lab != "O" and lab[2:] not in LABELS]
     if unknown:
         raise EngineError(ErrorCode.MODEL_INVALID, f"{folder}: labels outside the contract: {unknown}")
-    backbone = resolve_backbone(config.get("backbone"))
-    model = build_model(backbone, id2label)
+    backbone = resolve_backbone(backbone or config.get("backbone"))
+    layers = config.get("num_hidden_layers")
+    model = build_model(backbone, id2label, num_layers=int(layers) if layers is not None else None)
     load_delta(model, folder / config.get("weights", WEIGHTS_FILE))
+    window = settings.ner_window_tokens or int(config.get("window_tokens", settings.window_tokens))
+    overlap = settings.ner_window_overlap
+    if overlap is None:
+        overlap = int(config.get("window_overlap", settings.window_overlap))
     return NerStage(
         model,
         load_tokenizer(backbone),
         config,
         resolve_device(device if device is not None else settings.device),
-        window_tokens=settings.window_tokens,
-        window_overlap=settings.window_overlap,
+        window_tokens=window,
+        window_overlap=overlap,
         batch_size=settings.batch_size,
+        batch_tokens=config.get("batch_tokens"),
+        quantize=config.get("cpu_quantization") == INT8 if quantize is None else quantize,
     )
 
 
-def load(settings: Settings) -> NerStage:
-    """Stage factory (see :mod:`engine.registry`): the model in ``settings.model_dir / "ner"``.
+def model_folder(settings: Settings) -> Path:
+    """The NER model folder ``settings.ner_model`` names (:data:`NER_MODELS`) in ``settings.model_dir``.
 
     Raises:
-        EngineError: ``MODEL_NOT_FOUND`` when the folder or its weights are missing.
+        EngineError: ``BAD_INPUT`` for a name that is not in :data:`NER_MODELS`.
     """
-    folder = Path(settings.model_dir) / "ner"
+    name = settings.ner_model
+    if name not in NER_MODELS:
+        raise EngineError(
+            ErrorCode.BAD_INPUT, f"unknown NER model {name!r} (CLINICAL_NLP_NER_MODEL): use {' or '.join(NER_MODELS)}"
+        )
+    return Path(settings.model_dir) / NER_MODELS[name]
+
+
+def load(settings: Settings) -> NerStage:
+    """Stage factory (see :mod:`engine.registry`): the model ``settings.ner_model`` selects (``fast``:
+    ``<model_dir>/ner``, ``accurate``: ``<model_dir>/ner_accurate``).
+
+    Raises:
+        EngineError: ``MODEL_NOT_FOUND`` when the folder or its weights are missing; ``BAD_INPUT`` for an unknown
+            model name.
+    """
+    folder = model_folder(settings)
     if not folder.is_dir():
-        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"no NER model folder at {folder}")
+        raise EngineError(ErrorCode.MODEL_NOT_FOUND, f"no NER model folder at {folder} ({settings.ner_model} model)")
     return load_folder(folder, settings)

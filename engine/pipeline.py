@@ -8,6 +8,9 @@ process pays for model loading once. Stage interfaces:
 - ``assertion.judge(text, spans, sections) -> list[Judgement]`` (``spans``: ``(start, end)`` pairs)
 - ``icd.link(mention, label, traits) -> list[Code]`` (empty for findings that must not be coded)
 - ``summarizer.summarize(text, k) -> list[SummarySentence]``
+
+What the linker reads for a finding is its coding mention (:mod:`engine.coding_mention`): the finding with the
+anatomy and modifier words that specify it.
 """
 
 from __future__ import annotations
@@ -16,27 +19,26 @@ import functools
 import gc
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.coding_mention import Coder, CodingRules
+from engine.coding_mention import load_rules as load_coding_rules
 from engine.errors import EngineError, ErrorCode
+from engine.metadata import outside
+from engine.monitoring.profile import token_summary
 from engine.registry import load_stage
-from engine.rules import rule_rows
 from engine.settings import Settings
-from engine.types import LABELS, AnalysisResult, Code, Entity, Section, SummaryResult
+from engine.types import LABELS, AnalysisResult, Code, Entity, Section, Span, SummaryResult
 
 ANALYSIS_STAGES = ("sections", "ner", "history", "assertion", "icd")
 """The stages :meth:`Pipeline.analyze` runs, in order (loaded and warmed before serving)."""
-UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 HEADER_LABELS_KEPT = frozenset({"ANAT"})
 """Entity labels kept when the span is a section header's own words: "CHEST:" names anatomy, while "HPI:" or
 "PROCEDURE:" is a heading, not a test or a procedure the patient had."""
-"""Findings with any of these traits are never coded (the coder sees why in ``Entity.note``)."""
 
 
 def section_at(sections: Sequence[Section], offset: int) -> str | None:
@@ -55,22 +57,6 @@ def drop_header_words(spans: Sequence[Any], headers: Sequence[tuple[int, int]]) 
         s for s in spans
         if s.label in HEADER_LABELS_KEPT or not any(start <= s.start and s.end <= end for start, end in headers)
     ]
-
-
-MODIFIERS_FILE = "coding_modifiers.txt"
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z-]*)[ \t]+$")
-
-
-def coding_mention(text: str, start: int, end: int, modifiers: frozenset[str], limit: int = 3) -> str:
-    """The mention to code for the entity ``text[start:end]``: with up to ``limit`` directly preceding words from
-    ``modifiers`` ("Chronic DVT" when the entity is "DVT"), which the linker reads for acuity, side and sequelae."""
-    lo = start
-    for _ in range(limit):
-        match = _WORD_BEFORE.search(text, max(0, lo - 40), lo)
-        if not match or match.group(1).lower() not in modifiers:
-            break
-        lo = match.start(1)
-    return text[lo:end]
 
 
 def model_version(model_dir: Path, stage: str) -> str:
@@ -134,10 +120,9 @@ class Pipeline:
             freeze_loaded_objects()
 
     @functools.cached_property
-    def modifiers(self) -> frozenset[str]:
-        """Words before a diagnosis that the ICD linker reads with it (``assets/rules/coding_modifiers.txt``)."""
-        path = Path(self.settings.rules_dir) / MODIFIERS_FILE
-        return frozenset(fields[0].strip().lower() for _, fields in rule_rows(path, what="coding modifier file"))
+    def coding_rules(self) -> CodingRules:
+        """The coding mention's rule data (``assets/rules/coding_*``), read once."""
+        return load_coding_rules(Path(self.settings.rules_dir))
 
     @property
     def models(self) -> dict[str, str]:
@@ -146,7 +131,7 @@ class Pipeline:
         # a batch job would otherwise read two config files per call).
         if self._models is None:
             self._models = {
-                "ner": model_version(self.settings.model_dir, "ner"),
+                "ner": str(getattr(self.stage("ner"), "version", "unknown")),  # fast or accurate
                 "assertion": str(getattr(self.stage("assertion"), "version", "unknown")),
                 "icd": str(getattr(self.stage("icd"), "version", "unknown")),
                 "summarizer": model_version(self.settings.model_dir, "summarizer"),
@@ -169,23 +154,19 @@ class Pipeline:
         ner = self.stage("ner")  # loaded before the clock starts: timings report work, not model loading
         t0 = time.perf_counter()
         texts = [text for _, text in notes]
-        all_spans = ner.predict(texts)
+        with_probs = getattr(ner, "predict_with_probs", None)  # monitoring's token statistics, when the stage has them
+        all_spans, all_probs = with_probs(texts) if with_probs else (ner.predict(texts), [None] * len(texts))
         ner_ms = (time.perf_counter() - t0) * 1000.0 / max(len(notes), 1)
         models = self.models
+        # One link cache for the whole call; the ICD stage's calibrated abstention applies to the assembled mention.
+        coder = Coder(self.coding_rules, self.stage("icd"), self.settings.icd_min_score)
         results: list[AnalysisResult] = []
-        # The same mention with the same traits gets the same codes: link each distinct one once per call (notes
-        # repeat their findings, and linking is the costliest step after NER).
-        linked: dict[tuple[str, str, tuple[str, ...]], tuple[list[Code], list[Code], str | None]] = {}
-        for (note_id, text), spans in zip(notes, all_spans, strict=True):
+        for (note_id, text), spans, probs in zip(notes, all_spans, all_probs, strict=True):
             t1 = time.perf_counter()
-            detector = self.stage("sections")
-            sections = detector.detect(text)
-            spans = drop_header_words(spans, detector.header_spans(text))
-            spans = self.stage("history").add(text, spans, self.stage("icd"))
+            spans, sections = self._spans(text, spans)
             judgements = self.stage("assertion").judge(text, [(s.start, s.end) for s in spans], sections)
             t2 = time.perf_counter()
             entities: list[Entity] = []
-            icd = self.stage("icd")
             for span, judgement in zip(spans, judgements, strict=True):
                 entity = Entity(
                     start=span.start,
@@ -197,30 +178,27 @@ class Pipeline:
                     trigger=judgement.trigger,
                     section=section_at(sections, span.start),
                 )
-                if span.label == "DIAG":
-                    blocked = [t for t in UNCODED_TRAITS if t in entity.traits]
-                    if blocked:
-                        entity.note = f"{entity.assertion}: not coded"
-                    else:
-                        mention = coding_mention(text, span.start, span.end, self.modifiers)
-                        key = (mention, span.label, tuple(entity.traits))
-                        if key not in linked:  # (codes, folded candidates, note): the ICD stage's abstention
-                            link_entity = getattr(icd, "link_entity", None)
-                            linked[key] = (link_entity(mention, span.label, entity.traits) if link_entity
-                                           else (icd.link(mention, span.label, entity.traits), [], None))
-                        codes, candidates, note = linked[key]
-                        entity.codes = [replace(code) for code in codes]
-                        entity.candidates, entity.note = [replace(code) for code in candidates], note
                 entities.append(entity)
+            coder.code_all(text, entities, spans)
             t3 = time.perf_counter()
-            timings = {
-                "ner": ner_ms,
-                "assertion": (t2 - t1) * 1000.0,
-                "icd": (t3 - t2) * 1000.0,
-            }
+            timings = {"ner": ner_ms, "assertion": (t2 - t1) * 1000.0, "icd": (t3 - t2) * 1000.0}
             timings["total"] = sum(timings.values())
-            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings))
+            results.append(AnalysisResult(id=note_id, entities=entities, models=models, timings_ms=timings,
+                                          token_stats=token_summary(probs)))
         return results
+
+    def _spans(self, text: str, spans: Sequence[Span]) -> tuple[list[Span], list[Section]]:
+        """The note's entity spans after the structural steps, and its sections: section headers' own words and
+        metadata fields (dictation lines, keywords, names and dates) hold no entity, and the backfill adds the
+        history-phrase and problem-list diagnoses the model left untagged."""
+        detector = self.stage("sections")
+        sections = detector.detect(text)
+        headers = detector.header_spans(text)
+        metadata = detector.metadata_spans(text)
+        kept = outside(drop_header_words(spans, headers), metadata)
+        history = self.stage("history")
+        added = history.add(text, kept, self.stage("icd"), history.regions(sections, headers))
+        return outside(added, metadata), sections
 
     def summarize(self, text: str, k: int | None = None, note_id: str | None = None) -> SummaryResult:
         """Extract the note's key sentences, verbatim, in the note's own order.

@@ -19,6 +19,8 @@ STAGES: dict[str, str] = {
     "assertion": "engine.assertion:load",
     "icd": "engine.icd:load",
     "summarizer": "engine.summarizer:load",
+    "encounter": "engine.encounter:load",
+    "deid": "engine.deid:load",
 }
 
 

@@ -3,7 +3,8 @@
 Headers are data (``assets/rules/section_headers.tsv``): each known header maps to a lower-case canonical name
 (``"PMH:"`` -> ``past medical history``). A section runs from its header to the next header that opens a section;
 body-system sub-headers (``HEENT:``, ``LUNGS:``) stay inside the section around them. Text before the first header
-belongs to no section.
+belongs to no section. The detector also finds the note's metadata fields (dictation and signature lines,
+names and dates, keywords: :mod:`engine.metadata`), which hold no clinical content.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import EngineError, ErrorCode
+from engine.metadata import MetadataDetector
+from engine.metadata import load_rules as load_metadata_rules
 from engine.rules import rule_rows
 from engine.settings import Settings
 from engine.types import Section
@@ -55,11 +58,13 @@ class SectionDetector:
     Args:
         headers: ``header text -> canonical name`` (lower case); ``"-"`` marks a sub-header.
         version: Version string written in results.
+        metadata: The metadata field rules, or ``None`` for none.
     """
 
-    def __init__(self, headers: dict[str, str], version: str) -> None:
+    def __init__(self, headers: dict[str, str], version: str, metadata: MetadataDetector | None = None) -> None:
         self.headers = headers
         self.version = version
+        self.metadata = metadata
         # One anchored regex per first letter: a candidate place tries only the headers that can start there.
         by_letter: dict[str, list[str]] = {}
         for header in sorted(headers, key=len, reverse=True):
@@ -129,14 +134,21 @@ class SectionDetector:
         """``[start, end)`` of each header that opens a named section ("HPI:", "FAMILY HISTORY:"), colon included."""
         return [(h.start, h.end) for h in self._headers(text) if h.name is not None]
 
+    def metadata_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """``(start, end, rule name)`` of the note's metadata fields (none without metadata rules)."""
+        if self.metadata is None:
+            return []
+        return self.metadata.spans(text, [h.start for h in self._headers(text)])
+
     def header_ends(self, text: str) -> list[int]:
         """Offsets where a header (sub-headers included) ends: sentence boundaries for the assertion stage."""
         return [h.end for h in self._headers(text)]
 
 
 def load(settings: Settings) -> SectionDetector:
-    """Build the section detector from ``settings.rules_dir / section_headers.tsv``."""
+    """Build the section detector from ``settings.rules_dir``'s ``section_headers.tsv`` and ``metadata_lines.tsv``."""
     path = Path(settings.rules_dir) / HEADERS_FILE
     headers = read_headers(path)
+    metadata = load_metadata_rules(Path(settings.rules_dir))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    return SectionDetector(headers, version=f"sections-rules-{digest}")
+    return SectionDetector(headers, version=f"sections-rules-{digest}-{len(metadata.rules)}", metadata=metadata)

@@ -44,6 +44,8 @@ class SentenceRules:
     maybe_final: frozenset[str]
     vitals_next: re.Pattern[str]
     vitals_tail: re.Pattern[str]
+    starters: frozenset[str] = frozenset()
+    """Words that start a sentence and are no surname: after "Dr. Y." or "hepatitis C." they mark a boundary."""
 
 
 def _read_list(path: Path) -> list[str]:
@@ -68,6 +70,7 @@ def load_rules(rules_dir: str | Path = RULES_DIR) -> SentenceRules:
         maybe_final=frozenset(_read_list(rules_dir / "sentence_abbreviations_final.txt")),
         vitals_next=re.compile(r"(?i)\s*(?:" + alt + r")\b\s*:?\s*[<>~]?\d"),
         vitals_tail=re.compile(r"(?i)(?<!\w)(?:" + alt + r")\s*:?\s*\S+\s*$"),
+        starters=frozenset(_read_list(rules_dir / "sentence_starters.txt")),
     )
 
 
@@ -203,8 +206,13 @@ def _punct_is_boundary(
     next_upper = nxt[:1].isupper() or bool(re.match(r"\d{1,2}[.)]$", nxt))
     if key in rules.maybe_final:
         return standalone or next_upper or lowercase_note
-    # An initial ("J. Smith") in mixed-case text.
-    if not standalone and len(key) == 1 and word[-1:].isupper() and nxt[:1].isupper():
+    # An initial ("J. Smith") in mixed-case text, unless a sentence starter follows: "Dr. Y. She ...",
+    # "hepatitis C. The ...".
+    initials = len(key) == 1 or re.fullmatch(r"(?:[a-z]\.)+[a-z]", key) is not None  # "J." or "J.K."
+    if not standalone and initials and word[-1:].isupper() and nxt[:1].isupper():
+        return nxt.lower().strip(",;:.\"'") in rules.starters
+    # A capital letter before a lower-case word in mixed-case text names something ("vitamin D. deficiency").
+    if not standalone and len(key) == 1 and word[-1:].isupper() and nxt[:1].islower() and not lowercase_note:
         return False
     # Unknown abbreviation with inner periods ("E.R. and") before a lower-case word.
     if not standalone and "." in key and nxt[:1].islower() and not lowercase_note:

@@ -13,7 +13,6 @@ Predicting lives here; training (``engine.training.summarizer``) builds the same
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Sequence
@@ -21,33 +20,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from engine import backbone as bb
 from engine.errors import EngineError, ErrorCode
-from engine.rules import rule_rows
 from engine.sentences import split_sentences
-from engine.settings import PACKAGED_BACKBONE, RULES_DIR, Settings
+from engine.settings import PACKAGED_BACKBONE, Settings
+from engine.summarizer_features import (
+    FEATURES,
+    STOPWORDS_FILE,
+    default_k,
+    select,
+    sentence_features,
+    stopwords,
+    textrank_scores,
+    trigrams,
+)
+from engine.summarizer_sections import SectionPriors, load_priors
 from engine.types import SummarySentence
 
+# Names of engine.summarizer_features are re-exported: training, evaluation and tests import them from here.
+__all__ = [
+    "DEFAULT_CONFIG",
+    "FEATURES",
+    "STOPWORDS_FILE",
+    "WEIGHTS_FILE",
+    "NoteEncoding",
+    "SentenceScorer",
+    "Summarizer",
+    "build_scorer",
+    "default_k",
+    "encode_sentences",
+    "layer_kv",
+    "load",
+    "pad_windows",
+    "read_config",
+    "score_encoding",
+    "select",
+    "sentence_features",
+    "sentence_vectors",
+    "stopwords",
+    "textrank_scores",
+    "trigrams",
+]
+
 WEIGHTS_FILE = "weights.safetensors"
-FEATURES: tuple[str, ...] = (
-    "position",
-    "position_sq",
-    "first_three",
-    "last_tenth",
-    "log_words",
-    "short",
-    "centrality",
-    "centrality_rank",
-    "textrank",
-    "textrank_rank",
-)
-"""Document features the head can read beside the ``[CLS]`` state (see :func:`sentence_features`); a model's
-``config.json`` lists the ones it was trained with, in order."""
-STOPWORDS_FILE = "summary_stopwords.txt"
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "backbone": PACKAGED_BACKBONE,
@@ -129,106 +147,6 @@ def pad_windows(
         types[r, : len(t)] = torch.tensor(t)
         mask[r, : len(i)] = 1
     return ids, types, mask
-
-
-@functools.cache
-def stopwords() -> frozenset[str]:
-    """The words left out of the TextRank features (``assets/rules/summary_stopwords.txt``)."""
-    return frozenset(row[0].strip() for _, row in rule_rows(RULES_DIR / STOPWORDS_FILE, what="stop word file"))
-
-
-def textrank_scores(texts: Sequence[str], damping: float = 0.85, iterations: int = 100) -> torch.Tensor:
-    """TextRank of each sentence: PageRank over the TF-IDF cosine similarity graph of the note's sentences.
-
-    Words are lower-cased runs of two or more word characters without stop words; TF-IDF uses raw counts and the
-    smoothed idf ``ln((1 + n) / (1 + df)) + 1``, rows L2-normalised. A sentence with no link gets the uniform share.
-
-    Returns:
-        ``[n]`` scores summing to 1.
-    """
-    n = len(texts)
-    if n == 0:
-        return torch.zeros(0)
-    # numpy, not torch: a hundred tiny matrix-vector steps cost far less without torch's per-op threading overhead.
-    stop = stopwords()
-    vocab: dict[str, int] = {}
-    rows, cols = [], []
-    for i, text in enumerate(texts):
-        for w in _WORD.findall(text.lower()):
-            if len(w) > 1 and w not in stop:
-                rows.append(i)
-                cols.append(vocab.setdefault(w, len(vocab)))
-    if not vocab:
-        return torch.full((n,), 1.0 / n)
-    tf = np.zeros((n, len(vocab)))
-    np.add.at(tf, (np.array(rows), np.array(cols)), 1.0)
-    df = (tf > 0).sum(0)
-    tfidf = tf * (np.log((1 + n) / (1 + df)) + 1)
-    tfidf /= np.linalg.norm(tfidf, axis=1, keepdims=True).clip(min=1e-12)
-    sim = tfidf @ tfidf.T
-    np.fill_diagonal(sim, 0.0)
-    out_weight = sim.sum(1, keepdims=True)
-    trans_t = np.ascontiguousarray(
-        np.divide(sim, out_weight, out=np.full_like(sim, 1.0 / n), where=out_weight > 0).T
-    )
-    rank = np.full(n, 1.0 / n)
-    for _ in range(iterations):
-        new = (1 - damping) / n + damping * (trans_t @ rank)
-        done = np.abs(new - rank).sum() < 1e-8
-        rank = new
-        if done:
-            break
-    return torch.from_numpy(rank).float()
-
-
-def sentence_features(
-    word_counts: Sequence[int],
-    sentence_vectors: torch.Tensor,
-    texts: Sequence[str] | None = None,
-    names: Sequence[str] = FEATURES[:8],
-) -> torch.Tensor:
-    """Document features per sentence, ``[n, len(names)]``.
-
-    Args:
-        word_counts: Words per sentence.
-        sentence_vectors: ``[n, hidden]`` mean-pooled token states of each sentence (from the frozen lower layers),
-            used for centrality: cosine to the note's mean sentence vector, and its rank within the note.
-        texts: The sentences; needed only for the ``textrank`` features.
-        names: Which features, in order (a model's ``config.json`` ``features``); the default is the original
-            eight, without TextRank.
-
-    Raises:
-        EngineError: ``MODEL_INVALID`` for a feature name this version does not know.
-    """
-    unknown = [f for f in names if f not in FEATURES]
-    if unknown:
-        raise EngineError(ErrorCode.MODEL_INVALID, f"unknown summariser features {unknown}")
-    n = len(word_counts)
-    if n == 0:
-        return torch.zeros((0, len(names)))
-    pos = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)
-    words = torch.tensor(word_counts, dtype=torch.float32)
-    vecs = nn.functional.normalize(sentence_vectors.float(), dim=-1)
-    centre = nn.functional.normalize(vecs.mean(0, keepdim=True), dim=-1)
-    cent = (vecs @ centre.T).squeeze(-1)
-    columns = {
-        "position": lambda: pos,
-        "position_sq": lambda: pos**2,
-        "first_three": lambda: (torch.arange(n) < 3).float(),
-        "last_tenth": lambda: (pos > 0.9).float(),
-        "log_words": lambda: torch.log1p(words) / 4.0,
-        "short": lambda: (words < 8).float(),
-        "centrality": lambda: (cent - cent.mean()) * 5.0,
-        "centrality_rank": lambda: torch.argsort(torch.argsort(-cent)).float() / max(n - 1, 1),
-    }
-    if any(f.startswith("textrank") for f in names):
-        if texts is None or len(texts) != n:
-            raise ValueError("the textrank features need the sentences' texts")
-        tr = textrank_scores(texts)
-        # n * score is 1 for an average sentence; its log is centred on 0 and tames the long upper tail.
-        columns["textrank"] = lambda: torch.log(tr * n).clamp(-3.0, 3.0)
-        columns["textrank_rank"] = lambda: torch.argsort(torch.argsort(-tr)).float() / max(n - 1, 1)
-    return torch.stack([columns[f]() for f in names], dim=-1)
 
 
 def _extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -384,54 +302,6 @@ def sentence_vectors(
     return torch.stack(rows)
 
 
-def trigrams(text: str) -> set[tuple[str, ...]]:
-    """Lower-cased word trigrams of a sentence (for redundancy blocking)."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
-
-
-def select(
-    scores: Sequence[float], texts: Sequence[str], k: int, trigram_blocking: bool = True, max_overlap: float = 0.0
-) -> list[int]:
-    """Indices of the chosen sentences, most salient first.
-
-    Sentences are taken by descending score; with ``trigram_blocking`` one repeating chosen trigrams is skipped while
-    unblocked ones remain (then the skipped ones fill up to ``k``).
-
-    Args:
-        scores: Salience per sentence.
-        texts: The sentences.
-        k: How many to choose.
-        trigram_blocking: Redundancy control on or off.
-        max_overlap: Share of a sentence's trigrams that may already be chosen; ``0`` blocks on any shared trigram
-            (classic BERTSum blocking), ``0.5`` only when half of them repeat.
-    """
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    k = min(k, len(order))
-    if not trigram_blocking:
-        return order[:k]
-    chosen: list[int] = []
-    skipped: list[int] = []
-    seen: set[tuple[str, ...]] = set()
-    for i in order:
-        if len(chosen) >= k:
-            break
-        grams = trigrams(texts[i])
-        shared = len(grams & seen)
-        if shared and shared > max_overlap * len(grams):
-            skipped.append(i)
-            continue
-        chosen.append(i)
-        seen |= grams
-    chosen.extend(skipped[: k - len(chosen)])
-    return chosen
-
-
-def default_k(n_sentences: int, ratio: float = 0.15, minimum: int = 3, maximum: int = 12) -> int:
-    """Summary length for a note of ``n_sentences``: ``ratio`` of it, within ``[minimum, maximum]``."""
-    return min(n_sentences, max(minimum, min(maximum, math.ceil(ratio * n_sentences))))
-
-
 def read_config(model_dir: Path) -> dict[str, Any]:
     """The model folder's ``config.json`` merged over :data:`DEFAULT_CONFIG`."""
     config = bb.read_model_config(model_dir, "summarizer")
@@ -468,9 +338,19 @@ class Summarizer:
         device: Where to run.
         max_length: Upper bound on the encoder window (tokens).
         batch_size: Windows per forward pass on a GPU (on CPU windows run one at a time, unpadded).
+        priors: Section priors for clinical notes (:mod:`engine.summarizer_sections`); ``None`` scores every
+            sentence by the model alone.
     """
 
-    def __init__(self, model_dir: Path, device: torch.device, max_length: int = 512, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        device: torch.device,
+        max_length: int = 512,
+        batch_size: int = 16,
+        priors: SectionPriors | None = None,
+    ) -> None:
+        self.priors = priors
         self.config = read_config(model_dir)
         self.version = str(self.config.get("version", "unknown"))
         self.device = device
@@ -509,19 +389,22 @@ class Summarizer:
         if k == 0:
             return []
         logits = self.score_sentences(texts)
-        chosen = select(
-            logits,
-            texts,
-            k,
+        adjusted = self.priors.adjust(text, spans, logits) if self.priors is not None else list(logits)
+        allowed = [i for i, x in enumerate(adjusted) if x is not None]
+        picked = select(
+            [adjusted[i] for i in allowed],
+            [texts[i] for i in allowed],
+            min(k, len(allowed)),
             bool(self.config.get("trigram_blocking", True)),
             float(self.config.get("max_trigram_overlap", 0.0)),
         )
+        chosen = [allowed[j] for j in picked]
         out = [
             SummarySentence(
                 start=spans[i][0],
                 end=spans[i][1],
                 text=texts[i],
-                score=1.0 / (1.0 + math.exp(-logits[i])),
+                score=1.0 / (1.0 + math.exp(-float(adjusted[i]))),
                 rank=rank,
             )
             for rank, i in enumerate(chosen, start=1)
@@ -549,10 +432,13 @@ def score_encoding(
 
 def load(settings: Settings) -> Summarizer:
     """Stage factory: the summariser in ``settings.model_dir / "summarizer"``."""
+    from engine.sections import load as load_sections
+
     device = bb.resolve_device(settings.device)
     return Summarizer(
         Path(settings.model_dir) / "summarizer",
         device,
         max_length=settings.window_tokens,
         batch_size=settings.batch_size,
+        priors=load_priors(Path(settings.rules_dir), load_sections(settings)),
     )

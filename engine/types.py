@@ -106,6 +106,9 @@ class Entity:
     codes: list[Code] = field(default_factory=list)
     note: str | None = None
     """Why there are no codes (for example ``"negated: not coded"``); an optional extension field."""
+    coding: Any = None
+    """The coding mention the codes come from (:class:`engine.coding_mention.CodingMention`) when it is more than
+    the entity's own text ("urinary tract infection" for the entity "infection"); an optional extension field."""
     candidates: list[Code] = field(default_factory=list)
     """Suggestions folded away when the linker abstains (``note`` "no confident code"); optional extension."""
 
@@ -130,6 +133,8 @@ class Entity:
         }
         if self.note is not None:
             out["note"] = self.note
+        if self.coding is not None:
+            out["coding"] = self.coding.to_dict()
         if self.candidates:
             out["candidates"] = [c.to_dict() for c in self.candidates]
         return out
@@ -143,6 +148,8 @@ class AnalysisResult:
     entities: list[Entity]
     models: dict[str, str]
     timings_ms: dict[str, float]
+    token_stats: dict[str, float] | None = None
+    """NER token statistics for monitoring (``engine.monitoring.profile.token_summary``); not serialised."""
 
     def to_dict(self) -> dict[str, Any]:
         """Serialise to the contract's analysis object."""

@@ -37,8 +37,9 @@ def pipeline():
 def db_url(request: pytest.FixtureRequest, tmp_path: Path):
     """A fresh, migrated feedback store: a real SQLite file, or a new database on a throwaway PostgreSQL server
     (skipped with the reason when PostgreSQL cannot be started here)."""
+    from support.db_testing import postgres_server
+
     from db.session import dispose_engines, init_db
-    from db.testing import postgres_server
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.sqlite'}"

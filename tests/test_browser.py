@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from ui.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "tests" / "artifacts"

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
+from support.db_testing import NOTE_TEXT, sample_result, seed_analyses, seed_bulk_sqlite
 
 from db import repository as repo
 from db.errors import FeedbackCode, FeedbackError
@@ -22,7 +23,6 @@ from db.export import export_dataset, import_jsonl, read_jsonl
 from db.export.docbin import spacy_doc
 from db.models import Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import NOTE_TEXT, sample_result, seed_analyses, seed_bulk_sqlite
 from engine.corpora.brat import parse_ann
 from engine.corpora.document import resolve_overlaps
 from engine.corpora.iob import iob_tags, read_conll, spans_from_iob, tokenize
@@ -428,7 +428,7 @@ def test_100k_decisions_export_streams_in_bounded_memory(tmp_path):
     dispose_engines()
     assert seed_bulk_sqlite(path, 1_000, 25, 4) == 100_000
     code = (
-        "import json, sys; from db.testing import export_peak_memory; "
+        "import json, sys; sys.path.insert(0, \"tests\"); from support.db_testing import export_peak_memory; "
         "print(json.dumps(export_peak_memory(sys.argv[1], sys.argv[2])))"
     )
     run = subprocess.run(

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import func, select
+from support.db_testing import record_many, seed_analyses
 
 from db.models import AuditLog, Decision
 from db.session import dispose_engines, get_engine, session_scope
-from db.testing import record_many, seed_analyses
 
 REPO = Path(__file__).resolve().parent.parent
 PER_WRITER = 25
@@ -88,7 +88,7 @@ def test_process_killed_while_recording_leaves_no_half_decision(db_url, tmp_path
     for round_ in range(2):
         ready = tmp_path / f"ready{round_}"
         code = (
-            "import sys; from db.testing import record_forever; "
+            "import sys; sys.path.insert(0, \"tests\"); from support.db_testing import record_forever; "
             "record_forever(sys.argv[1], [int(x) for x in sys.argv[2].split(',')], sys.argv[3], sys.argv[4])"
         )
         proc = subprocess.Popen(

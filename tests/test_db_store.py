@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
+from support.db_testing import NOTE_TEXT, init_only, sample_result
 
 from db import repository as repo
 from db.errors import FeedbackCode, FeedbackError
 from db.models import AuditLog, Base, Decision, utcnow
 from db.session import dispose_engines, get_engine, init_db, session_scope
-from db.testing import NOTE_TEXT, init_only, sample_result
 
 
 def _seed(url: str, text_: str = NOTE_TEXT):
@@ -31,6 +31,18 @@ def _seed(url: str, text_: str = NOTE_TEXT):
 # ---------------------------------------------------------------------------------------------------- migrations
 
 
+def _script_head() -> str:
+    """The one head revision of db/migrations (two heads would fail here: migrations must stay one line)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from db.session import ALEMBIC_INI
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(ALEMBIC_INI.parent / "migrations"))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def test_migrations_fresh_file_idempotent_and_match_models(tmp_path):
     path = tmp_path / "fresh.sqlite"
     url = f"sqlite:///{path}"
@@ -38,7 +50,7 @@ def test_migrations_fresh_file_idempotent_and_match_models(tmp_path):
     dispose_engines()
     init_db(url)  # a second start on the same file changes nothing
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(_script_head(),)]
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert set(Base.metadata.tables) <= tables

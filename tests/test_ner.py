@@ -228,3 +228,25 @@ def test_predicted_spans_never_cut_a_word(stage: NerStage) -> None:
     for s in spans:
         assert not (s.start > 0 and text[s.start - 1].isalnum()), text[s.start - 5 : s.end]
         assert not (s.end < len(text) and text[s.end].isalnum()), text[s.start : s.end + 5]
+
+
+def test_fast_viterbi_equals_the_full_matrix_decode() -> None:
+    from engine.ner_decode import _viterbi_matrix, viterbi
+
+    rng = np.random.default_rng(7)
+    for case in range(40):
+        n = int(rng.integers(1, 400))
+        logits = rng.normal(size=(n, len(BIO_LABELS))) * rng.uniform(0.5, 4) + np.eye(len(BIO_LABELS))[0] * 2
+        if case % 5 == 0:
+            logits = np.round(logits)  # ties: both resolve to the lower label id
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        fast = viterbi(probs.astype(np.float16))
+        # the fast decode adds in float64 (Python floats): the reference does too, so exact ties stay ties
+        logp = np.log(np.clip(probs.astype(np.float16).astype(np.float32), 1e-9, 1.0)).astype(np.float64)
+        reference = _viterbi_matrix(logp)
+        assert fast.tolist() == reference.tolist(), case
+        for prev, cur in itertools.pairwise(fast):  # the path is BIO-valid
+            label = BIO_LABELS[cur]
+            assert not label.startswith("I-") or BIO_LABELS[prev][2:] == label[2:], (case, prev, cur)
+        assert not BIO_LABELS[fast[0]].startswith("I-")

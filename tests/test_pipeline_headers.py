@@ -37,11 +37,9 @@ def test_only_spans_wholly_inside_a_header_go_and_anatomy_stays() -> None:
 
 
 def test_modifier_words_before_a_diagnosis_reach_the_linker(pipeline) -> None:
-    from engine.pipeline import coding_mention
-
     text = "Chronic DVT of the left leg. Ultrasound confirmed DVT."
-    assert coding_mention(text, 8, 11, pipeline.modifiers) == "Chronic DVT"
-    assert coding_mention(text, text.rindex("DVT"), len(text) - 1, pipeline.modifiers) == "DVT"  # not a modifier
     chronic, plain = [e for e in pipeline.analyze(text).entities if e.text == "DVT"]
+    assert chronic.coding.text == "Chronic DVT of the left leg"  # modifier and anatomy (engine/coding_mention.py)
+    assert plain.coding is None  # "confirmed" is no modifier: the entity's own text is coded
     assert chronic.codes[0].code.startswith("I82.5")  # chronic embolism and thrombosis of deep veins
     assert plain.codes[0].code.startswith("I82.4")  # acute, the default

@@ -74,7 +74,7 @@ def test_activate_and_rollback_from_the_page(env, tmp_path):
 
 
 def test_background_job_reports_failure_with_its_log(env, tmp_path):
-    from ui.retrain_panel import export_feedback, job_status, start_retrain
+    from ui.retrain_jobs import export_feedback, job_status, start_retrain
 
     settings, url = env
     from db.session import init_db

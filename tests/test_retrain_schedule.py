@@ -55,7 +55,7 @@ def test_fine_tune_ner_runs_one_epoch_on_one_tiny_note(tmp_path):
 
 
 def test_a_crashed_run_shows_its_error_text_not_only_see_its_log(tmp_path):
-    from ui.retrain_panel import JOB_FILE, job_status
+    from ui.retrain_jobs import JOB_FILE, job_status
 
     settings = Settings().with_overrides(registry_dir=str(tmp_path / "registry"))
     (tmp_path / "registry").mkdir()

@@ -161,3 +161,25 @@ def test_offsets_are_verbatim_ordered_and_stripped(text: str) -> None:
     # Nothing but whitespace is lost between sentences.
     covered = "".join(text[s:e] for s, e in spans)
     assert covered.replace(" ", "").replace("\n", "") == text.replace(" ", "").replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Seen by Rev. Smith today. He prayed.", ["Seen by Rev. Smith today.", "He prayed."]),
+        ("Capt. Jones was injured. He is stable.", ["Capt. Jones was injured.", "He is stable."]),
+        ("Seen by Lt. Col. Brown. She is well.", ["Seen by Lt. Col. Brown.", "She is well."]),
+        ("Seen by Dr. J.K. Rowling. She is well.", ["Seen by Dr. J.K. Rowling.", "She is well."]),
+        ("Seen by Dr. Smith, Jr. He was well.", ["Seen by Dr. Smith, Jr.", "He was well."]),
+        ("John Smith, Jr. was seen today.", ["John Smith, Jr. was seen today."]),
+        ("He has vitamin D. deficiency. He eats well.", ["He has vitamin D. deficiency.", "He eats well."]),
+        ("Referred by Mary K. Brown, M.D. for evaluation.", ["Referred by Mary K. Brown, M.D. for evaluation."]),
+        ("Dr. A. B. Jones saw her. Plan is surgery.", ["Dr. A. B. Jones saw her.", "Plan is surgery."]),
+        ("Membranes are clear A.U. Oral cavity is moist.", ["Membranes are clear A.U.", "Oral cavity is moist."]),
+        ("Seen by Mary Brown, M.D. Plan is rest.", ["Seen by Mary Brown, M.D.", "Plan is rest."]),
+    ],
+)
+def test_titles_and_initials(text: str, expected: list[str]) -> None:
+    # Issue 15, class 6: military and clerical titles, "Jr." before a new sentence, run-together initials and a
+    # capital letter of a name ("vitamin D.") before a lower-case word.
+    assert sents(text) == expected

@@ -2,17 +2,19 @@
 
 Single notes come as pasted text or a ``.txt``, ``.docx`` or ``.pdf`` upload; batches as a ``.zip`` of ``.txt``
 files, a ``.csv`` with ``id`` and ``text`` columns, or ``.jsonl`` with one ``{"id", "text"}`` object a line.
-Text is returned exactly as read (the engine's offsets index into it), never stripped or normalised.
+Text is returned exactly as read (the engine's offsets index into it), never stripped or normalised. The
+readers are :mod:`engine.inputs` (the same as the command line's and ``batch``'s); this module adds only the
+``.docx``/``.pdf`` extraction, the app's size limits and its messages.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+
+from engine.inputs import BadNote, InputError, csv_rows, json_line, zip_archive, zip_texts
 
 MAX_NOTE_BYTES = 2 * 1024 * 1024
 """Largest single-note upload (a long discharge summary is well under 200 kB)."""
@@ -162,34 +164,29 @@ class Batch:
 
 def _read_zip(data: bytes, name: str, batch: Batch) -> None:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except (zipfile.BadZipFile, OSError):
+        archive = zip_archive(data)
+    except InputError:
         raise IngestError(f"{name} is not a readable .zip archive.") from None
-    if sum(m.file_size for m in members) > MAX_BATCH_BYTES:
+    if sum(m.file_size for m in archive.infolist()) > MAX_BATCH_BYTES:
         raise IngestError(f"{name} unpacks to more than {_mb(MAX_BATCH_BYTES)}; split it into smaller archives.")
-    for member in members:
-        path = PurePosixPath(member.filename)
-        if member.is_dir() or "__MACOSX" in path.parts or path.name.startswith("."):
+    for member, raw in zip_texts(archive):
+        if raw is None:
+            batch.problems.append(f"{name}/{member}: skipped (only .txt files are read from a .zip)")
             continue
-        if path.suffix.lower() != ".txt":
-            batch.problems.append(f"{name}/{member.filename}: skipped (only .txt files are read from a .zip)")
+        if isinstance(raw, Exception):
+            batch.problems.append(f"{name}/{member}: unreadable ({type(raw).__name__})")
             continue
         try:
-            text = decode_text(archive.read(member), f"{name}/{member.filename}")
+            text = decode_text(raw, f"{name}/{member}")
         except IngestError as err:
             batch.problems.append(str(err))
             continue
-        except (zipfile.BadZipFile, OSError, RuntimeError) as err:
-            batch.problems.append(f"{name}/{member.filename}: unreadable ({type(err).__name__})")
-            continue
-        batch.add(str(path.with_suffix("")), text, f"{name}/{member.filename}")
+        batch.add(str(PurePosixPath(member).with_suffix("")), text, f"{name}/{member}")
 
 
 def _read_csv(data: bytes, name: str, batch: Batch) -> None:
     content = decode_text(data, name)
-    csv.field_size_limit(MAX_BATCH_BYTES)
-    reader = csv.DictReader(io.StringIO(content, newline=""))
+    reader = csv_rows(io.StringIO(content, newline=""))
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "text" not in fields:
         raise IngestError(f"{name} needs a header row with a 'text' column (and optionally 'id').")
@@ -207,9 +204,8 @@ def _read_jsonl(data: bytes, name: str, batch: Batch) -> None:
     for line_no, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
+        obj = json_line(line, f"{name} line {line_no}")
+        if isinstance(obj, BadNote):
             batch.problems.append(f"{name} line {line_no}: invalid JSON")
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):

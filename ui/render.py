@@ -49,6 +49,8 @@ CSS = (
     "rgba(0,0,0,.07) 4px 8px)}"
     "mark.ent.asr-historical{color:#666}"
     "mark.ent.ent-overlap{box-shadow:inset 0 -2px 0 #495057}"
+    "mark.ent-coding{box-shadow:inset 0 -3px 0 #c92a2a;background-color:transparent;color:inherit;padding:0}"
+    "mark.ent.ent-coding{box-shadow:inset 0 -3px 0 #c92a2a}"
     "sup.ent-tag{font-size:0.6rem;font-weight:600;margin-left:1px;opacity:0.8}"
     "mark.sum-sent{background:#fff3bf;border-radius:3px}"
     "mark.sum-sent.sum-dropped{background:transparent;text-decoration:line-through;color:#888}"
@@ -96,6 +98,10 @@ def entity_title(entity: Mapping[str, Any]) -> str:
         parts.append(f"trigger: “{entity['trigger']}”")
     if entity.get("section"):
         parts.append(f"section: {entity['section']}")
+    coding = entity.get("coding")
+    if coding:
+        formed = "; ".join(f"{p['role']}: “{p.get('text', '')}”" for p in coding.get("parts", []) if p.get("text"))
+        parts.append(f"coded as “{coding.get('text', '')}”" + (f" ({formed})" if formed else ""))
     codes = entity.get("codes") or []
     if codes:
         parts.append(f"top code: {codes[0]['code']} {codes[0].get('description', '')}".rstrip())
@@ -125,7 +131,9 @@ def highlight_entities(
 
     Overlapping entities are handled by cutting the text at every entity boundary: each piece is one ``<mark>``
     styled as the innermost (shortest) entity covering it, with ``ent-overlap`` and a combined hover title when
-    more than one covers it. A small label tag follows each entity's last character.
+    more than one covers it. A small label tag follows each entity's last character. A finding's coding mention
+    (``coding``: "urinary tract infection" for "infection") is underlined whole, each piece marked
+    ``ent-coding`` with ``data-coding`` = the finding's index, and the hover title names the parts that formed it.
 
     Args:
         text: The note exactly as analysed (offsets index into it).
@@ -138,9 +146,18 @@ def highlight_entities(
     """
     wanted = None if show is None else set(show)
     spans = [(i, e) for i, e in _valid_spans(text, entities) if wanted is None or i in wanted]
+    # The coding mention of a finding ("urinary tract infection" for "infection") is underlined as one phrase,
+    # the words linking its parts ("of the") included.
+    coding = [
+        (i, int(e["coding"]["start"]), int(e["coding"]["end"]))
+        for i, e in spans
+        if e.get("coding") and 0 <= int(e["coding"]["start"]) < int(e["coding"]["end"]) <= len(text)
+    ]
     cuts = {0, len(text)}
     for _, ent in spans:
         cuts.update((int(ent["start"]), int(ent["end"])))
+    for _, a, b in coding:
+        cuts.update((a, b))
     bounds = sorted(cuts)
     ends_at: dict[int, list[tuple[int, Mapping[str, Any]]]] = {}
     for i, ent in spans:
@@ -149,20 +166,28 @@ def highlight_entities(
     for lo, hi in itertools.pairwise(bounds):
         chunk = _esc(text[lo:hi])
         covering = [(i, e) for i, e in spans if int(e["start"]) <= lo and hi <= int(e["end"])]
+        coded_by = next((i for i, a, b in coding if a <= lo and hi <= b), None)
+        coding_attr = "" if coded_by is None else f' data-coding="{coded_by}"'
         if covering:
             covering.sort(key=lambda ie: (int(ie[1]["end"]) - int(ie[1]["start"]), ie[0]))
             idx, primary = covering[0]
             classes = ["ent", f"ent-{primary['label']}", f"asr-{primary.get('assertion', 'present')}"]
             if len(covering) > 1:
                 classes.append("ent-overlap")
+            if coded_by is not None:
+                classes.append("ent-coding")
             if len(covering) == 1:
                 title = entity_title(primary)
             else:
                 title = " | ".join(f"{e.get('text', '')}: {entity_title(e)}" for _, e in covering)
             pieces.append(
                 f'<mark class="{_esc(" ".join(classes))}" data-ent="{idx}" data-label="{_esc(primary["label"])}"'
-                f' data-assertion="{_esc(primary.get("assertion", "present"))}" title="{_esc(title)}">{chunk}</mark>'
+                f' data-assertion="{_esc(primary.get("assertion", "present"))}"{coding_attr}'
+                f' title="{_esc(title)}">{chunk}</mark>'
             )
+        elif coded_by is not None:
+            title = entity_title(entities[coded_by])
+            pieces.append(f'<mark class="ent-coding"{coding_attr} title="{_esc(title)}">{chunk}</mark>')
         else:
             pieces.append(chunk)
         for _i, ent in ends_at.get(hi, []):

@@ -14,6 +14,7 @@ from typing import Any
 from db import repository
 from db.errors import FeedbackError
 from db.session import session_scope
+from db.stats import record_result
 
 
 class ReviewError(ValueError):
@@ -49,6 +50,8 @@ def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str |
         note = repository.save_note(session, text, source=source)
         analysis = repository.save_analysis(session, note, result)
         session.flush()
+        # monitoring (issue 24): the analysis's statistics, numbers only, in the same transaction
+        record_result(session, text, result, source="app", analysis_id=analysis.id, external_id=result.get("id"))
         ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
         return StoredAnalysis(analysis.id, ids)
 

@@ -110,6 +110,57 @@ def score(gold: Sequence[Sequence[GoldSpan]], predicted: Sequence[Sequence[Span]
     }
 
 
+def _doc_counts(gold: Sequence[Sequence[GoldSpan]], predicted: Sequence[Sequence[Span]]) -> list[tuple[int, int, int]]:
+    """Strict ``(tp, fp, fn)`` of each document."""
+    out = []
+    for gold_spans, pred_spans in zip(gold, predicted, strict=True):
+        g = {(s, e, lab) for s, e, lab in gold_spans}
+        p = {(x.start, x.end, x.label) for x in pred_spans}
+        out.append((len(g & p), len(p - g), len(g - p)))
+    return out
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def paired_bootstrap(
+    gold: Sequence[Sequence[GoldSpan]],
+    predicted_a: Sequence[Sequence[Span]],
+    predicted_b: Sequence[Sequence[Span]],
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Strict F1 of ``a`` minus ``b`` with a 95% interval from resampling documents (the same draws for both).
+
+    The documents, not the entities, are the unit that must generalise: entities of one report are not
+    independent, so this interval is wider (and more honest) than one over entities.
+
+    Returns:
+        ``{"diff", "low", "high", "p_a_not_better"}``: the observed difference, the 2.5th and 97.5th percentiles
+        of the resampled differences, and the share of resamples where ``a`` is not better than ``b``.
+    """
+    import random
+
+    a, b = _doc_counts(gold, predicted_a), _doc_counts(gold, predicted_b)
+    rng = random.Random(seed)
+    n = len(a)
+    diffs = []
+    for _ in range(resamples):
+        pick = [rng.randrange(n) for _ in range(n)]
+        ta = [sum(a[i][k] for i in pick) for k in range(3)]
+        tb = [sum(b[i][k] for i in pick) for k in range(3)]
+        diffs.append(_f1(*ta) - _f1(*tb))
+    diffs.sort()
+    observed = _f1(*(sum(c[k] for c in a) for k in range(3))) - _f1(*(sum(c[k] for c in b) for k in range(3)))
+    return {
+        "diff": round(observed, 4),
+        "low": round(diffs[int(0.025 * resamples)], 4),
+        "high": round(diffs[min(resamples - 1, int(0.975 * resamples))], 4),
+        "p_a_not_better": round(sum(d <= 0 for d in diffs) / resamples, 4),
+    }
+
+
 def evaluate_model(stage: Predictor, documents: Sequence[Document]) -> dict[str, Any]:
     """Run ``stage`` on the documents' texts and :func:`score` it (the retraining gate uses this too)."""
     predicted = stage.predict([d.text for d in documents])

@@ -200,6 +200,45 @@ def evaluate(
     return rouge_table(rows)
 
 
+ASSESSMENT_SECTIONS = frozenset({"assessment", "assessment and plan", "diagnoses", "plan", "problem list"})
+"""Where a clinical note says what the clinician concluded and will do (canonical section names)."""
+
+
+def clinical_coverage(notes: Sequence[tuple[str, str]], summarizer: Any, sections: Any) -> dict[str, dict[str, float]]:
+    """How the summaries of clinical notes treat their structure, with and without the section priors.
+
+    Over the notes that have an assessment, diagnoses or plan section: the share of summaries (default length)
+    holding at least one sentence from such a section, the share of summary sentences from them, and the share
+    of summary sentences in metadata fields (dictation, keywords) or made of a header alone.
+    """
+    priors = summarizer.priors
+    out: dict[str, dict[str, float]] = {}
+    for name, use in (("model alone", None), ("model + section priors", priors)):
+        summarizer.priors = use
+        with_ap = sentences = from_ap = from_meta = counted = 0
+        for _, text in notes:
+            found = sections.detect(text)
+            ap = [(s.start, s.end) for s in found if s.name in ASSESSMENT_SECTIONS]
+            if not ap:
+                continue
+            meta = sections.metadata_spans(text)
+            chosen = summarizer.summarize(text)
+            counted += 1
+            hits = [c for c in chosen if any(a <= c.start < b for a, b in ap)]
+            with_ap += bool(hits)
+            from_ap += len(hits)
+            from_meta += sum(1 for c in chosen if any(a < c.end and c.start < b for a, b, _ in meta))
+            sentences += len(chosen)
+        out[name] = {
+            "notes": counted,
+            "summaries_with_assessment_or_plan": with_ap / max(counted, 1),
+            "sentences_from_assessment_or_plan": from_ap / max(sentences, 1),
+            "sentences_from_metadata": from_meta / max(sentences, 1),
+        }
+    summarizer.priors = priors
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m engine evaluate summarizer``: print the ROUGE table (and optionally write it as JSON)."""
     parser = argparse.ArgumentParser(prog="python -m engine evaluate summarizer", description=__doc__)
@@ -212,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--no-baselines", action="store_true", help="score only the model")
     parser.add_argument("--json", default=None, help="also write the table to this JSON file")
+    parser.add_argument(
+        "--clinical", type=int, default=0, metavar="N",
+        help="also measure, on the first N MTSamples reports, how often summaries hold the assessment/plan",
+    )
     parser.add_argument(
         "--update-metrics", action="store_true", help="record the table in the model folder's metrics.json"
     )
@@ -230,6 +273,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = evaluate(articles, summarizer, args.sentences, joiner, baselines=not args.no_baselines)
     print(format_table(table, len(articles), args.sentences, joiner))
     print(f"\nmodel {summarizer.version}; {time.perf_counter() - t0:.1f} s")
+    clinical = None
+    if args.clinical:
+        from engine.sections import load as load_sections
+
+        folder = settings.data_dir / "mtsamples"
+        notes = [(p.stem, p.read_text(encoding="utf-8", errors="replace")) for p in sorted(folder.glob("*.txt"))]
+        clinical = clinical_coverage(notes[: args.clinical], summarizer, load_sections(settings))
+        print(f"\nclinical notes (first {args.clinical} MTSamples reports in {folder}, default summary length):")
+        for name, row in clinical.items():
+            print(f"  {name:<24} " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in row.items()))
     payload = {
         "split": args.split,
         "articles": len(articles),
@@ -238,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_version": summarizer.version,
         "rouge_f1": table,
     }
+    if clinical is not None:
+        payload["clinical"] = clinical
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.update_metrics:

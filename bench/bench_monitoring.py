@@ -1,0 +1,288 @@
+"""Monitoring costs: per-note overhead of the statistics, and the report over 100,000 stored analyses on SQLite.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_monitoring.py [--rows 100000] [--notes 20]
+
+1. Per note: ``token_summary`` (NER probabilities -> entropy, O share), ``profile_analysis`` and
+   ``db.stats.record_analysis`` (one insert into a real SQLite file, committed), timed on real analyses of
+   MTSamples notes (fixture text when the shared data is absent), beside the analysis itself (the baseline).
+   Target: <= 5 ms per note.
+2. Report: ``ROWS`` synthetic statistics rows (resampled from the committed reference profile's notes, with
+   Poisson noise) are bulk-inserted into a temporary SQLite file; then ``python -m engine monitor``'s report
+   (``db.monitor.build``) is timed with the default 10,000-note window, and with a 40-point time series over
+   all rows, beside just loading the window's rows (the baseline). Target: <= 5 s.
+3. ``--kl-bias``: the plain plug-in KL (the baseline) beside the excess KL, on same-distribution splits and
+   one-specialty windows of MTSamples, at window sizes 40, 100 and 400.
+4. ``--drift [--analyse]``: MTSamples specialty switches and same-distribution splits replayed through the
+   monitor (window 40), on the text statistic, or with ``--analyse`` on the engine's output too (analyses cached
+   without text under the cache dir; about 15 minutes the first time on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+
+
+def _notes(count: int) -> list[str]:
+    from engine.settings import Settings
+
+    folder = Settings().data_dir / "mtsamples"
+    if folder.is_dir():
+        return [p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("*.txt"))[:count]]
+    return ["Patient with chest pain and hypertension, on lisinopril. ECG normal. " * 20] * count
+
+
+def per_note(count: int) -> None:
+    """Per-note costs of the monitoring statistics beside the analysis."""
+    import torch
+
+    from db.session import init_db, session_scope
+    from db.stats import record_analysis
+    from engine import load_pipeline
+    from engine.monitoring.profile import profile_analysis, token_summary
+
+    torch.set_num_threads(1)
+    texts = _notes(count)
+    pipeline = load_pipeline(device="cpu")
+    pipeline.warm(("sections", "ner", "history", "assertion", "icd"), freeze=False)
+    ner = pipeline.stage("ner")
+    analyse_ms, summary_ms, profile_ms, record_ms = [], [], [], []
+    store_ms: list[float] = []
+    store_stats_ms: list[float] = []  # record_analysis inside the app's store transaction
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = init_db(f"sqlite:///{tmp}/bench.sqlite")
+        for text in texts:
+            t0 = time.perf_counter()
+            result = pipeline.analyze(text)
+            analyse_ms.append((time.perf_counter() - t0) * 1000)
+            probs = ner.predict_with_probs([text])[1][0]
+            t0 = time.perf_counter()
+            token_summary(probs)
+            summary_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            stats = profile_analysis(text, result)
+            profile_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            with session_scope(engine) as session:
+                record_analysis(session, stats, source="app")
+            record_ms.append((time.perf_counter() - t0) * 1000)
+            whole_ms, inside_ms = _store_with_stats(engine, text, result.to_dict(), stats)
+            store_ms.append(whole_ms)
+            store_stats_ms.append(inside_ms)
+    total = [a + b + c for a, b, c in zip(summary_ms, profile_ms, store_stats_ms, strict=True)]
+    chars = statistics.mean(len(t) for t in texts)
+    print(f"per note, {len(texts)} notes (mean {chars:,.0f} chars), load average {os.getloadavg()[0]:.2f}:")
+    for name, values in (("analysis (baseline)", analyse_ms), ("token_summary", summary_ms),
+                         ("profile_analysis", profile_ms), ("record_analysis (SQLite, own commit)", record_ms),
+                         ("app store transaction, stats included", store_ms),
+                         ("record_analysis inside it (add+flush)", store_stats_ms),
+                         ("monitoring total (summary+profile+inside)", total)):
+        print(f"  {name:44} mean {statistics.mean(values):8.2f} ms   max {max(values):8.2f} ms")
+    print(f"  monitoring / analysis: {statistics.mean(total) / statistics.mean(analyse_ms):.2%}")
+
+
+def _store_with_stats(engine, text: str, result: dict, stats: dict) -> tuple[float, float]:
+    """Milliseconds of the app's store transaction (note + analysis + statistics, committed), and of the
+    ``record_analysis`` call inside it (add + flush: what monitoring adds to a commit that happens anyway)."""
+    from db import repository
+    from db.session import session_scope
+    from db.stats import record_analysis
+
+    t0 = time.perf_counter()
+    with session_scope(engine) as session:
+        analysis = repository.save_analysis(session, repository.save_note(session, text), result)
+        t1 = time.perf_counter()
+        record_analysis(session, stats, source="app", analysis_id=analysis.id)
+        inside = (time.perf_counter() - t1) * 1000
+    return (time.perf_counter() - t0) * 1000, inside
+
+
+def _synthetic(rows: int, seed: int = 0):
+    import json
+
+    from engine.monitoring.reference import PROFILE_FILE, read_reference
+    from engine.settings import Settings
+
+    notes = json.loads((Settings().model_dir / "ner" / PROFILE_FILE).read_text())["notes"]
+    read_reference(Settings().model_dir / "ner" / PROFILE_FILE)  # the format is valid
+    rng = np.random.default_rng(seed)
+    for i in range(rows):
+        base = notes[int(rng.integers(len(notes)))]
+        counts = {k: int(rng.poisson(max(v, 0.1))) for k, v in base["label_counts"].items()}
+        n = sum(counts.values())
+        vocab = [[b, int(c)] for b, c in base["vocab"] if rng.random() > 0.1]
+        yield {**base, "label_counts": counts, "n_entities": n, "n_scored": n,
+               "score_sum": round(n * float(rng.uniform(0.6, 0.9)), 3), "vocab": vocab,
+               "models": {"ner": "bench"}}, f"synthetic-{i}"
+
+
+def report(rows: int) -> None:
+    """Report time over ``rows`` stored analyses."""
+    from db.monitor import build
+    from db.session import dispose_engines, init_db, session_scope
+    from db.stats import load_table, record_many
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+        t0 = time.perf_counter()
+        with session_scope(init_db(url)) as session:
+            stored = record_many(session, _synthetic(rows), source="batch")
+        insert_s = time.perf_counter() - t0
+        size_mb = Path(f"{tmp}/bench.sqlite").stat().st_size / 1e6
+        print(f"report over {stored:,} stored analyses ({size_mb:.0f} MB SQLite, inserted in {insert_s:.1f} s), "
+              f"load average {os.getloadavg()[0]:.2f}:")
+        for attempt in range(2):
+            dispose_engines()
+            t0 = time.perf_counter()
+            with session_scope(init_db(url), write=False) as session:
+                load_table(session, 10_000)
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            plain = build(url)
+            report_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with_series = build(url, series_points=40)
+            series_s = time.perf_counter() - t0
+            print(f"  run {attempt + 1}: load 10,000 rows (baseline) {load_s:.2f} s | report, window 10,000 "
+                  f"{report_s:.2f} s | report + 40-point series over all rows {series_s:.2f} s")
+        print(f"  alerts: {plain['alerts']}; series points: {len(with_series['series'])}")
+        dispose_engines()
+
+
+def mtsamples_profiles(analyse: bool) -> tuple[list[dict], list[str]]:
+    """Profiles of every MTSamples report (specialty header lines removed) and their specialties.
+
+    With ``analyse`` the real engine analyses each report (cached, without text, under the cache dir per NER
+    version); otherwise the profiles hold only the text statistics.
+    """
+    import json
+    import re
+
+    from engine import load_pipeline
+    from engine.monitoring.profile import profile_analysis
+    from engine.settings import Settings
+
+    settings = Settings()
+    header = re.compile(r"^(Medical Specialty|Sample Name|Keywords|Description):.*$", re.MULTILINE)
+    paths = sorted((settings.data_dir / "mtsamples").glob("*.txt"))
+    raw = [p.read_text(encoding="utf-8", errors="replace") for p in paths]
+    specialties = [t.splitlines()[0].split(":", 1)[-1].strip() for t in raw]
+    texts = [header.sub("", t) for t in raw]
+    if not analyse:
+        return [profile_analysis(t, {"entities": []}) for t in texts], specialties
+    pipeline = load_pipeline(device="cpu")
+    cache = settings.cache_dir / "monitoring" / f"mtsamples-{pipeline.models['ner']}.jsonl"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.is_file() else []
+    with cache.open("a", encoding="utf-8") as handle:
+        for i in range(len(done), len(texts), 8):
+            for text, result in zip(texts[i : i + 8], pipeline.analyze_many([(None, t) for t in texts[i : i + 8]]),
+                                    strict=True):
+                done.append(profile_analysis(text, result))
+                handle.write(json.dumps(done[-1]) + "\n")
+            print(f"\ranalysed {len(done)}/{len(texts)}", end="", file=sys.stderr, flush=True)
+    return done[: len(texts)], specialties
+
+
+def drift(analyse: bool, window: int = 40, splits: int = 20) -> None:
+    """Specialty switches and same-distribution splits of MTSamples, replayed as the tests do."""
+    from engine.monitoring.report import stream_alerts
+    from engine.monitoring.table import concat, from_profiles
+    from engine.settings import MonitorSettings
+
+    profiles, specialties = mtsamples_profiles(analyse)
+    table, spec = from_profiles(profiles), np.array(specialties)
+    names = ("input_drift", "prediction_drift") if analyse else ("input_drift",)
+    settings = MonitorSettings(window=window)
+    print(f"MTSamples drift, window {window}, a report every {window // 4} notes, statistics {names}:")
+    rng = np.random.default_rng(3)
+    for name in [s for s, _ in sorted(__import__("collections").Counter(specialties).items(), key=lambda kv: -kv[1])
+                 if (spec == s).sum() >= window]:
+        others = rng.permutation(np.flatnonzero(spec != name))
+        stream = concat([table.rows(others[400 : 400 + 2 * window]), table.rows(np.flatnonzero(spec == name))])
+        reports = stream_alerts(stream, table.rows(others[:400]), settings, window, window // 4, names)
+        before = [r for r in reports if r[0] <= 2 * window and r[1]]
+        first = next((r for r in reports if r[0] > 2 * window and r[1]), None)
+        last = reports[-1][2]
+        print(f"  {name:28} n={int((spec == name).sum()):3}  alerts before the switch: {len(before)}  first alert "
+              f"{'-' if first is None else f'+{first[0] - 2 * window} notes {first[1]}'}  last window: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in last.items()))
+    rng = np.random.default_rng(7)
+    streams = reports_alerting = reports_total = 0
+    per_stat = __import__("collections").Counter()
+    for _ in range(splits):
+        order = rng.permutation(len(table))
+        reports = stream_alerts(table.rows(order[400:800]), table.rows(order[:400]), settings, window, window // 4,
+                                names)
+        streams += any(r[1] for r in reports)
+        reports_alerting += sum(bool(r[1]) for r in reports)
+        reports_total += len(reports)
+        per_stat.update(a for r in reports for a in r[1])
+    print(f"  same-distribution splits: {streams}/{splits} streams alerting, {reports_alerting}/{reports_total} "
+          f"reports ({dict(per_stat)})")
+
+
+def kl_bias(sizes: tuple[int, ...] = (40, 100, 400), splits: int = 20) -> None:
+    """The plain plug-in KL (the baseline) beside the permutation-corrected excess KL on same-distribution splits
+    of MTSamples (no drift: every alert is false) and on one-specialty windows against the other specialties
+    (drift; a specialty smaller than the window gives all its reports), threshold 0.15."""
+    from engine.monitoring.drift import input_drift
+    from engine.monitoring.table import from_profiles
+
+    profiles, specialties = mtsamples_profiles(False)
+    table, spec = from_profiles(profiles), np.array(specialties)
+    rng = np.random.default_rng(11)
+    print(f"KL of hashed unigrams, MTSamples ({len(table)} reports), {splits} random draws per size, threshold 0.15:")
+    for size in sizes:
+        same, switch = [], []
+        for _ in range(splits):
+            order = rng.permutation(len(table))
+            same.append(input_drift(table.rows(order[size : 2 * size]).vocab, table.rows(order[:size]).vocab))
+            # a specialty of 40 or more reports; all of them when it has fewer than ``size``
+            name = rng.choice(sorted(s for s in set(specialties) if (spec == s).sum() >= 40))
+            mine = rng.permutation(np.flatnonzero(spec == name))[:size]
+            rest = rng.permutation(np.flatnonzero(spec != name))[:size]
+            switch.append(input_drift(table.rows(mine).vocab, table.rows(rest).vocab))
+        for label, runs in (("same distribution", same), ("one specialty vs the rest", switch)):
+            raw = np.array([r["kl"] for r in runs])
+            excess = np.array([r["value"] for r in runs])
+            print(f"  {size:4} vs {size:4} notes, {label:26} plain KL mean {raw.mean():.3f} (> 0.15: "
+                  f"{(raw > 0.15).mean():.0%})  excess KL mean {excess.mean():.3f} "
+                  f"(> 0.15: {(excess > 0.15).mean():.0%})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--notes", type=int, default=20)
+    parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
+    parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
+    parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
+    args = parser.parse_args()
+    if args.kl_bias:
+        kl_bias()
+        return 0
+    if args.drift:
+        drift(args.analyse)
+        return 0
+    per_note(args.notes)
+    report(args.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Bias and safety audit before deployment: demographic swap pairs, calibration, error severity."""

@@ -1,0 +1,224 @@
+"""The batch job in this process: NER batched across notes, one failing note isolated, counts and an error log.
+
+:class:`RunStats`, :class:`ErrorLog` and :func:`analyze_batch` are shared with the Ray runner and the app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.batch.outputs import JsonlWriter, ParquetWriter, done_ids, errors_path, open_writer
+from engine.errors import EngineError
+from engine.inputs import BadNote, Note, count_notes, iter_notes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counts of one run."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chars: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """One summary line for a person."""
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.written} notes written, {self.skipped} already done (skipped), {self.failed} failed, "
+            f"in {self.seconds:.1f} s ({rate:.2f} notes/s)"
+        )
+
+
+class ErrorLog:
+    """Reports failed notes: a line on standard error and a JSON line in ``OUTPUT.errors.jsonl``."""
+
+    def __init__(self, path: Path, stderr: TextIO, bar: Any = None) -> None:
+        self.path = path
+        self.stderr = stderr
+        self.bar = bar
+        self.count = 0
+        self._handle: TextIO | None = None
+
+    def report(self, note_id: str, error: str) -> None:
+        """Record one failed note."""
+        self.count += 1
+        message = f"error: note {note_id}: {error}"
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(message, file=self.stderr)  # above the progress bar, not through it
+        else:
+            self.stderr.write(message + "\n")
+            self.stderr.flush()
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write(json.dumps({"id": note_id, "error": error}, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Close the log file (if any note failed)."""
+        if self._handle is not None:
+            self._handle.close()
+
+
+def analyze_batch(pipeline: Any, notes: Sequence[Note]) -> list[dict[str, Any] | BadNote]:
+    """Analyse notes together (NER batched across them); a failing note is isolated, never the whole batch.
+
+    When the batched call raises, the notes are analysed one by one so only the note at fault becomes a
+    :class:`BadNote` (with the exception as its error).
+
+    Returns:
+        One contract result dict or :class:`BadNote` per note, in input order.
+    """
+    if not notes:
+        return []
+    try:
+        results = pipeline.analyze_many([(n.id, n.text) for n in notes])
+        return [r.to_dict() for r in results]
+    except Exception:
+        if len(notes) == 1:
+            return [_analyze_one(pipeline, notes[0])]
+    return [_analyze_one(pipeline, note) for note in notes]
+
+
+def _analyze_one(pipeline: Any, note: Note) -> dict[str, Any] | BadNote:
+    try:
+        return pipeline.analyze(note.text, note.id).to_dict()
+    except EngineError as exc:
+        return BadNote(note.id, exc.message)
+    except Exception as exc:  # one note's unexpected failure must not stop a million-note run
+        log.debug("note %s failed", note.id, exc_info=True)
+        return BadNote(note.id, f"{type(exc).__name__}: {exc}")
+
+
+def _batches(items: Iterable[Note], size: int, max_chars: int) -> Iterator[list[Note]]:
+    """Group notes into batches of at most ``size`` notes and about ``max_chars`` characters."""
+    batch: list[Note] = []
+    chars = 0
+    for item in items:
+        batch.append(item)
+        chars += len(item.text)
+        if len(batch) >= size or chars >= max_chars:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def progress_bar(total: int | None, disable: bool, stderr: TextIO) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, unit="note", desc="analyze", file=stderr, disable=disable, dynamic_ncols=True, smoothing=0.1
+    )
+
+
+@contextmanager
+def run_outputs(
+    output: Path, fmt: str, rows_per_file: int, total: int | None, progress: bool, stderr: TextIO,
+    stats: RunStats, started: float,
+) -> Iterator[tuple[JsonlWriter | ParquetWriter, ErrorLog, Any]]:
+    """The writer, error log and progress bar of one run, closed (and ``stats`` completed) however it ends."""
+    writer = open_writer(output, fmt, rows_per_file)
+    bar = progress_bar(total, not progress, stderr)
+    errors = ErrorLog(errors_path(output), stderr, bar)
+    try:
+        yield writer, errors, bar
+    finally:
+        writer.close()
+        errors.close()
+        bar.close()
+        stats.failed = errors.count
+        stats.seconds = time.perf_counter() - started
+
+
+def _new_notes(
+    notes: Iterable[Note | BadNote], done: set[str], errors: ErrorLog, bar: Any, stats: RunStats
+) -> Iterator[Note]:
+    """The notes still to analyse: bad inputs and repeated ids are reported, ids already written are skipped."""
+    seen: set[str] = set()
+    for item in notes:
+        if isinstance(item, BadNote):
+            errors.report(item.id, item.error)
+            bar.update(1)
+            continue
+        if item.id in done:
+            stats.skipped += 1
+            bar.update(1)
+            continue
+        if item.id in seen:
+            errors.report(item.id, "duplicate id in the input (first one kept)")
+            bar.update(1)
+            continue
+        seen.add(item.id)
+        yield item
+
+
+def run_local(
+    input_path: Path,
+    output: Path,
+    fmt: str,
+    pipeline: Any,
+    batch_size: int = 32,
+    max_batch_chars: int = 200_000,
+    id_column: str = "id",
+    text_column: str = "text",
+    progress: bool = True,
+    stderr: TextIO | None = None,
+    rows_per_file: int = 1000,
+) -> RunStats:
+    """Analyse every note of ``input_path`` not yet in ``output``, in this process.
+
+    Args:
+        input_path: A folder of ``.txt`` or a ``.csv``/``.jsonl``/``.parquet`` file.
+        output: The JSON lines file or Parquet dataset folder (appended to).
+        fmt: ``jsonl`` or ``parquet``.
+        pipeline: A :class:`~engine.pipeline.Pipeline` (anything with ``analyze_many``/``analyze``).
+        batch_size: Notes per ``analyze_many`` call (NER forward passes are batched across them).
+        max_batch_chars: A batch is also closed once its notes hold this many characters.
+        id_column: The id field of table inputs.
+        text_column: The text field of table inputs.
+        progress: Show a progress bar (notes/s) on ``stderr``.
+        stderr: Where messages go (default ``sys.stderr``).
+        rows_per_file: Parquet results per part file.
+
+    Returns:
+        The run's counts.
+
+    Raises:
+        InputError: The input or output as a whole is unusable (nothing was analysed).
+    """
+    stderr = stderr or sys.stderr
+    started = time.perf_counter()
+    done = done_ids(output, fmt)
+    notes = iter_notes(input_path, id_column, text_column)  # an unusable input raises before OUTPUT is created
+    stats = RunStats()
+    with run_outputs(output, fmt, rows_per_file, count_notes(input_path), progress, stderr, stats, started) as (
+        writer, errors, bar
+    ):
+        todo = _new_notes(notes, done, errors, bar, stats)
+        for batch in _batches(todo, batch_size, max_batch_chars):
+            out = analyze_batch(pipeline, batch)
+            good = []
+            for note, result in zip(batch, out, strict=True):
+                if isinstance(result, BadNote):
+                    errors.report(result.id, result.error)
+                else:
+                    good.append(result)
+                    stats.chars += len(note.text)
+            writer.write(good)
+            stats.written += len(good)
+            bar.update(len(batch))
+            bar.set_postfix(failed=errors.count, skipped=stats.skipped, refresh=False)
+    return stats

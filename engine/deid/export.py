@@ -1,0 +1,65 @@
+"""What the product keeps and exports of a note: the ``store_text`` choice and de-identified analyses.
+
+Pure functions for the store and the exports (``db/`` wires them; ``engine/`` never imports ``db/``):
+:func:`stored_text` picks the text the feedback store keeps by ``Settings.store_text``, and
+:func:`redact_analysis` turns an analysis of the original note into one of its redacted text, every entity
+re-pointed so that ``text[start:end] == entity["text"]`` still holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.deid.offsets import map_entities
+from engine.deid.stage import DeidResult
+from engine.errors import EngineError, ErrorCode
+
+STORE_TEXT_MODES = ("deidentified", "original", "none")
+"""``Settings.store_text`` values; ``deidentified`` is the default."""
+
+
+def check_store_text(mode: str) -> str:
+    """``mode`` when it is one of :data:`STORE_TEXT_MODES`.
+
+    Raises:
+        EngineError: ``BAD_INPUT`` naming the allowed values.
+    """
+    if mode not in STORE_TEXT_MODES:
+        raise EngineError(ErrorCode.BAD_INPUT, f"store_text {mode!r}: expected one of {', '.join(STORE_TEXT_MODES)}"
+                                               " (CLINICAL_NLP_STORE_TEXT)")
+    return mode
+
+
+def stored_text(text: str, mode: str, deidentify: Callable[[str], str]) -> str | None:
+    """The note text the feedback store keeps.
+
+    Args:
+        text: The original note.
+        mode: ``Settings.store_text``: ``deidentified`` (the redacted note), ``original`` or ``none`` (nothing).
+        deidentify: Original text -> redacted text, e.g. ``lambda t: deid.deidentify(t, note_id).text``; only
+            called in ``deidentified`` mode.
+
+    Returns:
+        The text to store, or None in ``none`` mode.
+    """
+    mode = check_store_text(mode)
+    if mode == "none":
+        return None
+    return text if mode == "original" else deidentify(text)
+
+
+def redact_analysis(analysis: dict, deid: DeidResult) -> dict:
+    """A copy of a contract analysis re-pointed at the redacted note.
+
+    Args:
+        analysis: The ``analyze`` result of the original note (``entities`` with ``start``, ``end``, ``text``).
+        deid: The :class:`DeidResult` of the same original note.
+
+    Returns:
+        The analysis with ``text`` set to the redacted note, each entity's offsets and text mapped onto it (an
+        entity that overlapped PHI carries ``"phi_overlap": true`` and the redacted characters as its text), and
+        ``deid`` = ``{"mode", "phi": <count>}`` so the export records how it was redacted.
+    """
+    out = {**analysis, "text": deid.text, "entities": map_entities(deid.offsets, analysis.get("entities", []))}
+    out["deid"] = {"mode": deid.mode, "phi": len(deid.phi)}
+    return out
