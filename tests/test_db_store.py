@@ -156,9 +156,10 @@ def test_decisions_history_and_filters(db_url):
         assert views[0].decision == "add" and views[0].suggestion_id == added.id and views[0].entity_text == "Start"
         assert [v.id for v in views] == sorted((v.id for v in views), reverse=True)
         code_views = [v for v in views if v.target == "code"]
-        assert {(v.code, v.chapter, v.model_version) for v in code_views} == {
-            ("I21.9", "I", "ICD-10-CM 2025"),
-            ("I21.4", "I", "ICD-10-CM 2025"),
+        # code is what was suggested, corrected_code what the reviewer put instead (issue #17 item 6)
+        assert {(v.code, v.corrected_code, v.chapter, v.model_version) for v in code_views} == {
+            ("I21.9", None, "I", "ICD-10-CM 2025"),
+            ("I21.9", "I21.4", "I", "ICD-10-CM 2025"),
         }
         assert {v.id for v in repo.list_decisions(s, reviewer="bob")} == {v.id for v in views if v.reviewer == "bob"}
         assert [v.decision for v in repo.list_decisions(s, decision="reject")] == ["reject"]

@@ -56,8 +56,9 @@ def decisions_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                                      "accepted"])
     frame["when"] = pd.to_datetime(frame["when"])
     frame["day"] = frame["when"].dt.floor("D")
-    frame["chapter"] = [icd_chapter(c) if t == "code" else None for c, t in zip(frame["code"], frame["target"],
-                                                                                 strict=True)]
+    final = frame["corrected_code"].where(frame["corrected_code"].notna(), frame["code"]) \
+        if "corrected_code" in frame else frame["code"]
+    frame["chapter"] = [icd_chapter(c) if t == "code" else None for c, t in zip(final, frame["target"], strict=True)]
     frame["accepted"] = frame["decision"] == "accept"
     return frame
 
@@ -83,7 +84,10 @@ def acceptance_chart(table: pd.DataFrame, by: str, title: str) -> Any:
 
     hover = {"accepted": True, "decided": True, "rate": ":.0%"}
     if by == "day":
+        # One tick per calendar day: a datetime axis over one day of data would tick every few milliseconds.
+        table = table.assign(day=pd.to_datetime(table["day"]).dt.strftime("%Y-%m-%d"))
         fig = px.line(table, x=by, y="rate", markers=True, hover_data=hover, title=title)
+        fig.update_xaxes(type="category", title="day")
     else:
         fig = px.bar(table, x=by, y="rate", text="decided", hover_data=hover, title=title)
         fig.update_traces(texttemplate="n=%{text}", textposition="outside")

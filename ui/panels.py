@@ -40,6 +40,9 @@ def _decide(analysis: dict[str, Any], position: int, decision: str, target: str,
         state.flash = ("error", f"Not recorded: {err.message}")
         return
     state.decided[(analysis["run"], position, target, extra.get("code") or "")] = decision
+    if extra.get("corrected_code"):
+        key = (analysis["run"], position, extra.get("code") or "")
+        state.setdefault("corrected", {})[key] = extra["corrected_code"]
     what = extra.get("corrected_code") or extra.get("code") or analysis["result"]["entities"][position]["text"]
     state.flash = ("success", f"Recorded: {decision} {target} {what}")
 
@@ -113,10 +116,12 @@ def review_panel(analysis: dict[str, Any], shown: list[int]) -> None:
             st.caption(ent.get("note") or "No ICD-10-CM suggestion for this entity.")
         for j, code in enumerate(ent["codes"]):
             done = _status(analysis, pos, "code", code["code"])
+            new_code = st.session_state.get("corrected", {}).get((analysis["run"], pos, code["code"]))
             line = st.container(horizontal=True, vertical_alignment="center", key=f"code-row-{pos}-{j}")
             line.markdown(f"`{code['code']}` {md_escape(code['description'])}  \n"
                           f"score {code['score']:.2f} · {'billable' if code['billable'] else 'not billable'}"
-                          + (f" · **{done}ed**" if done else ""), width="stretch")
+                          + (f" · **corrected to `{new_code}`**" if done == "correct" and new_code
+                             else f" · **{done}ed**" if done else ""), width="stretch")
             line.button("", key=f"code-acc-{pos}-{j}", on_click=_decide, icon=":material/check:",
                         help=f"Accept {code['code']}", args=(analysis, pos, "accept", "code"),
                         kwargs={"code": code["code"]})
@@ -176,8 +181,8 @@ def missed_entity_form(analysis: dict[str, Any]) -> None:
 RECENT_COLUMNS = ["analysis", "when", "note id", "source", "entities", "decisions", "start"]
 
 
-def _reopen(analysis_id: int) -> None:
-    """Button callback: make a stored analysis the one under review."""
+def reopen_analysis(analysis_id: int) -> None:
+    """Make a stored analysis the one under review (also the reopen button's callback)."""
     state = st.session_state
     try:
         text, result, source, stored = load_analysis(get_db_engine(), analysis_id)
@@ -200,4 +205,4 @@ def recent_panel(limit: int = 20) -> None:
         pick = c1.selectbox("Reopen an analysis", [r["analysis"] for r in rows], key="reopen_pick",
                             format_func=lambda i: next(f"#{r['analysis']} {r['source']} · {r['start'][:50]}"
                                                        for r in rows if r["analysis"] == i))
-        c2.button("Open for review", key="reopen", on_click=_reopen, args=(pick,), icon=":material/history:")
+        c2.button("Open for review", key="reopen", on_click=reopen_analysis, args=(pick,), icon=":material/history:")

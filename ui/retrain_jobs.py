@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -89,6 +90,19 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def last_error_line(log: Path) -> str | None:
+    """The exception line (``ZeroDivisionError: division by zero``) a crashed process left at the end of its log."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines[-200:]):
+        text = line.strip()
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b:?", text):
+            return text
+    return None
+
+
 def job_status(settings: Settings | None = None) -> dict[str, Any] | None:
     """The latest retraining job with its progress: ``state`` is ``running``, ``done``, ``failed`` or ``lost``.
 
@@ -108,7 +122,8 @@ def job_status(settings: Settings | None = None) -> dict[str, Any] | None:
     state = progress.get("state", "running")
     if state == "running" and not _alive(int(job.get("pid", -1))):
         state = "lost"
-        job["message"] = "the retraining process ended without a result; see its log"
+        error = last_error_line(Path(job.get("log", "")))
+        job["message"] = error or "the retraining process ended without a result; see its log"
     job["state"] = state
     for key in ("version", "promoted"):
         if key in progress:

@@ -91,6 +91,26 @@ def recent_analyses(engine: Any, limit: int = 20) -> list[dict[str, Any]]:
         return rows
 
 
+def find_stored_analysis(engine: Any, text: str, models: dict[str, str]) -> int | None:
+    """The newest stored analysis of exactly this text made by exactly these model versions, or ``None``.
+
+    Analysing the same note again with unchanged models would give the same result, so the page reopens the
+    stored one (with its decisions) instead of adding a duplicate row, unless the user asks for a re-run.
+    """
+    from sqlalchemy import select
+
+    from db.models import Analysis, Note
+    from db.repository.validation import sha256_text
+
+    with session_scope(engine, write=False) as session:
+        stmt = (select(Analysis).join(Note, Analysis.note_id == Note.id)
+                .where(Note.sha256 == sha256_text(text)).order_by(Analysis.id.desc()))
+        for analysis in session.scalars(stmt):
+            if dict(analysis.models or {}) == dict(models):
+                return int(analysis.id)
+    return None
+
+
 def load_analysis(engine: Any, analysis_id: int) -> tuple[str, dict[str, Any], str | None, Future]:
     """A stored analysis to review again: note text, result, source, and a done future with its ids.
 

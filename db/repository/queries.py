@@ -87,7 +87,9 @@ def list_decisions(
         stmt = stmt.limit(limit)
     views = []
     for d, label_, text_, start, end, note_id in session.execute(stmt):
-        code = d.corrected_code or d.code
+        # The table shows the suggested code and the corrected one apart; the chapter follows what the reviewer
+        # settled on.
+        final = d.corrected_code or d.code
         views.append(
             DecisionView(
                 id=d.id,
@@ -99,8 +101,8 @@ def list_decisions(
                 entity_text=text_,
                 start=start,
                 end=end,
-                code=code,
-                chapter=code[0] if code else None,
+                code=d.code,
+                chapter=final[0] if final else None,
                 model_version=d.model_version,
                 comment=d.comment,
                 corrected_start=d.corrected_start,

@@ -47,6 +47,7 @@ from engine.training.feedback_data import (
     load_sentence_labels,
     note_hash,
 )
+from engine.training.schedule import linear_warmup_decay
 from engine.types import LABELS
 
 try:
@@ -301,9 +302,7 @@ def fine_tune_ner(
     )
     total = max(1, math.ceil(len(examples) / cfg.batch_size) * cfg.epochs)
     warmup = max(1, int(0.1 * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total - step) / (total - warmup))
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(total, warmup))
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
     step, history = 0, []
@@ -712,10 +711,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = retrain(args.decisions, summary_labels=args.summary_labels, base_data=args.base_data, config=cfg,
                          settings=settings, progress=progress, report_path=args.report)
-    except EngineError as exc:
+    except Exception as exc:  # any failure, not only coded ones, must reach the app's page with its text
         bar.close()
         if writer:
-            writer(1.0, str(exc), state="failed")
+            text = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            writer(1.0, text, state="failed")
         raise
     bar.close()
     if writer:
