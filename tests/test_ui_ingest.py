@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from ui.ingest import MAX_NOTE_BYTES, IngestError, extract_note, read_batch, validate_text
+from ui.ingest import MAX_NOTE_BYTES, IngestError, extract_note, read_batch, read_note, validate_text
 
 NOTE = "Chief complaint: chest pain.\nPatient denies fever. Started on aspirin 81 mg."
 
@@ -68,7 +68,6 @@ def test_docx_and_pdf_text():
         ("bad.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog garbage", "corrupt"),
         ("bad2.pdf", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not a PDF"),
         ("blob.txt", bytes(range(256)) * 4, "binary"),
-        ("latin.txt", "fièvre".encode("latin-1"), "not UTF-8"),
         ("bad.docx", b"PK\x03\x04 not really a zip", "could not be read"),
         ("image.png", b"\x89PNG", "unsupported"),
     ],
@@ -141,3 +140,13 @@ def test_find_occurrence():
     assert find_occurrence(text, "pain", 3) == len(text) - 4
     assert find_occurrence(text, "pain", 4) == -1
     assert find_occurrence(text, "  ") == -1 and find_occurrence(text, "fever") == -1
+
+
+def test_a_latin1_or_windows1252_note_is_decoded_with_a_notice():
+    """Issue #17 item 7: such a file was refused ("not UTF-8"); it is now read, and the notice names the guess."""
+    text, notice = read_note("latin.txt", "Patient refuses café; “crème” at 9.".encode("cp1252"))
+    assert text == "Patient refuses café; “crème” at 9."
+    assert "latin.txt is not UTF-8" in notice and "Windows-1252" in notice
+    text, notice = read_note("old.txt", "fièvre".encode("latin-1") + b"\x81")  # 0x81 is undefined in cp1252
+    assert text == "fièvre\x81" and "Latin-1" in notice
+    assert read_note("n.txt", NOTE.encode("utf-8")) == (NOTE, "")

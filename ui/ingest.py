@@ -68,6 +68,32 @@ def decode_text(data: bytes, name: str) -> str:
         raise IngestError(f"{name} is not UTF-8 text (byte {err.start} is invalid); save it as UTF-8.") from None
 
 
+def decode_note_text(data: bytes, name: str) -> tuple[str, str]:
+    """Decode one note's text file: UTF-8, else Windows-1252 / Latin-1 with a notice to show.
+
+    Notes saved by older Windows editors are Windows-1252 (a superset of Latin-1's printable characters); refusing
+    them lost the note, guessing silently could garble accents, so the guess is named.
+
+    Returns:
+        The text and a notice (``""`` when the file was UTF-8).
+
+    Raises:
+        IngestError: Binary content.
+    """
+    if b"\x00" in data[:65536]:
+        raise IngestError(f"{name} looks like a binary file, not text.")
+    try:
+        return data.decode("utf-8-sig"), ""
+    except UnicodeDecodeError as err:
+        bad = err.start
+    try:
+        text, label = data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; Latin-1 decodes every byte
+        text, label = data.decode("latin-1"), "Latin-1"
+    return text, (f"{name} is not UTF-8 (byte {bad} is invalid): it was read as {label}. Check that accented "
+                  "characters look right; save the file as UTF-8 to avoid this notice.")
+
+
 def _docx_text(data: bytes, name: str) -> str:
     import docx  # python-docx; imported here so the app starts without it being touched
 
@@ -107,8 +133,8 @@ def _pdf_text(data: bytes, name: str) -> str:
     return text
 
 
-def extract_note(name: str, data: bytes) -> str:
-    """Text of one uploaded note.
+def read_note(name: str, data: bytes) -> tuple[str, str]:
+    """Text of one uploaded note and a notice about how it was read (``""`` when there is nothing to say).
 
     Args:
         name: The uploaded file's name (its extension picks the reader).
@@ -120,15 +146,25 @@ def extract_note(name: str, data: bytes) -> str:
     if len(data) > MAX_NOTE_BYTES:
         raise IngestError(f"{name} is {_mb(len(data))}; the limit for one note is {_mb(MAX_NOTE_BYTES)}.")
     kind = _suffix(name)
+    notice = ""
     if kind == "txt":
-        text = decode_text(data, name)
+        text, notice = decode_note_text(data, name)
     elif kind == "docx":
         text = _docx_text(data, name)
     elif kind == "pdf":
         text = _pdf_text(data, name)
     else:
         raise IngestError(f"{name}: unsupported file type; upload .txt, .docx or .pdf.")
-    return validate_text(text, name)
+    return validate_text(text, name), notice
+
+
+def extract_note(name: str, data: bytes) -> str:
+    """Text of one uploaded note (:func:`read_note` without its notice).
+
+    Raises:
+        IngestError: Too large, unsupported type, corrupt, binary, or empty.
+    """
+    return read_note(name, data)[0]
 
 
 def find_occurrence(text: str, mention: str, occurrence: int = 1) -> int:
