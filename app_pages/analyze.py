@@ -1,4 +1,4 @@
-"""Analyze: a note in, entities highlighted, and a review of each entity's ICD-10-CM suggestions."""
+"""Analyze: a note in; its key sentences, entities highlighted with their codes, and a review of each entity."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from engine.types import LABELS
 from ui.analyze_flow import UPLOAD_HELP, UPLOAD_LABEL, UPLOAD_LIMIT_MB, submit_note
 from ui.panels import entity_table, missed_entity_form, recent_panel, review_panel
 from ui.render import highlight_entities, legend_html
+from ui.summary_view import summary_panel
 
 ASSERTIONS = ("present", "negated", "possible", "hypothetical", "family", "historical")
 state = st.session_state
@@ -47,6 +48,7 @@ else:
     shown = [i for i, e in enumerate(entities) if e["label"] in types and e["assertion"] in assertions]
     note_col, review_col = st.columns([3, 2], gap="medium")
     with note_col:
+        key_slot = st.container()  # filled last: the entities show first, the summary ~0.5 s after
         st.html(legend_html())
         st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
     with review_col:
@@ -56,6 +58,8 @@ else:
         missed_entity_form(analysis)
     st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"'
             f' data-engine-ms="{timings.get("total", 0):.1f}"></div>')
+    with key_slot:
+        summary_panel(analysis, shown)
 
 st.divider()
 recent_panel()
