@@ -6,43 +6,18 @@ the uploader's limit matches the note limit; a Latin-1 file is decoded with a no
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app import NOTE, click, db_url, start  # noqa: F401 (db_url: the fixture)
 
-from db.session import init_db
-
-REPO = Path(__file__).resolve().parent.parent
-NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
 FILE_NOTE = "Chief complaint: fièvre and cough.\nAssessment: community-acquired pneumonia. Start amoxicillin."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def db_url(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('analyzeinput') / 'feedback.sqlite'}"
-    old = os.environ.get("CLINICAL_NLP_DB_URL")
-    os.environ["CLINICAL_NLP_DB_URL"] = url
-    init_db(url)
-    yield url
-    if old is None:
-        os.environ.pop("CLINICAL_NLP_DB_URL", None)
-    else:
-        os.environ["CLINICAL_NLP_DB_URL"] = old
-
-
-def start() -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
-    at.run(timeout=900)  # the first run of the process loads and warms the engine
-    assert not at.exception, at.exception
-    at.sidebar.text_input(key="reviewer").input("Dr Input")
-    return at.run()
+pytestmark = pytest.mark.usefixtures("db_url")  # one SQLite store for the module, as test_app.py's
 
 
 def press(at: AppTest) -> AppTest:
-    next(b for b in at.button if b.label == "Analyze").click()
-    at.run()
+    at = click(at, "Analyze")
     assert not at.exception, at.exception
     return at
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from test_app_analyze_input import NOTE, db_url, press, shown_html, start  # noqa: F401 (db_url: fixture)
 
 from ui.summary_view import key_sentences_html
+
+pytestmark = pytest.mark.usefixtures("db_url")
 
 
 def test_the_analyze_page_shows_key_sentences_with_entities_and_codes():
