@@ -13,6 +13,7 @@ from typing import Any
 
 from db import repository
 from db.errors import FeedbackError
+from db.repository.validation import add_audit, sha256_text
 from db.session import session_scope
 from db.stats import record_result
 
@@ -44,12 +45,40 @@ class StoredAnalysis:
     suggestion_ids: list[int] = field(default_factory=list)
 
 
-def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str | None) -> StoredAnalysis:
-    """Store the note (once per distinct text) and one analysis of it with a suggestion per entity."""
+def _kept_mode(session: Any, text: str, mode: str) -> str:
+    """``mode``, or the mode this note was first stored in: a note row keeps its first form (see ``save_note``)."""
+    from sqlalchemy import select
+
+    from db.models import Note
+    from db.repository.validation import sha256_text
+
+    kept = session.scalar(select(Note.text).where(Note.sha256 == sha256_text(text)))
+    if kept is None:
+        return mode
+    return "original" if kept == text else "none" if kept == "" else "deidentified"
+
+
+def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str | None,
+                   store_text: str | None = None) -> StoredAnalysis:
+    """Store the note (once per distinct text) and one analysis of it with a suggestion per entity.
+
+    What is kept follows ``store_text`` (default ``Settings().store_text``; see
+    :func:`engine.deid.export.store_payload`): ``deidentified`` keeps the redacted note and the analysis mapped
+    onto it, ``original`` the note as given, ``none`` no wording at all. The mode is recorded in the stored
+    result (``deid.store_text``) and in an ``analysis_stored`` audit row.
+    """
+    from engine.deid.export import default_deidentifier, store_payload
+    from engine.settings import Settings
+
     with session_scope(engine) as session:
-        note = repository.save_note(session, text, source=source)
-        analysis = repository.save_analysis(session, note, result)
+        mode = _kept_mode(session, text, store_text or Settings().store_text)
+        digest = sha256_text(text)
+        kept, kept_result = store_payload(text, result, mode,
+                                          lambda t: default_deidentifier().deidentify(t, note_id=digest))
+        note = repository.save_note(session, text, source=source, stored=kept)
+        analysis = repository.save_analysis(session, note, kept_result)
         session.flush()
+        add_audit(session, "analysis_stored", analysis.id, "app", dict(kept_result["deid"]))
         # monitoring (issue 24): the analysis's statistics, numbers only, in the same transaction
         record_result(session, text, result, source="app", analysis_id=analysis.id, external_id=result.get("id"))
         ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
@@ -100,13 +129,13 @@ def find_stored_analysis(engine: Any, text: str, models: dict[str, str]) -> int 
     from sqlalchemy import select
 
     from db.models import Analysis, Note
-    from db.repository.validation import sha256_text
 
     with session_scope(engine, write=False) as session:
         stmt = (select(Analysis).join(Note, Analysis.note_id == Note.id)
                 .where(Note.sha256 == sha256_text(text)).order_by(Analysis.id.desc()))
         for analysis in session.scalars(stmt):
-            if dict(analysis.models or {}) == dict(models):
+            # a note kept without text (store_text=none) cannot be shown again: analyse it afresh
+            if dict(analysis.models or {}) == dict(models) and analysis.note.text:
                 return int(analysis.id)
     return None
 
@@ -121,6 +150,9 @@ def load_analysis(engine: Any, analysis_id: int) -> tuple[str, dict[str, Any], s
         analysis = repository.get_analysis(session, analysis_id)
         if analysis is None:
             raise ReviewError(f"No stored analysis has id {analysis_id}.")
+        if not analysis.note.text:
+            raise ReviewError(f"Analysis {analysis_id} was stored with store_text=none: its note text was not kept, "
+                              "so it cannot be reopened.")
         model = sorted((s for s in analysis.suggestions if s.origin == "model"), key=lambda s: s.position)
         done: Future = Future()
         done.set_result(StoredAnalysis(analysis.id, [s.id for s in model]))
