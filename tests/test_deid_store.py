@@ -123,3 +123,19 @@ def test_a_note_keeps_its_first_form(engine) -> None:
     text2, result2, _, audit2 = _stored(engine, again.analysis_id)
     assert text1 == text2 != NOTE
     assert result2["deid"]["store_text"] == audit2["store_text"] == "deidentified"
+
+
+def test_page_offsets_are_mapped_onto_the_stored_note(engine) -> None:
+    from ui.review import add_missed_entity
+
+    stored = store_analysis(engine, NOTE, _result(), None)
+    # the page shows the original note: its offsets must land on the same words of the redacted one
+    start = NOTE.index("repeat troponin")
+    record_decision(engine, reviewer="ann", suggestion_id=stored.suggestion_ids[2], decision="correct",
+                    corrected_start=start, corrected_end=start + len("repeat troponin"), corrected_label="TEST")
+    m = NOTE.index("aspirin 81 mg")
+    add_missed_entity(engine, reviewer="ann", analysis_id=stored.analysis_id, start=m, end=m + len("aspirin 81 mg"),
+                      label="MED")
+    with session_scope(engine, write=False) as s:
+        (doc,) = list(iter_documents(s))
+    assert {"repeat troponin", "aspirin 81 mg"} <= {g["text"] for g in doc["gold"]}

@@ -6,6 +6,7 @@ write happens in one short transaction. Functions return plain ids, so pages kee
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -45,6 +46,26 @@ class StoredAnalysis:
     suggestion_ids: list[int] = field(default_factory=list)
 
 
+_OFFSETS: OrderedDict[int, Any] = OrderedDict()
+"""Analysis id -> the ``OffsetMap`` from the note the page shows (the original) onto the stored redacted one,
+for the analyses stored by this process; a reopened analysis shows the stored text, so it needs none."""
+_OFFSETS_KEPT = 256
+
+
+def _remember_offsets(analysis_id: int, offsets: Any) -> None:
+    _OFFSETS[analysis_id] = offsets
+    while len(_OFFSETS) > _OFFSETS_KEPT:
+        _OFFSETS.popitem(last=False)
+
+
+def _stored_span(analysis_id: int, start: int | None, end: int | None) -> tuple[int | None, int | None]:
+    """A span of the shown note as a span of the stored note (unchanged when both are the same text)."""
+    offsets = _OFFSETS.get(analysis_id)
+    if offsets is None or start is None or end is None:
+        return start, end
+    return offsets.map_span(int(start), int(end))
+
+
 def _kept_mode(session: Any, text: str, mode: str) -> str:
     """``mode``, or the mode this note was first stored in: a note row keeps its first form (see ``save_note``)."""
     from sqlalchemy import select
@@ -73,12 +94,19 @@ def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str |
     with session_scope(engine) as session:
         mode = _kept_mode(session, text, store_text or Settings().store_text)
         digest = sha256_text(text)
-        kept, kept_result = store_payload(text, result, mode,
-                                          lambda t: default_deidentifier().deidentify(t, note_id=digest))
+        redacted: list[Any] = []
+
+        def deidentify(t: str) -> Any:
+            redacted.append(default_deidentifier().deidentify(t, note_id=digest))
+            return redacted[-1]
+
+        kept, kept_result = store_payload(text, result, mode, deidentify)
         note = repository.save_note(session, text, source=source, stored=kept)
         analysis = repository.save_analysis(session, note, kept_result)
         session.flush()
         add_audit(session, "analysis_stored", analysis.id, "app", dict(kept_result["deid"]))
+        if redacted:
+            _remember_offsets(analysis.id, redacted[0].offsets)
         # monitoring (issue 24): the analysis's statistics, numbers only, in the same transaction
         record_result(session, text, result, source="app", analysis_id=analysis.id, external_id=result.get("id"))
         ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
@@ -163,6 +191,13 @@ def record_decision(engine: Any, *, reviewer: str | None, suggestion_id: int, de
     """Record a decision on an entity or one of its codes and return its id (see ``db.repository``)."""
     name = require_reviewer(reviewer)
     with session_scope(engine) as session:
+        if kwargs.get("corrected_start") is not None and _OFFSETS:
+            from db.models import Suggestion
+
+            suggestion = session.get(Suggestion, suggestion_id)
+            if suggestion is not None:
+                kwargs["corrected_start"], kwargs["corrected_end"] = _stored_span(
+                    suggestion.analysis_id, kwargs["corrected_start"], kwargs.get("corrected_end"))
         row = repository.record_decision(
             session, suggestion_id=suggestion_id, reviewer=name, decision=decision, **kwargs
         )
@@ -175,6 +210,7 @@ def add_missed_entity(
 ) -> int:
     """Store an entity the engine missed and return its suggestion id."""
     name = require_reviewer(reviewer)
+    start, end = _stored_span(analysis_id, start, end)
     with session_scope(engine) as session:
         row = repository.add_missed_entity(
             session, analysis_id=analysis_id, start=start, end=end, label=label, reviewer=name, **kwargs
