@@ -9,7 +9,7 @@ from ui.ingest import IngestError, extract_note, validate_text
 from ui.panels import entity_table, missed_entity_form, recent_panel, reopen_analysis, review_panel
 from ui.render import highlight_entities, legend_html
 from ui.resources import engine_error_message, get_db_engine, get_pipeline
-from ui.review import find_stored_analysis, store_in_background
+from ui.review import find_stored_analysis, redacted_view, store_in_background
 
 ASSERTIONS = ("present", "negated", "possible", "hypothetical", "family", "historical")
 state = st.session_state
@@ -77,7 +77,10 @@ else:
     note_col, review_col = st.columns([3, 2], gap="medium")
     with note_col:
         st.html(legend_html())
-        st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
+        view_text, view_ents = (redacted_view(note_text, result) if st.toggle(
+            f"Redacted view · the feedback store keeps: {get_pipeline().settings.store_text}", key="redacted_view",
+            help="store_text (CLINICAL_NLP_STORE_TEXT): deidentified, original or none.") else (note_text, entities))
+        st.html(highlight_entities(view_text, view_ents, show=shown, marker={"run": analysis["run"]}))
     with review_col:
         entity_table(analysis, shown)
         review_panel(analysis, shown)

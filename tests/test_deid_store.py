@@ -73,7 +73,7 @@ def test_default_store_keeps_no_phi_and_records_the_mode(engine) -> None:
 
 def test_original_mode_keeps_the_text_and_export_redacts_it(engine) -> None:
     stored = store_analysis(engine, NOTE, _result(), "pasted", store_text="original")
-    text, result, sugg, audit = _stored(engine, stored.analysis_id)
+    text, result, _, audit = _stored(engine, stored.analysis_id)
     assert text == NOTE and result["deid"] == {"store_text": "original"} and audit == {"store_text": "original"}
     _accept_all(engine, stored)
     with session_scope(engine, write=False) as s:

@@ -238,3 +238,13 @@ def record_sentence_decision(engine: Any, *, reviewer: str | None, sentence_id: 
         )
         session.flush()
         return int(row.id)
+
+
+def redacted_view(text: str, result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The note and its entities as the de-identified store keeps them (as given when already redacted)."""
+    if (result.get("deid") or {}).get("store_text") == "deidentified":
+        return text, list(result["entities"])
+    from engine.deid.export import default_deidentifier, redact_analysis
+
+    redacted = redact_analysis(result, default_deidentifier().deidentify(text, note_id=sha256_text(text)))
+    return redacted["text"], redacted["entities"]
