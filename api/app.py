@@ -39,8 +39,17 @@ def default_loader(settings: ApiSettings) -> Callable[[], Any]:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
+        from engine.encounter.service import build_encounter
+        from engine.pipeline import ANALYSIS_STAGES, freeze_loaded_objects
+
         pipeline = load_pipeline(settings.model_dir or None, device=settings.device)
-        pipeline.warm()
+        # deid and encounter load in a fraction of a second; loading them here keeps that off the first request
+        # and lets a broken model folder show in /ready rather than as a request's error.
+        pipeline.warm((*ANALYSIS_STAGES, "summarizer", "deid", "encounter"), freeze=False)
+        probe = "Patient denies chest pain. History of hypertension treated with lisinopril."
+        build_encounter(pipeline, pipeline.analyze(probe), probe, "auto")
+        pipeline.stage("deid").deidentify("Seen by Dr Smith on 03/04/2020.")
+        freeze_loaded_objects()
         return pipeline
 
     return load

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db import keys as db_keys
 from db import repository
+from db import stats as db_stats
 from db.errors import FeedbackCode, FeedbackError
 from db.models import Decision, SentenceDecision
 from db.session import session_scope
@@ -38,12 +39,21 @@ class StoredAnalysis:
     sentence_ids: list[int] | None
 
 
+def record_stats(engine: Engine, text: str, result: Any, note_id: str | None) -> int:
+    """Store one predicted note's monitoring statistics (numbers only, no text; ``source`` ``api``)."""
+    with session_scope(engine) as session:
+        return db_stats.record_result(session, text, result, source=API_SOURCE, external_id=note_id)
+
+
 def store_analysis(engine: Engine, text: str, result: Any, summary: Any | None, summary_version: str | None,
                    source: str | None) -> StoredAnalysis:
-    """Store the note, its analysis (one suggestion per entity, in order) and optionally its summary."""
+    """Store the note, its analysis (one suggestion per entity, in order), its monitoring statistics (same
+    transaction, linked to the analysis) and optionally its summary."""
     with session_scope(engine) as session:
         note = repository.save_note(session, text, source=source or API_SOURCE)
         analysis = repository.save_analysis(session, note, result.to_dict())
+        db_stats.record_result(session, text, result, source=API_SOURCE, analysis_id=analysis.id,
+                               external_id=source)
         suggestions = [s.id for s in repository.list_suggestions(session, analysis.id)]
         summary_id = sentence_ids = None
         if summary is not None:

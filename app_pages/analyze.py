@@ -8,6 +8,8 @@ from engine.types import LABELS
 from ui.analyze_flow import UPLOAD_HELP, UPLOAD_LABEL, UPLOAD_LIMIT_MB, submit_note
 from ui.panels import entity_table, missed_entity_form, recent_panel, review_panel
 from ui.render import highlight_entities, legend_html
+from ui.resources import get_pipeline
+from ui.review import redacted_view
 from ui.summary_view import summary_panel
 
 ASSERTIONS = ("present", "negated", "possible", "hypothetical", "family", "historical")
@@ -50,7 +52,10 @@ else:
     with note_col:
         key_slot = st.container()  # filled last: the entities show first, the summary ~0.5 s after
         st.html(legend_html())
-        st.html(highlight_entities(note_text, entities, show=shown, marker={"run": analysis["run"]}))
+        view_text, view_ents = (redacted_view(note_text, result) if st.toggle(
+            f"Redacted view · the feedback store keeps: {get_pipeline().settings.store_text}", key="redacted_view",
+            help="store_text (CLINICAL_NLP_STORE_TEXT): deidentified, original or none.") else (note_text, entities))
+        st.html(highlight_entities(view_text, view_ents, show=shown, marker={"run": analysis["run"]}))
     with review_col:
         entity_table(analysis, shown)
         review_panel(analysis, shown)
@@ -59,7 +64,7 @@ else:
     st.html(f'<div class="analysis-done" data-run="{analysis["run"]}" data-entities="{len(entities)}"'
             f' data-engine-ms="{timings.get("total", 0):.1f}"></div>')
     with key_slot:
-        summary_panel(analysis, shown)
+        summary_panel(analysis, shown, redacted=bool(state.get("redacted_view")))
 
 st.divider()
 recent_panel()

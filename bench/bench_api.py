@@ -8,12 +8,16 @@ one run (the machine is shared, so only figures of the same run are compared):
 - ``inproc-8``: 8 threads calling the same in-process ``Pipeline.analyze`` at once (the same load without HTTP);
 - ``api-1``: one HTTP client (the HTTP and queue overhead alone).
 
+``--stats-cost`` instead times, note by note in one process, ``Pipeline.analyze`` beside what the API adds after
+each predicted note: the monitoring statistics (``api.store.record_stats``: profile + one SQLite transaction).
+
 Latency is per note, wall clock, from the caller's side. Skips cleanly (exit 0) without ``../shared/data``.
 
 Run from the repository root::
 
     python bench/bench_api.py                    # 200 notes, 8 clients
     python bench/bench_api.py --notes 50 --json out.json
+    python bench/bench_api.py --stats-cost --notes 100
 """
 
 from __future__ import annotations
@@ -117,6 +121,31 @@ class ApiServer:
         self.log.close()
 
 
+def stats_cost(notes: list[tuple[str, str]], pipeline: Any) -> dict[str, Any]:
+    """Per note: analyse it, then store its monitoring statistics in a fresh SQLite file; both timed."""
+    from api import store
+    from db.session import init_db
+
+    analyse, record = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-api-stats-") as tmp:
+        engine = init_db(f"sqlite:///{tmp}/stats.sqlite")
+        for note_id, text in notes:
+            t0 = time.perf_counter()
+            result = pipeline.analyze(text, note_id)
+            t1 = time.perf_counter()
+            store.record_stats(engine, text, result, note_id)
+            analyse.append((t1 - t0) * 1000)
+            record.append((time.perf_counter() - t1) * 1000)
+        engine.dispose()
+    rows = {"analyze": summary(analyse), "record_stats": summary(record)}
+    print(f"{'step':<14}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
+    for name, row in rows.items():
+        print(f"{name:<14}{row['p50']:>10.1f}{row['p95']:>10.1f}{row['mean']:>10.1f}")
+    share = sum(record) / sum(analyse)
+    print(f"record_stats / analyze (total time): {share:.3f}")
+    return {"rows": rows, "share": share}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the four modes and print their figures side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -126,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--skip-api-1", action="store_true", help="leave out the one-client HTTP mode (time)")
+    parser.add_argument("--stats-cost", action="store_true", help="time the monitoring statistics write only")
     args = parser.parse_args(argv)
     folder = default_mtsamples(args.data)
     if not folder.is_dir():
@@ -141,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                         mean_note_chars=round(chars / len(notes)))
     pipeline = load_pipeline(device=args.device)
     pipeline.warm()
+    if args.stats_cost:
+        emit_json(args.json, {"machine": info, **stats_cost(notes, pipeline)})
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         server = ApiServer(Path(tmp), args.device)
         try:

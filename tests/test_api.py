@@ -134,8 +134,8 @@ def test_health_and_ready_need_no_key_and_ready_ran_the_probe(server: Server):
                                      {"Authorization": "Basic abc"}])
 def test_every_other_route_needs_a_key(server: Server, headers):
     for method, path in (("POST", "/predict"), ("POST", "/predict/batch"), ("POST", "/summarize"),
-                         ("POST", "/link"), ("POST", "/feedback"), ("GET", "/feedback"), ("GET", "/export"),
-                         ("GET", "/metrics")):
+                         ("POST", "/link"), ("POST", "/deidentify"), ("POST", "/feedback"), ("GET", "/feedback"),
+                         ("GET", "/export"), ("GET", "/metrics")):
         r = httpx.request(method, f"{server.base}{path}", headers=headers, json={"note_text": NOTE})
         assert r.status_code == 401, (method, path, r.text)
         assert r.json()["error"]["code"] == "unauthorized"
@@ -193,6 +193,8 @@ def test_over_the_size_limit_is_413(api: httpx.Client):
                  headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
     assert api.post("/summarize", json={"note_text": "c" * (MAX_NOTE_CHARS + 1)}).status_code == 413
+    r = api.post("/deidentify", json={"text": "d" * (MAX_NOTE_CHARS + 1)})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "text"
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -215,8 +217,9 @@ def test_invalid_bodies_are_422_naming_the_field(api: httpx.Client, body, field)
 def test_nothing_a_client_sends_gives_500(api: httpx.Client):
     raw_bodies = [b"", b"null", b"[1,2", b"\xff\xfe", b'"just a string"', b"[]", b"{}" * 1000, b"1e999999",
                   b'{"note_text": "\\ud800 lone surrogate"}', b'{"note_text": "\\u0000\\u0000"}',
-                  b'{"note_text": "' + "é🙂".encode() * 200 + b'"}', b'{"note_text": {"$gt": ""}}']
-    paths = ("/predict", "/predict/batch", "/summarize", "/link", "/feedback")
+                  b'{"note_text": "' + "é🙂".encode() * 200 + b'"}', b'{"note_text": {"$gt": ""}}',
+                  b'{"text": "\\ud800 lone surrogate"}', b'{"text": "\\u0000"}', b'{"id": 5, "text": "x"}']
+    paths = ("/predict", "/predict/batch", "/summarize", "/link", "/deidentify", "/feedback")
     statuses = set()
     for path in paths:
         for raw in raw_bodies:
@@ -240,12 +243,14 @@ def test_batch_returns_one_entry_per_note_in_order(api: httpx.Client):
     assert r.status_code == 200, r.text
     out = r.json()
     assert [i["index"] for i in out["results"]] == list(range(6))
-    assert [i["status"] for i in out["results"]] == [200, 422, 422, 413, 200, 501]
+    assert [i["status"] for i in out["results"]] == [200, 422, 422, 413, 200, 200]
     assert out["results"][1]["error"]["field"] == "notes.1.note_text"
     assert out["results"][2]["error"]["field"] == "notes.2"
     assert out["results"][3]["error"]["field"] == "notes.3.note_text"
     assert out["results"][0]["result"]["note_id"] == "a" and out["results"][4]["result"]["entities"]
-    assert (out["succeeded"], out["failed"]) == (2, 4)
+    assert (out["succeeded"], out["failed"]) == (3, 3)
+    assert out["results"][5]["result"]["encounter"]["codes"] == []  # "x": no diagnosis, an empty code set
+    assert out["results"][0]["result"]["encounter"] is None
     alone = api.post("/predict", json=notes[0]).json()
     assert [e["start_char"] for e in alone["entities"]] == [
         e["start_char"] for e in out["results"][0]["result"]["entities"]]
@@ -393,6 +398,127 @@ def test_metrics_are_prometheus_text(api: httpx.Client):
     assert 'api_request_seconds_bucket{le="0.5",method="POST",route="/api/v1/predict"}' in text
     assert 'api_errors_total{route="/api/v1/predict",status="422"}' in text
     assert "api_entities_per_note_count" in text and "api_entity_confidence_mean_sum" in text
+
+
+# ---------------------------------------------------------------------------------------------------- deidentify
+
+PHI_NOTE = (f"Mr {MARKER} Smith (MRN 12345678) was seen on 03/04/2021 at Boston General Hospital. "
+            "Call 617-555-0123. He denies chest pain.")
+
+
+def test_deidentify_matches_the_engine_cli(api: httpx.Client, tmp_path: Path):
+    r = api.post("/deidentify", json={"id": "d-1", "text": PHI_NOTE})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    jsonl = tmp_path / "notes.jsonl"
+    jsonl.write_text(json.dumps({"id": "d-1", "text": PHI_NOTE}) + "\n", encoding="utf-8")
+    cli = json.loads(subprocess.run([sys.executable, "-m", "engine", "deidentify", "--jsonl", str(jsonl)],
+                                    cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()[0])
+    assert {k: out[k] for k in ("id", "text", "phi")} == cli
+    labels = {PHI_NOTE[p["start"]:p["end"]]: p["label"] for p in out["phi"]}
+    assert labels.get("12345678") == "ID" and labels.get("03/04/2021") == "DATE", labels
+    assert labels.get("617-555-0123") == "PHONE", labels
+    assert any(MARKER in span and label == "NAME" for span, label in labels.items()), labels
+    assert MARKER not in out["text"] and "617-555-0123" not in out["text"] and "chest pain" in out["text"]
+    assert out["processing_time_ms"] > 0
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "text"),
+    ({"text": ""}, "text"),
+    ({"text": 5}, "text"),
+    ({"note_text": "x"}, "text"),
+    ({"id": 5, "text": "x"}, "id"),
+    ({"text": "a\x00b"}, "text"),
+])
+def test_deidentify_invalid_bodies_are_422_naming_the_field(api: httpx.Client, body, field):
+    r = api.post("/deidentify", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+# ---------------------------------------------------------------------------------------------------- monitoring
+
+
+def _api_stats(server: Server) -> list[tuple]:
+    return _rows(server, "SELECT id, analysis_id, external_id, n_chars, n_entities FROM analysis_stats "
+                         "WHERE source = 'api' ORDER BY id")
+
+
+def test_predict_adds_one_stats_row_with_source_api(server: Server, api: httpx.Client):
+    before = _api_stats(server)
+    out = api.post("/predict", json={"note_id": "stats-1", "note_text": NOTE}).json()
+    rows = _api_stats(server)
+    assert len(rows) == len(before) + 1
+    _, analysis_id, external_id, n_chars, n_entities = rows[-1]
+    assert (analysis_id, external_id, n_chars, n_entities) == (None, "stats-1", len(NOTE), len(out["entities"]))
+    stored = api.post("/predict", json={"note_id": "stats-2", "note_text": NOTE, "store": True}).json()
+    rows2 = _api_stats(server)
+    assert len(rows2) == len(rows) + 1 and rows2[-1][1:3] == (stored["analysis_id"], "stats-2")
+    batch = api.post("/predict/batch", json={"notes": [{"note_text": NOTE}, {"note_id": "bad"},
+                                                       {"note_text": "Chest pain."}]}).json()
+    assert batch["succeeded"] == 2 and len(_api_stats(server)) == len(rows2) + 2  # the bad note adds none
+    assert api.post("/deidentify", json={"text": NOTE}).status_code == 200
+    assert len(_api_stats(server)) == len(rows2) + 2  # only predicted notes are profiled
+
+
+def test_stats_rows_hold_no_note_text(server: Server, api: httpx.Client):
+    assert api.post("/predict", json={"note_id": "stats-3", "note_text": NOTE}).status_code == 200
+    con = sqlite3.connect(server.db_path)
+    try:
+        rows = con.execute("SELECT * FROM analysis_stats WHERE source = 'api'").fetchall()
+    finally:
+        con.close()
+    assert rows
+    dump = repr(rows)
+    assert MARKER not in dump and "lisinopril" not in dump and "hypertension" not in dump
+
+
+# ---------------------------------------------------------------------------------------------------- encounter
+
+DISCHARGE = ("Discharge diagnoses: 1. Type 2 diabetes mellitus with diabetic chronic kidney disease. "
+             "2. Hypertension. Patient denies chest pain. Continue metformin and lisinopril.")
+
+
+def test_include_encounter_matches_the_engine_code_verb(api: httpx.Client, tmp_path: Path):
+    jsonl = tmp_path / "notes.jsonl"
+    jsonl.write_text(json.dumps({"id": "e-1", "text": NOTE}) + "\n", encoding="utf-8")
+    cli = json.loads(subprocess.run([sys.executable, "-m", "engine", "code", "--device", "cpu", "--setting",
+                                     "inpatient", "--jsonl", str(jsonl)], cwd=REPO, capture_output=True,
+                                    text=True, check=True).stdout.splitlines()[0])
+    r = api.post("/predict", json={"note_id": "e-1", "note_text": NOTE, "setting": "inpatient"})
+    assert r.status_code == 200, r.text
+    enc = r.json()["encounter"]
+    assert enc["setting"] == "inpatient" and enc["id"] == "e-1"
+    assert [(c["code"], c["sequence"], c["evidence"]) for c in enc["codes"]] == [
+        (c["code"], c["sequence"], c["evidence"]) for c in cli["codes"]]
+    assert enc["codes"], enc  # type 2 diabetes is coded
+    entities = r.json()["entities"]
+    for line in enc["codes"]:
+        assert line["reason"] and all(0 <= i < len(entities) for i in line["evidence"])
+
+
+@pytest.mark.parametrize(("extra", "setting", "why"), [
+    ({"note_type": "Discharge Summary"}, "inpatient", "note type"),
+    ({"note_type": "inpatient progress note"}, "inpatient", "note type"),
+    ({"note_type": "outpatient clinic visit"}, "outpatient", "note type"),
+    ({"note_type": "clinic visit"}, "outpatient", "no discharge"),  # no setting words: the note's own decide
+    ({"note_type": "Discharge Summary", "setting": "outpatient"}, "outpatient", "as asked"),
+])
+def test_encounter_setting_comes_from_note_type(api: httpx.Client, extra, setting, why):
+    body = {"note_text": NOTE, "include_encounter": True, **extra}
+    enc = api.post("/predict", json=body).json()["encounter"]
+    assert enc["setting"] == setting and why in enc["setting_reason"], enc["setting_reason"]
+
+
+def test_encounter_auto_reads_the_note_when_note_type_says_nothing(api: httpx.Client):
+    enc = api.post("/predict", json={"note_text": DISCHARGE, "include_encounter": True}).json()["encounter"]
+    assert enc["setting"] == "inpatient" and "discharge" in enc["setting_reason"]
+    codes = [c["code"] for c in enc["codes"]]
+    assert any(c.startswith("E11.2") for c in codes) and "E11.9" not in codes, codes
+    assert not any(c.startswith("R07") for c in codes)  # denied chest pain is never coded
+    assert api.post("/predict", json={"note_text": NOTE, "setting": "day-case"}).json()["error"]["field"] == \
+        "setting"
 
 
 def test_zz_no_note_text_in_the_server_log(server: Server, api: httpx.Client):

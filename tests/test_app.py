@@ -105,6 +105,18 @@ def test_analyze_highlights_and_records_decisions(db_url):
                                                                     ("reject", "entity", "Dr Smoke")}
 
 
+def test_analyze_shows_store_mode_and_redacted_view(db_url):
+    note = "Patient John Whitcombe seen on 03/14/2023 for chest pain. Call back at (617) 555-0142.\n" + NOTE
+    at = analyze(start(), note)
+    toggle = at.toggle(key="redacted_view")
+    assert "the feedback store keeps: deidentified" in toggle.label
+    assert "Whitcombe" in html_of(at, "ent-note")
+    toggle.set_value(True)
+    at.run()
+    shown = html_of(at, "ent-note")
+    assert not at.exception and "Whitcombe" not in shown and "555-0142" not in shown and "chest pain" in shown
+
+
 def test_decision_needs_reviewer_name(db_url):
     at = analyze(start(reviewer=None), NOTE)
     assert any("Enter your name" in w.value for w in at.warning)

@@ -6,6 +6,7 @@ write happens in one short transaction. Functions return plain ids, so pages kee
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 from db import repository
 from db.errors import FeedbackError
+from db.repository.validation import add_audit, sha256_text
 from db.session import session_scope
 from db.stats import record_result
 
@@ -44,12 +46,67 @@ class StoredAnalysis:
     suggestion_ids: list[int] = field(default_factory=list)
 
 
-def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str | None) -> StoredAnalysis:
-    """Store the note (once per distinct text) and one analysis of it with a suggestion per entity."""
+_OFFSETS: OrderedDict[int, Any] = OrderedDict()
+"""Analysis id -> the ``OffsetMap`` from the note the page shows (the original) onto the stored redacted one,
+for the analyses stored by this process; a reopened analysis shows the stored text, so it needs none."""
+_OFFSETS_KEPT = 256
+
+
+def _remember_offsets(analysis_id: int, offsets: Any) -> None:
+    _OFFSETS[analysis_id] = offsets
+    while len(_OFFSETS) > _OFFSETS_KEPT:
+        _OFFSETS.popitem(last=False)
+
+
+def _stored_span(analysis_id: int, start: int | None, end: int | None) -> tuple[int | None, int | None]:
+    """A span of the shown note as a span of the stored note (unchanged when both are the same text)."""
+    offsets = _OFFSETS.get(analysis_id)
+    if offsets is None or start is None or end is None:
+        return start, end
+    return offsets.map_span(int(start), int(end))
+
+
+def _kept_mode(session: Any, text: str, mode: str) -> str:
+    """``mode``, or the mode this note was first stored in: a note row keeps its first form (see ``save_note``)."""
+    from sqlalchemy import select
+
+    from db.models import Note
+    from db.repository.validation import sha256_text
+
+    kept = session.scalar(select(Note.text).where(Note.sha256 == sha256_text(text)))
+    if kept is None:
+        return mode
+    return "original" if kept == text else "none" if kept == "" else "deidentified"
+
+
+def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str | None,
+                   store_text: str | None = None) -> StoredAnalysis:
+    """Store the note (once per distinct text) and one analysis of it with a suggestion per entity.
+
+    What is kept follows ``store_text`` (default ``Settings().store_text``; see
+    :func:`engine.deid.export.store_payload`): ``deidentified`` keeps the redacted note and the analysis mapped
+    onto it, ``original`` the note as given, ``none`` no wording at all. The mode is recorded in the stored
+    result (``deid.store_text``) and in an ``analysis_stored`` audit row.
+    """
+    from engine.deid.export import default_deidentifier, store_payload
+    from engine.settings import Settings
+
     with session_scope(engine) as session:
-        note = repository.save_note(session, text, source=source)
-        analysis = repository.save_analysis(session, note, result)
+        mode = _kept_mode(session, text, store_text or Settings().store_text)
+        digest = sha256_text(text)
+        redacted: list[Any] = []
+
+        def deidentify(t: str) -> Any:
+            redacted.append(default_deidentifier().deidentify(t, note_id=digest))
+            return redacted[-1]
+
+        kept, kept_result = store_payload(text, result, mode, deidentify)
+        note = repository.save_note(session, text, source=source, stored=kept)
+        analysis = repository.save_analysis(session, note, kept_result)
         session.flush()
+        add_audit(session, "analysis_stored", analysis.id, "app", dict(kept_result["deid"]))
+        if redacted:
+            _remember_offsets(analysis.id, redacted[0].offsets)
         # monitoring (issue 24): the analysis's statistics, numbers only, in the same transaction
         record_result(session, text, result, source="app", analysis_id=analysis.id, external_id=result.get("id"))
         ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
@@ -100,13 +157,13 @@ def find_stored_analysis(engine: Any, text: str, models: dict[str, str]) -> int 
     from sqlalchemy import select
 
     from db.models import Analysis, Note
-    from db.repository.validation import sha256_text
 
     with session_scope(engine, write=False) as session:
         stmt = (select(Analysis).join(Note, Analysis.note_id == Note.id)
                 .where(Note.sha256 == sha256_text(text)).order_by(Analysis.id.desc()))
         for analysis in session.scalars(stmt):
-            if dict(analysis.models or {}) == dict(models):
+            # a note kept without text (store_text=none) cannot be shown again: analyse it afresh
+            if dict(analysis.models or {}) == dict(models) and analysis.note.text:
                 return int(analysis.id)
     return None
 
@@ -121,6 +178,9 @@ def load_analysis(engine: Any, analysis_id: int) -> tuple[str, dict[str, Any], s
         analysis = repository.get_analysis(session, analysis_id)
         if analysis is None:
             raise ReviewError(f"No stored analysis has id {analysis_id}.")
+        if not analysis.note.text:
+            raise ReviewError(f"Analysis {analysis_id} was stored with store_text=none: its note text was not kept, "
+                              "so it cannot be reopened.")
         model = sorted((s for s in analysis.suggestions if s.origin == "model"), key=lambda s: s.position)
         done: Future = Future()
         done.set_result(StoredAnalysis(analysis.id, [s.id for s in model]))
@@ -131,6 +191,13 @@ def record_decision(engine: Any, *, reviewer: str | None, suggestion_id: int, de
     """Record a decision on an entity or one of its codes and return its id (see ``db.repository``)."""
     name = require_reviewer(reviewer)
     with session_scope(engine) as session:
+        if kwargs.get("corrected_start") is not None and _OFFSETS:
+            from db.models import Suggestion
+
+            suggestion = session.get(Suggestion, suggestion_id)
+            if suggestion is not None:
+                kwargs["corrected_start"], kwargs["corrected_end"] = _stored_span(
+                    suggestion.analysis_id, kwargs["corrected_start"], kwargs.get("corrected_end"))
         row = repository.record_decision(
             session, suggestion_id=suggestion_id, reviewer=name, decision=decision, **kwargs
         )
@@ -143,6 +210,7 @@ def add_missed_entity(
 ) -> int:
     """Store an entity the engine missed and return its suggestion id."""
     name = require_reviewer(reviewer)
+    start, end = _stored_span(analysis_id, start, end)
     with session_scope(engine) as session:
         row = repository.add_missed_entity(
             session, analysis_id=analysis_id, start=start, end=end, label=label, reviewer=name, **kwargs
@@ -170,3 +238,13 @@ def record_sentence_decision(engine: Any, *, reviewer: str | None, sentence_id: 
         )
         session.flush()
         return int(row.id)
+
+
+def redacted_view(text: str, result: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The note and its entities as the de-identified store keeps them (as given when already redacted)."""
+    if (result.get("deid") or {}).get("store_text") == "deidentified":
+        return text, list(result["entities"])
+    from engine.deid.export import default_deidentifier, redact_analysis
+
+    redacted = redact_analysis(result, default_deidentifier().deidentify(text, note_id=sha256_text(text)))
+    return redacted["text"], redacted["entities"]

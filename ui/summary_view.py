@@ -73,9 +73,18 @@ def key_sentences_html(
     return f'{CSS}{KEY_CSS}<ol class="key-sentences">{"".join(items)}</ol>'
 
 
-def summary_panel(analysis: dict[str, Any], shown: list[int]) -> None:
-    """Show the analysis's key sentences (summarised once per analysis and kept in it)."""
+def summary_panel(analysis: dict[str, Any], shown: list[int], redacted: bool = False) -> None:
+    """Show the analysis's key sentences (summarised once per analysis and kept in it).
+
+    Args:
+        analysis: The page's analysis (``text``, ``result``; ``summary`` is added).
+        shown: Indices of the entities the filters keep.
+        redacted: The note is shown redacted; the key sentences, verbatim note text, are then withheld.
+    """
     st.subheader("Key sentences", help="The summary, in note order; keep or drop sentences on the Summary page.")
+    if redacted:
+        st.caption("Hidden in the redacted view: key sentences quote the original note.")
+        return
     if "summary" not in analysis:
         try:
             with st.spinner("Finding the key sentences…"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -30,11 +31,13 @@ from api.schemas.predict import (
     note_id_of,
 )
 from db.errors import FeedbackError
+from engine.encounter.service import build_encounter
 from engine.errors import EngineError
 from engine.types import sort_traits
 
+log = logging.getLogger("api.predict")
 router = APIRouter(tags=["analysis"])
-ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in (401, 413, 422, 501, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in (401, 413, 422, 503, 504)}
 
 
 def entity_out(entity: Any, suggestion_id: int | None = None) -> EntityOut:
@@ -60,15 +63,44 @@ def summary_out(summary: Any, model_version: str, sentence_ids: list[int] | None
     return SummaryOut(sentences=sentences, model_version=model_version, summary_id=summary_id)
 
 
+def encounter_setting(builder: Any, req: PredictRequest) -> tuple[str, str | None]:
+    """The setting to build the encounter with, and why when it came from ``note_type``.
+
+    An explicit ``setting`` wins. Otherwise a ``note_type`` that names a setting ("inpatient progress note") or
+    has the encounter builder's own inpatient words ("discharge summary", ``encounter_context.tsv``) decides;
+    anything else is ``auto``: the builder reads the note's own words.
+    """
+    if req.setting is not None:
+        return req.setting, None
+    note_type = (req.note_type or "").lower()
+    for name in ("inpatient", "outpatient"):
+        if name in note_type:
+            return name, f"{name}: the note type says {name}"
+    found = builder.rules.words("inpatient", note_type) if note_type else []
+    if found:
+        return "inpatient", f"inpatient: the note type is {found[0]}"
+    return "auto", None
+
+
 def _after(req: PredictRequest) -> Any:
-    """The job run on the inference thread right after the note's analysis (summary, encounter code set)."""
-    if not (req.include_summary or req.summary_sentences is not None):
+    """The job run on the inference thread right after the note's analysis: ``(summary, encounter)``, each
+    ``None`` unless asked for."""
+    want_summary = req.include_summary or req.summary_sentences is not None
+    want_encounter = req.include_encounter or req.setting is not None
+    if not (want_summary or want_encounter):
         return None
 
-    def summarize(pipeline: Any, _result: Any) -> Any:
-        return pipeline.summarize(req.note_text, req.summary_sentences, req.note_id)
+    def extras(pipeline: Any, result: Any) -> tuple[Any, dict[str, Any] | None]:
+        summary = pipeline.summarize(req.note_text, req.summary_sentences, req.note_id) if want_summary else None
+        encounter = None
+        if want_encounter:
+            setting, why = encounter_setting(pipeline.stage("encounter"), req)
+            encounter = build_encounter(pipeline, result, req.note_text, setting).to_dict()
+            if why is not None:
+                encounter["setting_reason"] = why
+        return summary, encounter
 
-    return summarize
+    return extras
 
 
 async def analyse(request: Request, req: PredictRequest, t0: float) -> PredictResponse:
@@ -76,15 +108,16 @@ async def analyse(request: Request, req: PredictRequest, t0: float) -> PredictRe
     settings = settings_of(request)
     check_note_size(req.note_text, settings.max_note_chars)
     worker = worker_of(request)
-    if req.include_encounter or req.setting is not None:
-        # The encounter stage (issue 19) is not in the engine yet: say so instead of answering without it.
-        raise ApiError(501, "not_available", "the encounter code set is not available in this engine version",
-                       "include_encounter")
     future = worker.analyze(req.note_text, req.note_id, req.priority, _after(req))
-    result, summary = await wait_for(future, settings.request_timeout_s)
+    result, extras = await wait_for(future, settings.request_timeout_s)
+    summary, encounter = extras or (None, None)
     models = dict(result.models)
-    stored = await run_in_threadpool(store.store_analysis, request.app.state.db, req.note_text, result, summary,
-                                     models.get("summarizer"), req.note_id) if req.store else None
+    if req.store:  # the monitoring statistics go in the same transaction, linked to the stored analysis
+        stored = await run_in_threadpool(store.store_analysis, request.app.state.db, req.note_text, result,
+                                         summary, models.get("summarizer"), req.note_id)
+    else:
+        stored = None
+        await record_stats(request, req.note_text, result, req.note_id)
     ids = stored.suggestion_ids if stored else [None] * len(result.entities)
     request.app.state.metrics.observe_note([float(e.score) for e in result.entities])
     return PredictResponse(
@@ -95,8 +128,20 @@ async def analyse(request: Request, req: PredictRequest, t0: float) -> PredictRe
         summary=None if summary is None else summary_out(summary, models.get("summarizer", "unknown"),
                                                           stored.sentence_ids if stored else None,
                                                           stored.summary_id if stored else None),
-        analysis_id=stored.analysis_id if stored else None,
+        encounter=encounter, analysis_id=stored.analysis_id if stored else None,
     )
+
+
+async def record_stats(request: Request, text: str, result: Any, note_id: str | None) -> None:
+    """The note's monitoring statistics (``db.stats``, source ``api``); a failed write is logged, the answer sent.
+
+    The client asked for the analysis, not for monitoring, so a locked or full database must not cost it its
+    answer; the log line names the exception type only (its message could quote the note).
+    """
+    try:
+        await run_in_threadpool(store.record_stats, request.app.state.db, text, result, note_id)
+    except Exception as exc:
+        log.error("monitoring statistics not stored: %s", type(exc).__name__)
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS, summary="Analyse one note")

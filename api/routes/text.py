@@ -1,7 +1,4 @@
-"""``POST /summarize`` and ``POST /link``.
-
-``POST /deidentify`` is not served: the engine on main has no ``deidentify`` verb yet (issue 22).
-"""
+"""``POST /summarize``, ``POST /link`` and ``POST /deidentify``."""
 
 from __future__ import annotations
 
@@ -13,10 +10,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api import store
 from api.auth import Key
+from api.errors import ApiError
 from api.routes.common import check_note_size, settings_of, wait_for, worker_of
 from api.routes.predict import ERRORS
 from api.schemas.predict import CodeOut, SentenceOut
-from api.schemas.text import LinkRequest, LinkResponse, SummarizeRequest, SummarizeResponse
+from api.schemas.text import (
+    DeidentifyRequest,
+    DeidentifyResponse,
+    LinkRequest,
+    LinkResponse,
+    PhiOut,
+    SummarizeRequest,
+    SummarizeResponse,
+)
 
 router = APIRouter(tags=["analysis"])
 
@@ -53,3 +59,19 @@ async def link(req: LinkRequest, request: Request, _key: Key) -> LinkResponse:
                          settings_of(request).request_timeout_s)
     return LinkResponse(id=req.id, label=req.label, codes=[CodeOut(**c) for c in out["codes"]],
                         processing_time_ms=round((time.perf_counter() - t0) * 1000, 2))
+
+
+@router.post("/deidentify", response_model=DeidentifyResponse, responses=ERRORS,
+             summary="The note with its PHI redacted, and the PHI spans (offsets into the input)")
+async def deidentify(req: DeidentifyRequest, request: Request, _key: Key) -> DeidentifyResponse:
+    """The engine's ``deidentify`` verb (``python -m engine deidentify``): same redaction, same spans."""
+    t0 = time.perf_counter()
+    settings = settings_of(request)
+    check_note_size(req.text, settings.max_note_chars, "text")
+    if "\x00" in req.text:  # the CLI's rule for this verb: a NUL byte means binary input, not a note
+        raise ApiError(422, "invalid_request", "text: binary input (NUL byte), not a note", "text")
+    worker = worker_of(request)
+    out = await wait_for(worker.call(lambda p: p.stage("deid").deidentify(req.text, req.id).to_dict()),
+                         settings.request_timeout_s)
+    return DeidentifyResponse(id=out["id"], text=out["text"], phi=[PhiOut(**s) for s in out["phi"]],
+                              processing_time_ms=round((time.perf_counter() - t0) * 1000, 2))

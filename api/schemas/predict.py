@@ -41,9 +41,11 @@ class PredictRequest(BaseModel):
     include_summary: bool = Field(False, description="Add the extractive summary.")
     summary_sentences: StrictInt | None = Field(None, ge=0, le=100, description="Summary length (default: by "
                                                 "note length).")
-    include_encounter: bool = Field(False, description="Add the encounter's code set (501 until the engine "
-                                    "has the encounter stage).")
-    setting: Setting | None = Field(None, description="Encounter setting (implies include_encounter).")
+    include_encounter: bool = Field(False, description="Add the encounter's code set (the engine's 'code' verb "
+                                    "object) as encounter.")
+    setting: Setting | None = Field(None, description="Encounter setting (implies include_encounter). Default: "
+                                    "from note_type when it names one or reads as inpatient (e.g. 'discharge "
+                                    "summary'), else from the note's own words.")
     store: bool = Field(False, description="Store the note and analysis in the feedback store and return "
                         "analysis_id and per-entity suggestion_id for POST /feedback.")
 

@@ -1,7 +1,4 @@
-"""Bodies of ``/summarize`` and ``/link``.
-
-``/deidentify`` has no body yet: the engine on main has no ``deidentify`` verb (issue 22 builds it).
-"""
+"""Bodies of ``/summarize``, ``/link`` and ``/deidentify``."""
 
 from __future__ import annotations
 
@@ -52,4 +49,30 @@ class LinkResponse(BaseModel):
     id: str | None
     label: str
     codes: list[CodeOut]
+    processing_time_ms: float
+
+
+class DeidentifyRequest(BaseModel):
+    """A note to de-identify (the engine's ``deidentify`` verb: ``{"id", "text"}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=500, description="Echoed back; your id for the note.")
+    text: str = Field(min_length=1, description="The note; over the size limit (setting) gets 413.")
+
+
+class PhiOut(BaseModel):
+    """One PHI span; offsets into the input ``text``."""
+
+    start: int
+    end: int
+    label: str = Field(description="NAME, DATE, AGE, ID, PHONE, EMAIL, URL, LOCATION or HOSPITAL")
+
+
+class DeidentifyResponse(BaseModel):
+    """The contract's ``deidentify`` object: the redacted note and the PHI found (offsets into the input)."""
+
+    id: str | None
+    text: str = Field(description="The redacted note.")
+    phi: list[PhiOut]
     processing_time_ms: float

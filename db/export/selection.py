@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from db.export.manifest import split_of
 from db.models import Analysis, Decision, Note, Suggestion
 from db.repository import ExportFilters
+from engine.deid.offsets import map_entities
 
 ENTITY_COLUMNS = (
     Suggestion.start,
@@ -138,6 +139,7 @@ def _page_heads(session: Session, page: list[int]) -> dict[int, Any]:
     stmt = (
         select(
             Analysis.id,
+            Analysis.result["deid"]["store_text"].as_string().label("store_text"),
             Analysis.external_id,
             Analysis.models,
             Analysis.timings_ms,
@@ -194,11 +196,17 @@ def iter_documents(
     split: float | None = None,
     seed: int = 0,
     batch: int = 50,
+    deidentify: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield one export record per analysis with selected decisions, in analysis order.
 
     A record is the contract's analysis shape plus ``text``, ``decisions`` on every entity, reviewer-added
-    entities, and ``gold`` (the entities after review; see the module doc).
+    entities, ``gold`` (the entities after review; see the module doc) and ``store_text`` (how the note was kept).
+
+    Exports are de-identified by default: a note stored de-identified is exported as stored; a note stored
+    ``original`` (or before ``store_text`` existed) is redacted here, its entities, gold and corrected spans
+    mapped onto the redacted text, so every exported span still equals its text. Notes stored with
+    ``store_text=none`` kept no text and are left out.
 
     Args:
         session: An open session (read-only work: ``session_scope(engine, write=False)``).
@@ -206,6 +214,7 @@ def iter_documents(
         split: Fraction of notes for ``dev`` (``None``: no split; the record's ``split`` is then ``None``).
         seed: Seed of the split hash.
         batch: Documents fetched per page.
+        deidentify: False exports notes stored ``original`` as they are.
     """
     filters = filters or ExportFilters()
     conditions = filters.decision_conditions()
@@ -215,8 +224,13 @@ def iter_documents(
         for analysis_id in page:
             head = heads[analysis_id]
             ents = entities.pop(analysis_id, [])
+            if head.store_text == "none" or not head.text:
+                continue
             gold = [g for e in ents if (g := gold_of(e, e["decisions"], head.text)) is not None]
             gold.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+            text, store_text = head.text, head.store_text or "original"
+            if deidentify and store_text == "original":
+                text, ents, gold = _redacted(head.text, head.sha256, ents, gold)
             yield {
                 "id": head.external_id if head.external_id is not None else f"analysis-{analysis_id}",
                 "analysis_id": analysis_id,
@@ -224,9 +238,26 @@ def iter_documents(
                 "source": head.source,
                 "created_at": head.created_at.isoformat(),
                 "split": split_of(head.sha256, split, seed),
-                "text": head.text,
+                "text": text,
+                "store_text": store_text,
+                "deidentified": store_text == "deidentified" or text is not head.text,
                 "entities": ents,
                 "models": head.models,
                 "timings_ms": head.timings_ms,
                 "gold": gold,
             }
+
+
+def _redacted(text: str, digest: str, ents: list[dict[str, Any]], gold: list[dict[str, Any]]
+              ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The note de-identified at export, with entities, their corrected spans and gold mapped onto it."""
+    from engine.deid.export import default_deidentifier
+
+    result = default_deidentifier().deidentify(text, note_id=digest)
+    omap = result.offsets
+    mapped = map_entities(omap, ents)
+    for entity in mapped:
+        for d in entity["decisions"]:
+            if d.get("corrected_start") is not None and d.get("corrected_end") is not None:
+                d["corrected_start"], d["corrected_end"] = omap.map_span(d["corrected_start"], d["corrected_end"])
+    return result.text, mapped, map_entities(omap, gold)

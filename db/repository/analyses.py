@@ -16,13 +16,15 @@ from db.repository.validation import check_code, check_label, check_span, check_
 from engine.types import assertion_from_traits
 
 
-def save_note(session: Session, text: str, source: str | None = None) -> Note:
+def save_note(session: Session, text: str, source: str | None = None, stored: str | None = None) -> Note:
     """Store a note once per distinct text and return it (the existing row when the text is already there).
 
     Args:
         session: An open session.
-        text: The note exactly as analysed (offsets refer to it).
+        text: The note exactly as analysed; its hash identifies the note.
         source: Where it came from (file name, EHR id), kept from the first save.
+        stored: The text to keep instead of ``text`` (``store_text``: the de-identified note, or ``""`` for
+            ``none``); the analyses saved with this note must then point into it. Kept from the first save.
 
     Raises:
         FeedbackError: ``bad_input`` when ``text`` is not a non-empty string.
@@ -33,7 +35,7 @@ def save_note(session: Session, text: str, source: str | None = None) -> Note:
     note = session.scalar(select(Note).where(Note.sha256 == digest))
     if note is not None:
         return note
-    note = Note(sha256=digest, text=text, source=source)
+    note = Note(sha256=digest, text=text if stored is None else stored, source=source)
     try:
         # A savepoint, so a concurrent insert of the same text (PostgreSQL) costs only this statement.
         with session.begin_nested():
@@ -47,15 +49,21 @@ def save_note(session: Session, text: str, source: str | None = None) -> Note:
 
 
 def _validate_entity(raw: object, text: str, index: int) -> dict[str, Any]:
+    """One entity checked against the note's stored text (a note kept without text: ``store_text`` = ``none``)."""
     if not isinstance(raw, dict):
         raise FeedbackError(FeedbackCode.BAD_INPUT, f"entity {index} is not an object")
     for key in ("start", "end", "label"):
         if key not in raw:
             raise FeedbackError(FeedbackCode.BAD_INPUT, f"entity {index} lacks {key!r}")
-    start, end = check_span(raw["start"], raw["end"], text)
+    if text:
+        start, end = check_span(raw["start"], raw["end"], text)
+    else:  # no wording kept: offsets into the unkept note, checked as a span of a long enough text
+        end_raw = raw["end"]
+        length = end_raw if isinstance(end_raw, int) and not isinstance(end_raw, bool) and end_raw > 0 else 0
+        start, end = check_span(raw["start"], end_raw, "x" * length)
     label = check_label(raw["label"])
     given = raw.get("text")
-    if given is not None and given != text[start:end]:
+    if text and given is not None and given != text[start:end]:
         raise FeedbackError(
             FeedbackCode.BAD_SPAN, f"entity {index}: text {given!r} != note[{start}:{end}] {text[start:end]!r}"
         )

@@ -9,10 +9,12 @@ re-pointed so that ``text[start:end] == entity["text"]`` still holds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from engine.deid.offsets import map_entities
-from engine.deid.stage import DeidResult
+from engine.deid.stage import Deidentifier, DeidResult
 from engine.errors import EngineError, ErrorCode
+from engine.settings import Settings
 
 STORE_TEXT_MODES = ("deidentified", "original", "none")
 """``Settings.store_text`` values; ``deidentified`` is the default."""
@@ -63,3 +65,38 @@ def redact_analysis(analysis: dict, deid: DeidResult) -> dict:
     out = {**analysis, "text": deid.text, "entities": map_entities(deid.offsets, analysis.get("entities", []))}
     out["deid"] = {"mode": deid.mode, "phi": len(deid.phi)}
     return out
+
+
+def store_payload(text: str, analysis: dict, mode: str, deidentify: Callable[[str], DeidResult]
+                  ) -> tuple[str, dict]:
+    """The note text and the analysis the feedback store keeps under ``store_text`` = ``mode``.
+
+    Args:
+        text: The original note.
+        analysis: Its ``analyze`` result (offsets into ``text``).
+        mode: ``deidentified``: the redacted note and :func:`redact_analysis`; ``original``: both as given;
+            ``none``: an empty text and the analysis without any wording (no ``text`` on the result or its
+            entities; offsets, labels, assertions and codes stay, pointing into the note that was not kept).
+        deidentify: Original text -> :class:`DeidResult` (only called in ``deidentified`` mode).
+
+    Returns:
+        ``(stored text, stored analysis)``; the analysis carries ``deid.store_text`` = ``mode``.
+    """
+    mode = check_store_text(mode)
+    if mode == "deidentified":
+        result = deidentify(text)
+        out = redact_analysis(analysis, result)
+        out["deid"] = {"store_text": mode, "redaction": result.mode, "phi": len(result.phi)}
+        return result.text, out
+    if mode == "original":
+        return text, {**analysis, "deid": {"store_text": mode}}
+    out = {k: v for k, v in analysis.items() if k != "text"}
+    out["entities"] = [{**e, "text": ""} for e in analysis.get("entities", [])]
+    out["deid"] = {"store_text": mode}
+    return "", out
+
+
+@lru_cache(maxsize=1)
+def default_deidentifier() -> Deidentifier:
+    """One :class:`Deidentifier` per process on the default settings (loading the tagger takes a moment)."""
+    return Deidentifier(Settings())
