@@ -51,3 +51,13 @@ def test_key_sentences_html_highlights_only_entities_inside_each_sentence():
     assert "today: no confident code" in out
     assert "Chest pain → <b>R07.9</b>" in out and "fever (negated) → <b>R50.9</b>" in out
     assert "Chest pain → <b>R07.9</b>" not in key_sentences_html(text, sentences, entities, show=[1])
+
+
+def test_key_sentences_are_withheld_in_the_redacted_view():
+    at = start()
+    at.text_area(key="note_text").input(NOTE)
+    at = press(at)
+    at.toggle(key="redacted_view").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not any('class="key-sentences"' in h for h in shown_html(at)), "original sentences beside a redacted note"
+    assert any("Hidden in the redacted view" in c.value for c in at.caption)
