@@ -93,6 +93,20 @@ def test_bad_exports_are_refused_with_the_line(tmp_path, row, message):
     assert f"{path}:1" in str(info.value)
 
 
+def test_a_deidentified_export_keeps_the_original_notes_hash(tmp_path):
+    # The export de-identifies the note text but keeps the stored note's hash as its identity (frozen split).
+    original = "Seen by Dr. Ann Lee for chest pain."
+    redacted = "Seen by Dr. Kim Roe for chest pain."
+    row = {"id": "d1", "note_sha256": note_hash(original), "text": redacted, "deidentified": True,
+           "entities": [{"start": 24, "end": 34, "label": "DIAG", "text": "chest pain",
+                         "decisions": [_d(1, "accept")]}]}
+    (note,) = load_feedback(_write(tmp_path, [row]))
+    assert note.note_hash == note_hash(original) and note.spans == [(24, 34, "DIAG")]
+    # Without the flag the same mismatch is still refused.
+    with pytest.raises(EngineError, match="hash does not match"):
+        load_feedback(_write(tmp_path, [{**row, "deidentified": False}], name="plain.jsonl"))
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(EngineError, match="cannot read"):
         load_feedback(tmp_path / "nope.jsonl")
