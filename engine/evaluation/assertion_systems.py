@@ -20,17 +20,7 @@ def ours(settings: Settings) -> Judge:
 
     stage, sections = load_assertion(settings), load_sections(settings)
 
-    def judge(doc: GoldDoc) -> list[set[str]]:
-        results = stage.judge(doc.text, [(i.start, i.end) for i in doc.items], sections.detect(doc.text))
-        out = []
-        for r in results:
-            traits = set(r.traits)
-            if traits & {"possible", "hypothetical"}:
-                traits.add("uncertain")
-            out.append(traits)
-        return out
-
-    return judge
+    return _judge_with(stage, sections)
 
 
 def ours_verb(settings: Settings) -> Judge:
@@ -184,6 +174,12 @@ def combined(settings: Settings, folder: Any | None = None, fill: dict[str, floa
     stage = CombinedAssertionStage(load_rules(settings), LearnedAssertion(path, resolve_device(settings.device)),
                                    fill if fill is not None else combination(path))
     sections = load_sections(settings)
+
+    return _judge_with(stage, sections)
+
+
+def _judge_with(stage: Any, sections: Any) -> Callable[[GoldDoc], list[set[str]]]:
+    """A judge for the evaluator: the stage's traits per gold item, plus ``uncertain`` for possible/hypothetical."""
 
     def judge(doc: GoldDoc) -> list[set[str]]:
         results = stage.judge(doc.text, [(i.start, i.end) for i in doc.items], sections.detect(doc.text))
