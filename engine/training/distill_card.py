@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.corpora.document import Document
 from engine.settings import Settings
+from engine.training.ner import CARD_LIMITS
 
 CREDITS: tuple[str, ...] = (
     "MACCROBAT2020 clinical case reports, CC BY 4.0 (Caufield 2019/2020, figshare doi:10.6084/m9.figshare.9764942): "
@@ -108,11 +109,5 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             "",
         ]
     lines += [*(str(n) for n in metrics.get("notes", [])), ""] if metrics.get("notes") else []
-    lines += [
-        "## Limits",
-        "",
-        "Trained on published case reports, not real EHR notes; expect lower accuracy on terse, abbreviated notes. "
-        "Not a medical device.",
-        "",
-    ]
+    lines += CARD_LIMITS
     return "\n".join(lines)

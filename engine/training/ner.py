@@ -55,6 +55,16 @@ SOURCES: dict[str, str] = {
 }
 
 
+CARD_LIMITS = [
+    "## Limits",
+    "",
+    "Trained on published case reports, not real EHR notes; expect lower accuracy on terse, abbreviated notes. "
+    "Not a medical device.",
+    "",
+]
+"""The closing section of every NER model card (teacher and distilled student)."""
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one training run (all written to the model's ``config.json``)."""
@@ -536,13 +546,7 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             "",
         ]
     lines += [*(str(note) for note in metrics.get("notes", [])), ""] if metrics.get("notes") else []
-    lines += [
-        "## Limits",
-        "",
-        "Trained on published case reports, not real EHR notes; expect lower accuracy on terse, abbreviated notes. "
-        "Not a medical device.",
-        "",
-    ]
+    lines += CARD_LIMITS
     return "\n".join(lines)
 
 
