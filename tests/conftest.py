@@ -51,3 +51,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path):
     init_db(url)
     yield url
     dispose_engines()
+
+
+@pytest.fixture()
+def app_db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, migrated SQLite feedback store that the app under test opens: ``$CLINICAL_NLP_DB_URL`` names it for
+    the test (Streamlit's AppTest runs the app in this process)."""
+    from db.session import init_db
+
+    url = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
+    monkeypatch.setenv("CLINICAL_NLP_DB_URL", url)
+    init_db(url)
+    return url

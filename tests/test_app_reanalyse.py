@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from db import repository
@@ -17,14 +16,6 @@ from db.session import init_db, session_scope
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8") + "\nAnalysed twice."
-
-
-@pytest.fixture()
-def db_url(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
-    monkeypatch.setenv("CLINICAL_NLP_DB_URL", url)
-    init_db(url)
-    return url
 
 
 def analyses_of_note(url: str) -> int:
@@ -47,21 +38,21 @@ def press_analyze(at: AppTest) -> AppTest:
     return at
 
 
-def test_same_text_same_models_reopens_the_stored_analysis_unless_rerun(db_url):
-    assert os.environ["CLINICAL_NLP_DB_URL"] == db_url
+def test_same_text_same_models_reopens_the_stored_analysis_unless_rerun(app_db_url):
+    assert os.environ["CLINICAL_NLP_DB_URL"] == app_db_url
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=900)
     at.run()
     at.sidebar.text_input(key="reviewer").input("Dr Twice")
     at.run()
     first = press_analyze(at).session_state["analysis"]["stored"].result().analysis_id
-    assert analyses_of_note(db_url) == 1
+    assert analyses_of_note(app_db_url) == 1
     again = press_analyze(at)
     assert again.session_state["analysis"]["stored"].result().analysis_id == first
-    assert analyses_of_note(db_url) == 1
+    assert analyses_of_note(app_db_url) == 1
     assert any(f"Reopened stored analysis {first}" in i.value for i in again.info)
     again.checkbox(key="rerun").check()
     rerun = press_analyze(again)
     assert rerun.session_state["analysis"]["stored"].result().analysis_id != first
-    assert analyses_of_note(db_url) == 2
-    with session_scope(init_db(db_url), write=False) as session:
+    assert analyses_of_note(app_db_url) == 2
+    with session_scope(init_db(app_db_url), write=False) as session:
         assert len(repository.list_analyses(session)) == 2

@@ -129,14 +129,45 @@ def test_engine_imports_point_downward() -> None:
     assert [u for u in upward if u not in KNOWN_UPWARD] == []
 
 
-def test_engine_reads_neither_ui_nor_db() -> None:
-    offenders = []
-    for path in sorted((REPO / "engine").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names
-                          if n.split(".")[0] in {"db", "ui", "app_pages", "streamlit"}]
+FORBIDDEN: dict[str, frozenset[str]] = {
+    "engine": frozenset({"db", "ui", "app_pages", "api", "app", "streamlit", "fastapi", "support", "tests"}),
+    "db": frozenset({"ui", "app_pages", "api", "app", "streamlit", "fastapi", "support", "tests"}),
+    "api": frozenset({"ui", "app_pages", "app", "streamlit", "support", "tests"}),
+    "ui": frozenset({"app_pages", "api", "app", "fastapi", "support", "tests"}),
+    "app_pages": frozenset({"api", "app", "fastapi", "support", "tests"}),
+}
+"""Top-level packages each production package must never import: the engine stands alone (no store, no app, no
+web framework), the store knows no front end, the API and the app do not reach into each other, and test support
+stays under ``tests/``."""
+
+
+def forbidden_imports(path: Path, banned: frozenset[str]) -> list[str]:
+    """Absolute imports anywhere in ``path`` (also inside functions) whose top-level package is in ``banned``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        found += [n for n in names if n.split(".")[0] in banned]
+    return found
+
+
+def test_forbidden_import_finder_reads_lazy_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import os\n\ndef f():\n    from streamlit import cache_data\n    import db.session\n")
+    assert forbidden_imports(module, frozenset({"streamlit", "db"})) == ["streamlit", "db.session"]
+    assert forbidden_imports(module, frozenset({"ui"})) == []
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_packages_import_only_what_their_layer_allows(package: str) -> None:
+    files = sorted((REPO / package).rglob("*.py"))
+    assert files, f"no modules under {package}/"
+    offenders = [f"{path.relative_to(REPO)}: {name}" for path in files
+                 for name in forbidden_imports(path, FORBIDDEN[package])]
     assert offenders == []
 
 
@@ -158,43 +189,62 @@ MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
 KNOWN_LONG: set[str] = {
-    "engine/encoder.py",  # ner helper (#21)
-    "engine/encoder.py:__call__",  # ner helper (#21)
-    "engine/training/ner.py",  # ner helper (#21)
-    "engine/training/ner.py:train",  # ner helper (#21)
-    "engine/evaluation/assertion.py",  # assertion helper (#20)
-    "engine/summarizer.py",  # coding helper (#15)
-    "engine/training/summarizer.py",  # coding helper (#15)
-    "engine/training/summarizer.py:train",  # coding helper (#15)
-    "engine/training/summarizer.py:main",  # coding helper (#15)
-    "engine/training/retrain.py",  # arch (#16), not yet split
-    "engine/training/retrain.py:retrain",  # arch (#16), not yet split
-    "engine/training/retrain.py:fine_tune_ner",  # arch (#16), not yet split
+    "engine/training/retrain.py",  # app helper (#16), being split
+    "engine/training/retrain.py:retrain",  # app helper (#16), being split
+    "engine/training/retrain.py:fine_tune_ner",  # app helper (#16), being split
+    "tests/test_api.py",  # API tests, not arch's
+    "tests/test_encounter.py",  # codeset helper
 }
-"""Files and functions over the limits that belong to other helpers' open work (named in the #16 report)."""
+"""Files and functions over the limits that belong to other helpers' open work (named in the #16 report); each
+entry must still be over a limit (see :func:`test_known_exceptions_are_still_needed`)."""
+
+LINE_LIMITED = (*SIZE_LIMITED, "tests", "bench")
+"""Packages whose files stay under :data:`MAX_FILE_LINES` (the function limit is for :data:`SIZE_LIMITED`; a test or
+benchmark may run one long scenario)."""
 
 
-def oversized() -> set[str]:
-    """``path`` for files over :data:`MAX_FILE_LINES`, ``path:function`` for functions over
-    :data:`MAX_FUNCTION_LINES`, in :data:`SIZE_LIMITED` (migrations aside)."""
+def oversized(root: Path = REPO) -> set[str]:
+    """``path`` for files over :data:`MAX_FILE_LINES` in :data:`LINE_LIMITED` and the top-level scripts,
+    ``path:function`` for functions over :data:`MAX_FUNCTION_LINES` in :data:`SIZE_LIMITED` (migrations aside)."""
     found: set[str] = set()
-    for package in SIZE_LIMITED:
-        for path in sorted((REPO / package).rglob("*.py")):
-            if "migrations" in path.parts:
-                continue
-            rel = path.relative_to(REPO).as_posix()
-            source = path.read_text(encoding="utf-8")
-            if len(source.splitlines()) > MAX_FILE_LINES:
-                found.add(rel)
-            for node in ast.walk(ast.parse(source)):
-                if (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None
-                        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES):
-                    found.add(f"{rel}:{node.name}")
+    paths = [p for package in LINE_LIMITED for p in sorted((root / package).rglob("*.py"))]
+    for path in [*sorted(root.glob("*.py")), *paths]:
+        if "migrations" in path.parts:
+            continue
+        rel = path.relative_to(root).as_posix()
+        source = path.read_text(encoding="utf-8")
+        if len(source.splitlines()) > MAX_FILE_LINES:
+            found.add(rel)
+        if rel.split("/")[0] not in SIZE_LIMITED:
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None
+                    and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES):
+                found.add(f"{rel}:{node.name}")
     return found
+
+
+def test_size_check_finds_long_files_and_functions(tmp_path: Path) -> None:
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "tests").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "engine" / "long.py").write_text(f"def f():\n{body}\ndef g():\n    pass\n")
+    (tmp_path / "tests" / "test_long.py").write_text("x = 1\n" * (MAX_FILE_LINES + 1) + f"def t():\n{body}")
+    (tmp_path / "tests" / "test_short.py").write_text("x = 1\n" * MAX_FILE_LINES)
+    assert oversized(tmp_path) == {"engine/long.py:f", "tests/test_long.py"}
 
 
 def test_no_file_or_function_over_the_size_limits() -> None:
     assert sorted(oversized() - KNOWN_LONG) == []
+
+
+def test_known_exceptions_are_still_needed() -> None:
+    """An exception that no longer applies is removed, so that the rule holds again for that file."""
+    assert sorted(KNOWN_LONG - oversized()) == []
+    graph = import_graph("engine")
+    assert [c for c in KNOWN_CYCLES if c not in cycles(graph)] == []
+    upward = {f"{m} (layer {layer(m)}) imports {t} (layer {layer(t)})" for m, ts in graph.items() for t in ts}
+    assert sorted(KNOWN_UPWARD - upward) == []
 
 
 def test_pages_reach_the_store_only_through_ui_services() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from db import repository
@@ -21,26 +20,18 @@ REPO = Path(__file__).resolve().parent.parent
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8") + "\nCorrect a code."
 
 
-@pytest.fixture()
-def db_url(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
-    monkeypatch.setenv("CLINICAL_NLP_DB_URL", url)
-    init_db(url)
-    return url
-
-
-def test_history_keeps_the_suggested_code_and_the_corrected_code_apart(db_url):
+def test_history_keeps_the_suggested_code_and_the_corrected_code_apart(app_db_url):
     text = "Chest pain, likely myocardial infarction."
     start = text.index("myocardial")
     result = {"entities": [{"start": start, "end": len(text) - 1, "label": "DIAG", "score": 0.9,
                             "codes": [{"code": "I21.9", "description": "Acute MI", "score": 0.8}]}],
               "models": {"ner": "t"}}
-    with session_scope(init_db(db_url)) as session:
+    with session_scope(init_db(app_db_url)) as session:
         analysis = repository.save_analysis(session, repository.save_note(session, text), result)
         sid = analysis.suggestions[0].id
         repository.record_decision(session, suggestion_id=sid, reviewer="ann", decision="correct", target="code",
                                    code="I21.9", corrected_code="I25.10")
-    with session_scope(init_db(db_url), write=False) as session:
+    with session_scope(init_db(app_db_url), write=False) as session:
         (view,) = repository.list_decisions(session)
     assert (view.code, view.corrected_code) == ("I21.9", "I25.10")
     frame = decisions_frame([view.to_dict()])
@@ -56,7 +47,7 @@ def test_over_time_axis_is_by_day_not_milliseconds():
     assert fig.layout.xaxis.type == "category"
 
 
-def test_code_row_shows_the_corrected_code(db_url):
+def test_code_row_shows_the_corrected_code(app_db_url):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=900)
     at.run()
     at.sidebar.text_input(key="reviewer").input("Dr Fix")

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from api.schemas.common import StrictInt
 from api.schemas.text import Label
+from db.repository import DecisionView
 
 Trait = Literal["negated", "family", "hypothetical", "possible", "historical"]
 RequestId = Annotated[str | None, Field(None, min_length=1, max_length=200, description=(
@@ -82,29 +84,13 @@ class FeedbackResponse(BaseModel):
     replayed: bool = Field(False, description="True when request_id had been seen: nothing new was stored.")
 
 
-class DecisionOut(BaseModel):
+@pydantic_dataclass(frozen=True)
+class DecisionOut(DecisionView):
     """One stored decision, as GET /feedback lists it."""
 
-    id: int
-    when: datetime
-    reviewer: str
-    decision: str
-    target: str
-    label: str
-    entity_text: str
-    start: int
-    end: int
-    code: str | None
-    chapter: str | None
-    model_version: str | None
-    comment: str | None
-    corrected_start: int | None
-    corrected_end: int | None
-    corrected_label: str | None
-    corrected_code: str | None
-    suggestion_id: int
-    analysis_id: int
-    note_id: int
+    # The fields are the store's flat row (db.repository.queries.DecisionView), declared once there: the API lists
+    # exactly what the History page shows. Being a pydantic dataclass, this validates the row (``when`` from its
+    # ISO 8601 string) and is documented in the OpenAPI schema under its own name.
 
 
 class FeedbackPage(BaseModel):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from engine.batch.local import run_local
 from engine.batch.outputs import done_ids, errors_path, output_format
@@ -55,38 +56,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         # An unusable input or output is refused before any model is loaded (minutes on a cluster).
         validate_input(input_path, args.id_column, args.text_column)
         done_ids(output, fmt)
+        # Both runners read and write alike; only where the engine runs differs.
+        common: dict[str, Any] = {
+            "batch_size": args.batch_size,
+            "id_column": args.id_column,
+            "text_column": args.text_column,
+            "progress": not args.no_progress,
+            "rows_per_file": args.rows_per_file,
+        }
         if args.ray:
-            stats = run_ray(
-                input_path,
-                output,
-                fmt,
-                address=args.address,
-                model_dir=args.model_dir,
-                device=args.device,
-                batch_size=args.batch_size,
-                actors=args.actors,
-                num_cpus=args.num_cpus,
-                id_column=args.id_column,
-                text_column=args.text_column,
-                progress=not args.no_progress,
-                rows_per_file=args.rows_per_file,
-            )
+            stats = run_ray(input_path, output, fmt, address=args.address, model_dir=args.model_dir,
+                            device=args.device, actors=args.actors, num_cpus=args.num_cpus, **common)
         else:
             from engine.pipeline import load_pipeline
 
             pipeline = load_pipeline(model_dir=args.model_dir, device=args.device)
             pipeline.warm(ANALYSIS_STAGES)
-            stats = run_local(
-                input_path,
-                output,
-                fmt,
-                pipeline,
-                batch_size=args.batch_size,
-                id_column=args.id_column,
-                text_column=args.text_column,
-                progress=not args.no_progress,
-                rows_per_file=args.rows_per_file,
-            )
+            stats = run_local(input_path, output, fmt, pipeline, **common)
     except InputError as exc:
         sys.stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {exc}\n")
         return 1

@@ -103,7 +103,7 @@ def make_student(teacher: torch.nn.Module, layers: Sequence[int]) -> torch.nn.Mo
 
 def gold_labels(tokenizer: Any, documents: Sequence[Document]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{text sha: (token ids, BIO label ids)}`` of labelled documents."""
-    from engine.training.ner import token_labels
+    from engine.training.ner_data import token_labels
 
     out = {}
     for doc in documents:

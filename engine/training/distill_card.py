@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.corpora.document import Document
 from engine.settings import Settings
-from engine.training.ner import CARD_LIMITS
+from engine.training.ner_card import close_card
 
 CREDITS: tuple[str, ...] = (
     "MACCROBAT2020 clinical case reports, CC BY 4.0 (Caufield 2019/2020, figshare doi:10.6084/m9.figshare.9764942): "
@@ -108,6 +108,4 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
             f"{cal.get('ece_two_fold')}). Command: `.venv/bin/python -m engine evaluate ner --device cpu`.",
             "",
         ]
-    lines += [*(str(n) for n in metrics.get("notes", [])), ""] if metrics.get("notes") else []
-    lines += CARD_LIMITS
-    return "\n".join(lines)
+    return close_card(lines, metrics)

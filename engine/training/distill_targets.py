@@ -144,7 +144,7 @@ def source_texts(name: str, data_dir: Path, dev_count: int = 20) -> list[tuple[s
         files = sorted((data_dir / "mtsamples").glob("*.txt"))
         return [(f.stem, f.read_text(encoding="utf-8", errors="replace")) for f in files]
     if name == "pubmed":
-        from engine.training.ner import read_mlm_texts
+        from engine.training.ner_data import read_mlm_texts
 
         return [(f"pubmed{i}", t) for i, t in enumerate(read_mlm_texts([str(data_dir / "pubmed-summarization")]))]
     raise ValueError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
