@@ -167,9 +167,6 @@ KNOWN_LONG: set[str] = {
     "engine/training/summarizer.py",  # coding helper (#15)
     "engine/training/summarizer.py:train",  # coding helper (#15)
     "engine/training/summarizer.py:main",  # coding helper (#15)
-    "engine/training/retrain.py",  # arch (#16), not yet split
-    "engine/training/retrain.py:retrain",  # arch (#16), not yet split
-    "engine/training/retrain.py:fine_tune_ner",  # arch (#16), not yet split
 }
 """Files and functions over the limits that belong to other helpers' open work (named in the #16 report)."""
 
