@@ -50,7 +50,7 @@ from engine.training.feedback_data import (
     load_sentence_labels,
     note_hash,
 )
-from engine.training.retrain_data import _sample, load_base_data
+from engine.training.retrain_data import _sample, default_base_spec, load_base_data
 from engine.training.retrain_gate import GateCheck, RetrainConfig, RetrainReport, gate
 from engine.training.retrain_stages import (
     Progress,
@@ -307,7 +307,8 @@ def retrain(
             raise
 
         training_config = {**asdict(cfg), "ner": facts, "summarizer": summarizer_facts,
-                           "base_data": base_data or "maccrobat (default)", "decisions": str(decisions),
+                           "base_data": base_data or default_base_spec(settings) or "none (no base corpus found)",
+                           "decisions": str(decisions),
                            "summary_labels": str(summary_labels) if summary_labels else None}
         activate = judged.promote and cfg.activate
         if activate and versions.active_version(settings) != parent:
