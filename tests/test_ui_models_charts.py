@@ -165,4 +165,5 @@ def test_the_models_charts_render_for_a_retrained_version(tmp_path, monkeypatch)
     titles = [f["layout"]["title"]["text"] for f in figures]
     assert titles[0] == "Strict F1 per entity type" and titles[-1].endswith(": refused")
     assert "no bins stored" in titles[1]  # a retrained NER version has no audit bins: its gap is said
+    assert figures[1]["layout"]["annotations"][0]["text"] == "neither bins nor an ECE are stored for this version"
     assert at.dataframe[0].value["result"].tolist() == ["ok", "worse", "ok"]

@@ -69,6 +69,9 @@ def reliability_figure(curves: Mapping[str, Mapping[str, Any]], ece: Mapping[str
         names = list((ece or {}).keys())
         fig.add_trace(go.Bar(x=names, y=[float((ece or {})[n]) for n in names], name="ECE",
                              hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+        if not names:
+            fig.add_annotation(text="neither bins nor an ECE are stored for this version", showarrow=False,
+                               xref="paper", yref="paper", x=0.5, y=0.5)
         return _layout(fig, f"{title}: expected calibration error (no bins stored)", "ECE", None)
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                              line={"dash": "dash", "color": "grey", "width": 1}))
