@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from engine import versions
+from ui.models_view import render_version_charts
 from ui.resources import active_version, engine_error_message, get_db_engine, get_pipeline
 from ui.retrain_panel import render_retrain_panel
 from ui.store import model_version_rows
@@ -47,28 +46,7 @@ st.dataframe(
 st.subheader("Metrics")
 choice = st.selectbox("Version", [v.id for v in listed], index=[v.id for v in listed].index(active)
                       if active in [v.id for v in listed] else 0, key="metrics_version")
-info = next(v for v in listed if v.id == choice)
-metrics = dict(info.metrics)
-folder = versions.version_model_dir(None, choice)
-for stage in versions.STAGES:  # each model folder describes itself (metrics.json next to its weights)
-    path = folder / stage / "metrics.json"
-    if path.is_file():
-        try:
-            metrics.setdefault(stage, json.loads(path.read_text(encoding="utf-8")))
-        except ValueError:
-            st.warning(f"{path} is not valid JSON.")
-if metrics:
-    flat = pd.json_normalize(metrics, sep=" / ").T.reset_index()
-    flat.columns = ["metric", "value"]
-    st.dataframe(flat.astype({"value": str}), hide_index=True, key="metrics_table")
-else:
-    st.info(f"No metrics recorded for {choice}.")
-if info.gate:
-    with st.expander("Promotion gate"):
-        st.json(info.gate)
-if info.training_config:
-    with st.expander("Training configuration"):
-        st.json(info.training_config)
+render_version_charts(choice, next(v for v in listed if v.id == choice))  # ui/models_view.py
 
 render_retrain_panel()  # retrain from feedback with progress, activate, roll back (ui/retrain_panel.py)
 

@@ -23,6 +23,11 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
+def _env_optional_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
 def _env_number(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -76,6 +81,11 @@ class Settings:
         rules_dir: Plain-data rule files (triggers, section headers, abbreviations).
         cache_dir: Where built indexes (ICD) are cached between runs.
         data_dir: The shared public datasets, for training and evaluation only.
+        base_corpus_dir: The base training corpus of retraining (a BRAT folder of ``.txt``/``.ann``); ``None``:
+            ``<data_dir>/maccrobat`` when it exists. Without one, retraining trains on the reviewed notes alone and
+            the gate judges on their frozen test split only; env ``CLINICAL_NLP_BASE_CORPUS_DIR``.
+        base_corpus_labels: Label map of ``base_corpus_dir`` (a name such as ``maccrobat`` or ``identity``, or
+            ``Type=LABEL,...``); env ``CLINICAL_NLP_BASE_CORPUS_LABELS``.
         window_tokens: Encoder window for long notes (tokens, special tokens included).
         window_overlap: Tokens shared by consecutive windows.
         ner_model: Which NER model runs: ``fast`` (the distilled default, ``<model_dir>/ner``) or ``accurate``
@@ -105,6 +115,10 @@ class Settings:
     )
     data_dir: Path = field(
         default_factory=lambda: _env_path("CLINICAL_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
+    )
+    base_corpus_dir: Path | None = field(default_factory=lambda: _env_optional_path("CLINICAL_NLP_BASE_CORPUS_DIR"))
+    base_corpus_labels: str = field(
+        default_factory=lambda: os.environ.get("CLINICAL_NLP_BASE_CORPUS_LABELS", "maccrobat")
     )
     window_tokens: int = 512
     window_overlap: int = 128

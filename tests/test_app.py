@@ -261,6 +261,8 @@ def test_models_page(db_url):
     recorded = next(f for f in frames if "activated" in f.columns)
     assert recorded.loc[recorded["name"] == "ner-test-1", "active"].tolist() == ["✅"]
     assert set(loaded["stage"]) == {"ner", "assertion", "icd", "summarizer"}
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert titles[:2] == ["Strict F1 per entity type", "NER entity confidence"]  # plots, not list-valued cells
 
 
 def test_batch_page_jsonl_and_zip(db_url):

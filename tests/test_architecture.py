@@ -189,9 +189,6 @@ MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
 KNOWN_LONG: set[str] = {
-    "engine/training/retrain.py",  # app helper (#16), being split
-    "engine/training/retrain.py:retrain",  # app helper (#16), being split
-    "engine/training/retrain.py:fine_tune_ner",  # app helper (#16), being split
     "tests/test_api.py",  # API tests, not arch's
     "tests/test_encounter.py",  # codeset helper
 }

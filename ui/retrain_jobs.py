@@ -20,6 +20,7 @@ from typing import Any
 
 from engine import versions
 from engine.settings import REPO_ROOT, Settings
+from engine.training.retrain_data import BaseCorpusStatus, base_corpus_status, check_corpus_dir
 
 JOB_FILE = "retrain_job.json"
 EXPORTS_DIR = REPO_ROOT / "exports"
@@ -65,6 +66,39 @@ def export_feedback(db_engine: Any, out_dir: Path) -> dict[str, Any]:
         "manifest": manifest.to_dict(),
         "summary_manifest": summary_manifest.to_dict(),
     }
+
+
+_base_cache: dict[tuple[str, ...], BaseCorpusStatus] = {}
+
+
+def base_corpus(settings: Settings, folder: str | None = None) -> BaseCorpusStatus:
+    """What the next run would use as its base corpus (``folder``, else the settings' default), read once per
+    folder state (its path and modification time) and active version."""
+    parent_ner = versions.version_model_dir(settings, versions.active_version(settings)) / "ner"
+    target = Path(folder).expanduser() if folder and folder.strip() else settings.base_corpus_dir
+    target = target or Path(settings.data_dir) / "maccrobat"
+    try:
+        stamp = str(target.stat().st_mtime_ns)
+    except OSError:
+        stamp = "missing"
+    key = (str(folder or ""), str(settings.base_corpus_dir), str(settings.data_dir), str(parent_ner), stamp)
+    if key not in _base_cache:
+        _base_cache[key] = base_corpus_status(settings, parent_ner, folder)
+    return _base_cache[key]
+
+
+def base_data_spec(settings: Settings, folder: str | None) -> str | None:
+    """The ``--base-data`` a run gets for ``folder`` (``None``: the settings' default).
+
+    Raises:
+        ValueError: When ``folder`` is given but is not a readable BRAT folder.
+    """
+    if not folder or not folder.strip():
+        return None
+    problem = check_corpus_dir(folder)
+    if problem:
+        raise ValueError(f"base corpus folder: {problem}")
+    return f"brat:{Path(folder).expanduser()}:{settings.base_corpus_labels}"
 
 
 def _count_lines(path: Path) -> int:

@@ -14,7 +14,15 @@ from typing import Any
 from engine import versions
 from engine.settings import Settings
 from ui.registry_mirror import sync_db_mirror
-from ui.retrain_jobs import EXPORTS_DIR, RetrainOptions, export_feedback, job_status, start_retrain
+from ui.retrain_jobs import (
+    EXPORTS_DIR,
+    RetrainOptions,
+    base_corpus,
+    base_data_spec,
+    export_feedback,
+    job_status,
+    start_retrain,
+)
 
 
 def render_retrain_panel(db_engine: Any | None = None, settings: Settings | None = None) -> None:
@@ -39,7 +47,8 @@ def render_retrain_panel(db_engine: Any | None = None, settings: Settings | None
         "only if its strict F1 on the frozen test notes and the base dev set, overall and per type, is not worse "
         "than the active model's by more than the margin."
     )
-    _start_form(db_engine, settings)
+    folder, usable = _base_corpus_field(settings)
+    _start_form(db_engine, settings, folder, usable)
 
     @st.fragment(run_every=1.0)
     def _progress() -> None:
@@ -75,7 +84,37 @@ def render_retrain_panel(db_engine: Any | None = None, settings: Settings | None
     _activation(db_engine, settings)
 
 
-def _start_form(db_engine: Any, settings: Settings) -> None:
+def _base_corpus_field(settings: Settings) -> tuple[str, bool]:
+    """The base corpus folder field and what the next run would train and gate on; returns ``(folder, usable)``."""
+    import streamlit as st
+
+    default = str(settings.base_corpus_dir) if settings.base_corpus_dir else ""
+    folder = st.text_input(
+        "Base corpus folder", value=default, key="base_corpus_dir",
+        placeholder=f"default: {settings.data_dir / 'maccrobat'} when it exists",
+        help="A BRAT folder (.txt notes with their .ann annotations) the run trains on besides the reviewed notes "
+        "and holds a dev set out of for the gate. Set it for every run with CLINICAL_NLP_BASE_CORPUS_DIR "
+        f"(labels: CLINICAL_NLP_BASE_CORPUS_LABELS, now {settings.base_corpus_labels!r}).",
+    )
+    status = base_corpus(settings, folder)
+    if status.problem:
+        st.error(f"Base corpus folder: {status.problem}. Fix the path (or clear it to use the default) to retrain.")
+        return folder, False
+    if not status.found:
+        st.warning(
+            "No base corpus found: a run would train on **0 base training documents** (the reviewed notes alone), "
+            f"and the gate would compare the candidate with the active model on {status.gate_sets()}. A model "
+            "that got worse on everything but those notes could be promoted. Point the base corpus folder above "
+            "at a BRAT corpus, or set CLINICAL_NLP_BASE_CORPUS_DIR.",
+            icon="⚠️",
+        )
+        return folder, True
+    st.info(f"Base corpus `{status.spec}`: **{status.train_docs} base training documents**; the gate compares "
+            f"on {status.gate_sets()}.")
+    return folder, True
+
+
+def _start_form(db_engine: Any, settings: Settings, folder: str = "", usable: bool = True) -> None:
     import streamlit as st
 
     with st.form("retrain_form"):
@@ -83,16 +122,18 @@ def _start_form(db_engine: Any, settings: Settings) -> None:
         epochs = c1.number_input("Epochs", min_value=1, max_value=50, value=3, step=1)
         margin = c2.number_input("Margin (F1)", min_value=0.0, max_value=0.5, value=0.01, step=0.005, format="%.3f")
         device = c3.selectbox("Device", ["auto", "cpu", "cuda"], help="auto uses the GPU when there is one")
-        submitted = st.form_submit_button("Retrain now", type="primary")
+        submitted = st.form_submit_button("Retrain now", type="primary", disabled=not usable)
     if submitted:
         try:
+            base_data = base_data_spec(settings, folder)
             work = EXPORTS_DIR / f"retrain-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
             exported = export_feedback(db_engine, work)
             if not exported["documents"] and not exported["summaries"]:
                 st.warning("There are no reviewer decisions yet: review some notes first.")
             else:
                 job = start_retrain(exported["decisions"], exported["summary_labels"],
-                                    RetrainOptions(epochs=int(epochs), margin=float(margin), device=device),
+                                    RetrainOptions(epochs=int(epochs), margin=float(margin), device=device,
+                                                   base_data=base_data),
                                     settings, work)
                 st.success(f"Retraining started (pid {job['pid']}) on {exported['documents']} reviewed analyses and "
                            f"{exported['summaries']} reviewed summaries.")
