@@ -10,6 +10,7 @@ from pathlib import Path
 from engine.batch.local import run_local
 from engine.batch.outputs import done_ids, errors_path, output_format
 from engine.batch.ray import run_ray
+from engine.batch.stats import stats_path
 from engine.errors import EngineError, ErrorCode
 from engine.inputs import InputError, validate_input
 from engine.pipeline import ANALYSIS_STAGES
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", help="another trained model set (default: the committed one)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--rows-per-file", type=int, default=1000, help="Parquet results per part file")
+    parser.add_argument("--no-stats", action="store_true", help="do not write OUTPUT.stats.jsonl (each note's "
+                        "monitoring statistics, no text; stored with `python -m engine monitor ingest`)")
     ray_group = parser.add_argument_group("Ray")
     ray_group.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline")
     ray_group.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text_column=args.text_column,
                 progress=not args.no_progress,
                 rows_per_file=args.rows_per_file,
+                monitor_stats=not args.no_stats,
             )
         else:
             from engine.pipeline import load_pipeline
@@ -86,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text_column=args.text_column,
                 progress=not args.no_progress,
                 rows_per_file=args.rows_per_file,
+                monitor_stats=not args.no_stats,
+                low_confidence=pipeline.settings.monitor.low_confidence,
             )
     except InputError as exc:
         sys.stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {exc}\n")
@@ -102,5 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: the Ray pipeline failed: {first}\n")
         sys.stderr.write("(results written so far are kept; run the same command again to resume)\n")
         return 1
-    sys.stderr.write(stats.line() + (f"; failures listed in {errors_path(output)}" if stats.failed else "") + "\n")
+    sys.stderr.write(stats.line() + (f"; failures listed in {errors_path(output)}" if stats.failed else "")
+                     + (f"; monitoring statistics appended to {stats_path(output)}" if stats.monitored else "") + "\n")
     return 2 if stats.failed else 0
