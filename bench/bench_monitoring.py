@@ -4,10 +4,10 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_monitoring.py [--rows 100000] [--notes 20]
 
-1. Per note: ``token_summary`` (NER probabilities -> entropy, O share), ``profile_analysis`` and
-   ``db.stats.record_analysis`` (one insert into a real SQLite file, committed), timed on real analyses of
-   MTSamples notes (fixture text when the shared data is absent), beside the analysis itself (the baseline).
-   Target: <= 5 ms per note.
+1. Per note: ``token_summary`` (NER probabilities -> entropy, O share), ``profile_analysis``, and the app's store
+   transaction (note + analysis, committed to a real SQLite file) with and without ``db.stats.record_analysis``,
+   interleaved on the same real analyses of MTSamples notes (fixture text when the shared data is absent), beside
+   the analysis itself. Monitoring's cost = summary + profile + (with - without). Target: <= 5 ms per note.
 2. Report: ``ROWS`` synthetic statistics rows (resampled from the committed reference profile's notes, with
    Poisson noise) are bulk-inserted into a temporary SQLite file; then ``python -m engine monitor``'s report
    (``db.monitor.build``) is timed with the default 10,000-note window, and with a 40-point time series over
@@ -46,12 +46,12 @@ def _notes(count: int) -> list[str]:
     return ["Patient with chest pain and hypertension, on lisinopril. ECG normal. " * 20] * count
 
 
-def per_note(count: int) -> None:
-    """Per-note costs of the monitoring statistics beside the analysis."""
+def per_note(count: int, reps: int = 3) -> None:
+    """Per-note costs of the monitoring statistics beside the analysis, and the app's store transaction with and
+    without the statistics row, interleaved on the same notes in the same run (the with-vs-without figure)."""
     import torch
 
-    from db.session import init_db, session_scope
-    from db.stats import record_analysis
+    from db.session import init_db
     from engine import load_pipeline
     from engine.monitoring.profile import profile_analysis, token_summary
 
@@ -60,9 +60,10 @@ def per_note(count: int) -> None:
     pipeline = load_pipeline(device="cpu")
     pipeline.warm(("sections", "ner", "history", "assertion", "icd"), freeze=False)
     ner = pipeline.stage("ner")
-    analyse_ms, summary_ms, profile_ms, record_ms = [], [], [], []
-    store_ms: list[float] = []
-    store_stats_ms: list[float] = []  # record_analysis inside the app's store transaction
+    analyse_ms, summary_ms, profile_ms = [], [], []
+    with_ms: list[float] = []  # the app's store transaction, statistics row included (committed)
+    without_ms: list[float] = []  # the same transaction without it (the baseline)
+    inside_ms: list[float] = []  # the record_analysis call inside it
     with tempfile.TemporaryDirectory() as tmp:
         engine = init_db(f"sqlite:///{tmp}/bench.sqlite")
         for text in texts:
@@ -70,44 +71,49 @@ def per_note(count: int) -> None:
             result = pipeline.analyze(text)
             analyse_ms.append((time.perf_counter() - t0) * 1000)
             probs = ner.predict_with_probs([text])[1][0]
-            t0 = time.perf_counter()
-            token_summary(probs)
-            summary_ms.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            stats = profile_analysis(text, result)
-            profile_ms.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            with session_scope(engine) as session:
-                record_analysis(session, stats, source="app")
-            record_ms.append((time.perf_counter() - t0) * 1000)
-            whole_ms, inside_ms = _store_with_stats(engine, text, result.to_dict(), stats)
-            store_ms.append(whole_ms)
-            store_stats_ms.append(inside_ms)
-    total = [a + b + c for a, b, c in zip(summary_ms, profile_ms, store_stats_ms, strict=True)]
+            as_dict = result.to_dict()
+            for rep in range(reps):
+                t0 = time.perf_counter()
+                token_summary(probs)
+                summary_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                stats = profile_analysis(text, result)
+                profile_ms.append((time.perf_counter() - t0) * 1000)
+                for with_stats in ((True, False) if rep % 2 else (False, True)):  # alternate which goes first
+                    whole, inside = _store(engine, f"{text}\n{rep}{with_stats}", as_dict, stats if with_stats else None)
+                    (with_ms if with_stats else without_ms).append(whole)
+                    if with_stats:
+                        inside_ms.append(inside)
+    added = [w - b for w, b in zip(with_ms, without_ms, strict=True)]
+    total = [a + b + c for a, b, c in zip(summary_ms, profile_ms, added, strict=True)]
     chars = statistics.mean(len(t) for t in texts)
-    print(f"per note, {len(texts)} notes (mean {chars:,.0f} chars), load average {os.getloadavg()[0]:.2f}:")
-    for name, values in (("analysis (baseline)", analyse_ms), ("token_summary", summary_ms),
-                         ("profile_analysis", profile_ms), ("record_analysis (SQLite, own commit)", record_ms),
-                         ("app store transaction, stats included", store_ms),
-                         ("record_analysis inside it (add+flush)", store_stats_ms),
-                         ("monitoring total (summary+profile+inside)", total)):
-        print(f"  {name:44} mean {statistics.mean(values):8.2f} ms   max {max(values):8.2f} ms")
-    print(f"  monitoring / analysis: {statistics.mean(total) / statistics.mean(analyse_ms):.2%}")
+    print(f"per note, {len(texts)} notes x {reps} (mean {chars:,.0f} chars), load average {os.getloadavg()[0]:.2f}:")
+    for name, values in (("analysis (baseline, once per note)", analyse_ms), ("token_summary", summary_ms),
+                         ("profile_analysis", profile_ms),
+                         ("app store transaction WITHOUT stats (baseline)", without_ms),
+                         ("app store transaction WITH stats", with_ms),
+                         ("  record_analysis call inside it", inside_ms),
+                         ("  with - without (paired)", added),
+                         ("monitoring total (summary+profile+with-without)", total)):
+        print(f"  {name:50} mean {statistics.mean(values):8.2f} ms   median {statistics.median(values):8.2f} ms")
+    print(f"  monitoring / analysis: {statistics.mean(total) / statistics.mean(analyse_ms):.2%} (means)")
 
 
-def _store_with_stats(engine, text: str, result: dict, stats: dict) -> tuple[float, float]:
-    """Milliseconds of the app's store transaction (note + analysis + statistics, committed), and of the
-    ``record_analysis`` call inside it (add + flush: what monitoring adds to a commit that happens anyway)."""
+def _store(engine, text: str, result: dict, stats: dict | None) -> tuple[float, float]:
+    """Milliseconds of the app's store transaction (note + analysis [+ statistics], committed), and of the
+    ``record_analysis`` call inside it (0 without ``stats``)."""
     from db import repository
     from db.session import session_scope
     from db.stats import record_analysis
 
+    inside = 0.0
     t0 = time.perf_counter()
     with session_scope(engine) as session:
         analysis = repository.save_analysis(session, repository.save_note(session, text), result)
-        t1 = time.perf_counter()
-        record_analysis(session, stats, source="app", analysis_id=analysis.id)
-        inside = (time.perf_counter() - t1) * 1000
+        if stats is not None:
+            t1 = time.perf_counter()
+            record_analysis(session, stats, source="app", analysis_id=analysis.id)
+            inside = (time.perf_counter() - t1) * 1000
     return (time.perf_counter() - t0) * 1000, inside
 
 
@@ -269,6 +275,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--notes", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=3, help="store transactions per note, with and without stats")
+    parser.add_argument("--per-note-only", action="store_true", help="skip the 100,000-row report timing")
     parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
     parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
@@ -279,8 +287,9 @@ def main() -> int:
     if args.drift:
         drift(args.analyse)
         return 0
-    per_note(args.notes)
-    report(args.rows)
+    per_note(args.notes, args.reps)
+    if not args.per_note_only:
+        report(args.rows)
     return 0
 
 
