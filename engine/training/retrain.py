@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import versions
+from engine.audit.gate import retrain_activation
 from engine.corpora.document import Document, split_documents
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
@@ -610,6 +611,7 @@ def retrain(
         if activate and versions.active_version(settings) != parent:
             activate = False
             reasons.append("not activated: the active version changed during retraining; activate it by hand")
+        activate = retrain_activation(final, version, activate, reasons)  # the audit gate (engine.audit.gate)
         report = RetrainReport(
             version=version, parent=parent, promoted=promote, activated=activate, reasons=reasons, checks=checks,
             metrics=metrics, data=data.stats, data_hash=dhash, training_config=training_config, stages=stages,
