@@ -39,6 +39,7 @@ from engine.corpora.iob import read_iob
 from engine.corpora.specs import load_data_specs, parse_data_spec
 from engine.errors import EngineError, ErrorCode
 from engine.evaluation.ner import Gazetteer, evaluate_model, fit_temperature
+from engine.monitoring.reference import write_training_profile
 from engine.ner import BIO_LABELS, WEIGHTS_FILE, NerStage, build_model, encode, make_windows
 from engine.settings import PACKAGED_BACKBONE
 
@@ -446,6 +447,7 @@ def train(
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     (folder / "MODEL_CARD.md").write_text(model_card(config, metrics), encoding="utf-8")
+    write_training_profile(folder, [d.text for d in (*train_docs, *dev_docs)], cfg.device)  # for monitoring drift
     return folder
 
 

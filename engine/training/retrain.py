@@ -39,6 +39,7 @@ from engine import versions
 from engine.audit.gate import retrain_activation
 from engine.corpora.document import Document, split_documents
 from engine.errors import EngineError, ErrorCode
+from engine.monitoring.reference import write_training_profile
 from engine.settings import Settings
 from engine.training.feedback_data import (
     SentenceExample,
@@ -343,6 +344,7 @@ def fine_tune_ner(
         f"## Parent model card\n\n{parent_card}",
         encoding="utf-8",
     )
+    write_training_profile(out, [d.text for d in train_docs], cfg.device)  # the reference monitoring compares with
     return facts
 
 
