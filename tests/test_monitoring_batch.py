@@ -89,3 +89,25 @@ def test_stats_log_drops_a_line_cut_by_a_crash(tmp_path):
     empty.write([None])
     empty.close()
     assert not (tmp_path / "none.stats.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_ray_actor_returns_each_notes_stats_line():
+    """The Ray runner's engine actor (called directly here, without a cluster) returns the statistics column the
+    driver appends to OUTPUT.stats.jsonl."""
+    import numpy as np
+
+    from engine.batch.ray import EngineActor
+
+    actor = EngineActor(None, "cpu", {})
+    ids = np.array(["n1", "bad", "n2"], dtype=object)
+    out = actor({"id": ids, "text": np.array([NOTES["n1"], "", NOTES["n2"]], dtype=object),
+                 "error": np.array(["", "not UTF-8", ""], dtype=object)})
+    assert list(out["error"]) == ["", "not UTF-8", ""] and out["stats"][1] == ""
+    for i in (0, 2):
+        line, result = json.loads(out["stats"][i]), json.loads(out["result"][i])
+        assert line["id"] == ids[i] and line["n_entities"] == len(result["entities"]) > 0
+        assert line["o_share"] is not None
+    quiet = EngineActor(None, "cpu", {}, monitor_stats=False)
+    assert list(quiet({"id": ids[:1], "text": np.array([NOTES["n1"]], dtype=object),
+                       "error": np.array([""], dtype=object)})["stats"]) == [""]
