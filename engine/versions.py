@@ -440,8 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"python -m engine models activate: {exc}\n")
             return 3 if exc.code == ErrorCode.AUDIT_REFUSED else 1
         out.write(f"active: {args.version} (was {before})\n")
-        if args.override_audit:
-            out.write(f"audit gate overridden (recorded): {args.override_audit}\n")
+        last = (read_registry(settings).get("audit_log") or [{}])[-1]
+        if args.version != BASE and last.get("override"):
+            out.write(f"audit gate overridden (recorded): {last['override']}\n")
     else:
         before = active_version(settings)
         after = rollback(settings)
