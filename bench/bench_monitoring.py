@@ -4,10 +4,10 @@ Run from the repository root::
 
     .venv/bin/python bench/bench_monitoring.py [--rows 100000] [--notes 20]
 
-1. Per note: ``token_summary`` (NER probabilities -> entropy, O share), ``profile_analysis`` and
-   ``db.stats.record_analysis`` (one insert into a real SQLite file, committed), timed on real analyses of
-   MTSamples notes (fixture text when the shared data is absent), beside the analysis itself (the baseline).
-   Target: <= 5 ms per note.
+1. Per note: ``token_summary`` (NER probabilities -> entropy, O share), ``profile_analysis``, and the app's store
+   transaction (note + analysis, committed to a real SQLite file) with and without ``db.stats.record_analysis``,
+   interleaved on the same real analyses of MTSamples notes (fixture text when the shared data is absent), beside
+   the analysis itself. Monitoring's cost = summary + profile + (with - without). Target: <= 5 ms per note.
 2. Report: ``ROWS`` synthetic statistics rows (resampled from the committed reference profile's notes, with
    Poisson noise) are bulk-inserted into a temporary SQLite file; then ``python -m engine monitor``'s report
    (``db.monitor.build``) is timed with the default 10,000-note window, and with a 40-point time series over
@@ -43,15 +43,27 @@ def _notes(count: int) -> list[str]:
     folder = Settings().data_dir / "mtsamples"
     if folder.is_dir():
         return [p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("*.txt"))[:count]]
+    print(f"(no MTSamples at {folder}: one repeated fixture sentence instead; set CLINICAL_DATA_DIR)")
     return ["Patient with chest pain and hypertension, on lisinopril. ECG normal. " * 20] * count
 
 
-def per_note(count: int) -> None:
-    """Per-note costs of the monitoring statistics beside the analysis."""
+def _clock() -> tuple[float, float]:
+    """(wall, this process's CPU) seconds: CPU time is what the work costs when other processes share the cores."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _clock()
+    return (wall - start[0]) * 1000, (cpu - start[1]) * 1000
+
+
+def per_note(count: int, reps: int = 3) -> None:
+    """Per-note costs of the monitoring statistics beside the analysis, and the app's store transaction with and
+    without the statistics row, interleaved on the same notes in the same run (the with-vs-without figure). Each
+    figure is given as wall time and as this process's CPU time (robust when other jobs load the machine)."""
     import torch
 
-    from db.session import init_db, session_scope
-    from db.stats import record_analysis
+    from db.session import init_db
     from engine import load_pipeline
     from engine.monitoring.profile import profile_analysis, token_summary
 
@@ -60,55 +72,64 @@ def per_note(count: int) -> None:
     pipeline = load_pipeline(device="cpu")
     pipeline.warm(("sections", "ner", "history", "assertion", "icd"), freeze=False)
     ner = pipeline.stage("ner")
-    analyse_ms, summary_ms, profile_ms, record_ms = [], [], [], []
-    store_ms: list[float] = []
-    store_stats_ms: list[float] = []  # record_analysis inside the app's store transaction
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in (
+        "analysis (once per note)", "token_summary", "profile_analysis", "store WITHOUT stats (baseline)",
+        "store WITH stats", "  record_analysis inside it")}
     with tempfile.TemporaryDirectory() as tmp:
         engine = init_db(f"sqlite:///{tmp}/bench.sqlite")
         for text in texts:
-            t0 = time.perf_counter()
+            t0 = _clock()
             result = pipeline.analyze(text)
-            analyse_ms.append((time.perf_counter() - t0) * 1000)
+            rows["analysis (once per note)"].append(_since(t0))
             probs = ner.predict_with_probs([text])[1][0]
-            t0 = time.perf_counter()
-            token_summary(probs)
-            summary_ms.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            stats = profile_analysis(text, result)
-            profile_ms.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            with session_scope(engine) as session:
-                record_analysis(session, stats, source="app")
-            record_ms.append((time.perf_counter() - t0) * 1000)
-            whole_ms, inside_ms = _store_with_stats(engine, text, result.to_dict(), stats)
-            store_ms.append(whole_ms)
-            store_stats_ms.append(inside_ms)
-    total = [a + b + c for a, b, c in zip(summary_ms, profile_ms, store_stats_ms, strict=True)]
+            as_dict = result.to_dict()
+            for rep in range(reps):
+                t0 = _clock()
+                token_summary(probs)
+                rows["token_summary"].append(_since(t0))
+                t0 = _clock()
+                stats = profile_analysis(text, result)
+                rows["profile_analysis"].append(_since(t0))
+                for with_stats in ((True, False) if rep % 2 else (False, True)):  # alternate which goes first
+                    whole, inside = _store(engine, f"{text}\n{rep}{with_stats}", as_dict, stats if with_stats else None)
+                    rows["store WITH stats" if with_stats else "store WITHOUT stats (baseline)"].append(whole)
+                    if with_stats:
+                        rows["  record_analysis inside it"].append(inside)
+    pairs = zip(rows["store WITH stats"], rows["store WITHOUT stats (baseline)"], strict=True)
+    rows["  with - without (paired)"] = [(w[0] - b[0], w[1] - b[1]) for w, b in pairs]
+    rows["monitoring total (summary + profile + with-without)"] = [
+        (a[0] + b[0] + c[0], a[1] + b[1] + c[1]) for a, b, c in zip(
+            rows["token_summary"], rows["profile_analysis"], rows["  with - without (paired)"], strict=True)]
     chars = statistics.mean(len(t) for t in texts)
-    print(f"per note, {len(texts)} notes (mean {chars:,.0f} chars), load average {os.getloadavg()[0]:.2f}:")
-    for name, values in (("analysis (baseline)", analyse_ms), ("token_summary", summary_ms),
-                         ("profile_analysis", profile_ms), ("record_analysis (SQLite, own commit)", record_ms),
-                         ("app store transaction, stats included", store_ms),
-                         ("record_analysis inside it (add+flush)", store_stats_ms),
-                         ("monitoring total (summary+profile+inside)", total)):
-        print(f"  {name:44} mean {statistics.mean(values):8.2f} ms   max {max(values):8.2f} ms")
-    print(f"  monitoring / analysis: {statistics.mean(total) / statistics.mean(analyse_ms):.2%}")
+    print(f"per note, {len(texts)} notes x {reps} (mean {chars:,.0f} chars), load average {os.getloadavg()[0]:.2f}, "
+          "milliseconds:")
+    print(f"  {'':52} {'wall mean':>10} {'median':>8} {'CPU mean':>10} {'median':>8}")
+    for name, values in rows.items():
+        wall, cpu = [v[0] for v in values], [v[1] for v in values]
+        print(f"  {name:52} {statistics.mean(wall):10.2f} {statistics.median(wall):8.2f} "
+              f"{statistics.mean(cpu):10.2f} {statistics.median(cpu):8.2f}")
+    total = rows["monitoring total (summary + profile + with-without)"]
+    analysis = rows["analysis (once per note)"]
+    share = statistics.mean(v[1] for v in total) / statistics.mean(v[1] for v in analysis)
+    print(f"  monitoring / analysis (CPU means): {share:.2%}")
 
 
-def _store_with_stats(engine, text: str, result: dict, stats: dict) -> tuple[float, float]:
-    """Milliseconds of the app's store transaction (note + analysis + statistics, committed), and of the
-    ``record_analysis`` call inside it (add + flush: what monitoring adds to a commit that happens anyway)."""
+def _store(engine, text: str, result: dict, stats: dict | None) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(wall, CPU) milliseconds of the app's store transaction (note + analysis [+ statistics], committed), and of
+    the ``record_analysis`` call inside it (zeros without ``stats``)."""
     from db import repository
     from db.session import session_scope
     from db.stats import record_analysis
 
-    t0 = time.perf_counter()
+    inside = (0.0, 0.0)
+    t0 = _clock()
     with session_scope(engine) as session:
         analysis = repository.save_analysis(session, repository.save_note(session, text), result)
-        t1 = time.perf_counter()
-        record_analysis(session, stats, source="app", analysis_id=analysis.id)
-        inside = (time.perf_counter() - t1) * 1000
-    return (time.perf_counter() - t0) * 1000, inside
+        if stats is not None:
+            t1 = _clock()
+            record_analysis(session, stats, source="app", analysis_id=analysis.id)
+            inside = _since(t1)
+    return _since(t0), inside
 
 
 def _synthetic(rows: int, seed: int = 0):
@@ -269,6 +290,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--notes", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=3, help="store transactions per note, with and without stats")
+    parser.add_argument("--per-note-only", action="store_true", help="skip the 100,000-row report timing")
+    parser.add_argument("--report-only", action="store_true", help="only the 100,000-row report timing")
     parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
     parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
@@ -279,8 +303,10 @@ def main() -> int:
     if args.drift:
         drift(args.analyse)
         return 0
-    per_note(args.notes)
-    report(args.rows)
+    if not args.report_only:
+        per_note(args.notes, args.reps)
+    if not args.per_note_only:
+        report(args.rows)
     return 0
 
 

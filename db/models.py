@@ -323,7 +323,7 @@ class AnalysisStats(Base):
     source: Mapped[str] = mapped_column(String(16), default="app")
     """``app``, ``batch`` or ``api``."""
     external_id: Mapped[str | None] = mapped_column(String(500))
-    ner_version: Mapped[str | None] = mapped_column(String(200), index=True)
+    ner_version: Mapped[str | None] = mapped_column(String(200))
     icd_version: Mapped[str | None] = mapped_column(String(200))
     n_chars: Mapped[int] = mapped_column(Integer, default=0)
     n_words: Mapped[int] = mapped_column(Integer, default=0)
@@ -344,4 +344,5 @@ class AnalysisStats(Base):
     vocab: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     """Hashed unigram counts: ``uint16`` buckets then ``uint16`` counts (``engine.monitoring.profile.pack_vocab``)."""
     profile_version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    """No index on it or ``ner_version``: the monitor reads the newest rows by id (migration 0004)."""

@@ -30,15 +30,15 @@ def reference_path(model_dir: Path | None = None) -> tuple[Path, str | None]:
 
     The active model set's (as the engine would load it) when it has one, else the committed default's.
     """
-    from engine.monitoring.reference import PROFILE_FILE
+    from engine.monitoring.reference import profile_path
     from engine.versions import active_model_dir
 
     settings = Settings()
     folder = model_dir or active_model_dir(settings) or settings.model_dir
-    path = folder / "ner" / PROFILE_FILE
+    path = profile_path(folder, settings.ner_model)  # the profile of the NER model that runs (ner/ or ner_accurate/)
     if path.is_file() or model_dir is not None:
         return path, None
-    default = settings.model_dir / "ner" / PROFILE_FILE
+    default = profile_path(settings.model_dir, settings.ner_model)
     return default, f"{path} is missing: compared with the committed model's profile (write it with `python -m " \
                     f"engine monitor profile --model-dir {folder}`)"
 

@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     """A retrained model was refused by the promotion gate."""
     UNKNOWN_CODE = "E103"
     """A code in a coder's decision that is not an ICD-10-CM code, or not a line of the code set it is applied to."""
+    AUDIT_REFUSED = "E601"
+    """A model set was not activated: its audit is missing or has findings not signed off (``engine.audit.gate``)."""
 
 
 class EngineError(Exception):

@@ -20,7 +20,7 @@ Command line (``python -m engine models ...``)::
 
     python -m engine models list [--json]
     python -m engine models show VERSION
-    python -m engine models activate VERSION
+    python -m engine models activate VERSION [--accept FINDING ...] [--override-audit REASON]
     python -m engine models rollback
 """
 
@@ -283,15 +283,21 @@ def register_version(
     info: VersionInfo,
     *,
     activate: bool = False,
+    accept: Sequence[str] = (),
+    override_audit: str | None = None,
 ) -> VersionInfo:
     """Add a version whose model set already sits in ``versions/<id>`` and optionally make it active.
 
+    Activating goes through the audit gate (:func:`engine.audit.gate.require_audit`, as :func:`activate`).
+
     Raises:
-        EngineError: ``MODEL_INVALID`` when the id is taken; ``MODEL_NOT_FOUND`` when the folder is incomplete.
+        EngineError: ``MODEL_INVALID`` when the id is taken; ``MODEL_NOT_FOUND`` when the folder is incomplete;
+            ``AUDIT_REFUSED`` when ``activate`` is asked for and the audit gate is closed (nothing is registered).
     """
     path = Path(info.path)
     folder = path if path.is_absolute() else registry_dir(settings) / path
     check_model_set(folder, info.id)
+    gated = _audit_gate(folder, info.id, accept, override_audit) if activate else None
 
     def change(data: dict[str, Any]) -> None:
         if info.id in data["versions"] or info.id == BASE:
@@ -300,22 +306,39 @@ def register_version(
         if activate:
             data["active"] = info.id
             data["history"].append(info.id)
+            data.setdefault("audit_log", []).append(gated)
 
     update_registry(settings, change)
     return info
 
 
-def activate(settings: Settings | None, version: str) -> str:
+def _audit_gate(folder: Path, version: str, accept: Sequence[str], override: str | None) -> dict[str, Any]:
+    from engine.audit.gate import require_audit  # the gate reads the audit's verdict rules; not needed to serve
+
+    return require_audit(folder, version, accept, override)
+
+
+def activate(settings: Settings | None, version: str, *, accept: Sequence[str] = (),
+             override_audit: str | None = None) -> str:
     """Make ``version`` the active model set (any registered version, refused ones included, or :data:`BASE`).
+
+    A registered version passes the audit gate first (:mod:`engine.audit.gate`: its own ``audit/audit.json``
+    with every finding signed off, in the audit or by ``accept``); ``override_audit`` (a reason) activates it
+    anyway. Either way the gate's record (who, when, findings, override) is appended to the registry's
+    ``audit_log``. :data:`BASE` (the committed defaults, the rollback target) is not gated.
 
     Returns:
         The version that was active before.
 
     Raises:
-        EngineError: ``MODEL_NOT_FOUND`` for an unknown version or an incomplete folder.
+        EngineError: ``MODEL_NOT_FOUND`` for an unknown version or an incomplete folder; ``AUDIT_REFUSED`` when
+            the audit gate is closed and no override is given (the active version is unchanged).
     """
+    gated = None
     if version != BASE:
-        check_model_set(version_model_dir(settings, version), version)
+        folder = version_model_dir(settings, version)
+        check_model_set(folder, version)
+        gated = _audit_gate(folder, version, accept, override_audit)
 
     def change(data: dict[str, Any]) -> str:
         if version != BASE and version not in data["versions"]:
@@ -324,6 +347,8 @@ def activate(settings: Settings | None, version: str) -> str:
         if before != version:
             data["active"] = version
             data["history"].append(version)
+        if gated is not None:
+            data.setdefault("audit_log", []).append(gated)
         return before
 
     return update_registry(settings, change)
@@ -379,8 +404,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("active", help="print the active version id")
     p_show = sub.add_parser("show", help="a version's record and its gate report")
     p_show.add_argument("version")
-    p_act = sub.add_parser("activate", help="make VERSION the active model set ('base' for the committed defaults)")
+    p_act = sub.add_parser("activate", help="make VERSION the active model set ('base' for the committed defaults); "
+                           "a registered version needs a passing audit (VERSION's audit/audit.json)")
     p_act.add_argument("version")
+    p_act.add_argument("--accept", action="append", default=[], metavar="FINDING",
+                       help="an audit finding a person reviewed and signs off (repeatable; recorded)")
+    p_act.add_argument("--override-audit", metavar="REASON",
+                       help="activate although the audit gate is closed; the reason is recorded in the registry")
     sub.add_parser("rollback", help="return to the previously active version")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     settings = Settings().with_overrides(registry_dir=args.registry_dir)
@@ -397,12 +427,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.action == "show":
         info = get_version(settings, args.version)
         out.write(json.dumps(info.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        gated = [g for g in read_registry(settings).get("audit_log", []) if g.get("version") == args.version]
+        if gated:
+            out.write("audit gate at activation:\n" + "".join(json.dumps(g, ensure_ascii=False) + "\n" for g in gated))
         report = version_model_dir(settings, args.version) / "REPORT.txt"
         if report.is_file():
             out.write("\n" + report.read_text(encoding="utf-8"))
     elif args.action == "activate":
-        before = activate(settings, args.version)
+        try:
+            before = activate(settings, args.version, accept=args.accept, override_audit=args.override_audit)
+        except EngineError as exc:
+            sys.stderr.write(f"python -m engine models activate: {exc}\n")
+            return 3 if exc.code == ErrorCode.AUDIT_REFUSED else 1
         out.write(f"active: {args.version} (was {before})\n")
+        last = (read_registry(settings).get("audit_log") or [{}])[-1]
+        if args.version != BASE and last.get("override"):
+            out.write(f"audit gate overridden (recorded): {last['override']}\n")
     else:
         before = active_version(settings)
         after = rollback(settings)

@@ -181,8 +181,14 @@ def test_retrain_promotes_a_better_model_and_rollback_restores_predictions(world
     active_f1 = report.metrics["active"]["feedback_test"]["overall"]["f1"]
     candidate_f1 = report.metrics["candidate"]["feedback_test"]["overall"]["f1"]
     assert candidate_f1 > active_f1, report.to_text()
-    assert report.promoted and report.activated, report.to_text()
+    assert report.promoted and not report.activated, report.to_text()
     assert report.parent == versions.BASE and report.reasons[0].startswith("promoted")
+    # Promoted but not activated: the candidate has no audit of its own yet (engine.audit.gate); a person
+    # activates it after the audit, or overrides the gate with a recorded reason, as here.
+    assert any("audit gate closed" in r and "no audit of this model set" in r for r in report.reasons)
+    assert versions.active_version(settings) == versions.BASE
+    versions.activate(settings, report.version, override_audit="test: synthetic feedback, audit not run")
+    assert versions.read_registry(settings)["audit_log"][-1]["override"].startswith("test: synthetic")
     assert progress[-1] == 1.0 and progress == sorted(progress)
     assert report.data["feedback_test_notes"] + report.data["feedback_train_notes"] == N_NOTES
     assert report.data["base_dev_docs"] == 4
@@ -208,7 +214,7 @@ def test_retrain_promotes_a_better_model_and_rollback_restores_predictions(world
     assert versions.active_version(settings) == versions.BASE
     assert _pipeline_spans(texts) == world["base_predictions"]
     # And activating the retrained version again brings its predictions back exactly.
-    versions.activate(settings, report.version)
+    versions.activate(settings, report.version, override_audit="test: re-activation")
     assert _pipeline_spans(texts) == promoted
 
 

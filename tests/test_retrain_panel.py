@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.audit_testing import write_audit
 
 from engine import versions
 from engine.settings import Settings
@@ -26,6 +27,7 @@ def _version(settings: Settings, tag: str) -> str:
     for stage in versions.STAGES:
         (folder / stage).mkdir(parents=True)
         (folder / stage / "config.json").write_text(json.dumps({"version": vid}), encoding="utf-8")
+    write_audit(folder, vid)  # activation is gated by the set's own audit (engine.audit.gate)
     info = versions.VersionInfo(id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}",
                                 status="promoted", data_hash=tag * 64)
     versions.register_version(settings, info, activate=True)

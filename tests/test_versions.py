@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.audit_testing import write_audit
 
 from engine import versions
 from engine.errors import EngineError
@@ -23,6 +24,7 @@ def _make_version(settings: Settings, tag: str, parent: str = versions.BASE, **k
     for stage in versions.STAGES:
         (folder / stage).mkdir(parents=True)
         (folder / stage / "config.json").write_text(json.dumps({"version": vid}), encoding="utf-8")
+    write_audit(folder, vid)  # a passing audit of its own: activation is gated (tests/test_audit_gate.py)
     info = versions.VersionInfo(id=vid, parent=parent, created=versions.utc_now(), path=f"versions/{vid}", **kwargs)
     return versions.register_version(settings, info, activate=kwargs.get("status") == "promoted")
 

@@ -7,6 +7,7 @@ reliability diagrams (:mod:`engine.audit.calibration`) and the error severity di
 
     python -m engine audit --out docs/audit
     python -m engine audit --gate --report docs/audit/audit.json --accept race   # the check before shipping
+    python -m engine audit --model-dir SET --out SET/audit --gate   # a model set's own audit: what activating it needs
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def run_audit(out: Path, model_dir: Path | None = None, device: str = "cpu", icd
     _log("audit: ICD calibration and error severity")
     icd = icd_part(settings, out, icd_dev)
     report = {"models": pipeline.models, "swaps": swaps, "ner": ner, "icd": icd,
+              "accepted": sorted(set(accepted)),  # sign-offs, honoured by the activation gate (engine.audit.gate)
               "seconds": round(time.perf_counter() - started, 1)}
     (out / "audit.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     write_verdict(report, out / "verdict.md", accepted)

@@ -16,15 +16,18 @@ with the same nested fields (``id``, ``entities``, ``models``, ``timings_ms``).
 Resumable: ids already in ``OUTPUT`` are skipped, so a stopped run is continued by running the same command again
 (a JSON lines file cut mid-line by a crash is repaired first). Error isolation: a note that cannot be read or
 analysed is reported on standard error with its id, appended to ``OUTPUT.errors.jsonl`` and skipped; the other
-notes are still written, and the exit status is then 2 (as for the per-note verbs).
+notes are still written, and the exit status is then 2 (as for the per-note verbs). Monitoring: each written note's
+statistics (numbers only) are appended to ``OUTPUT.stats.jsonl`` (``--no-stats`` to skip); ``python -m engine monitor
+ingest --db URL OUTPUT.stats.jsonl`` stores them.
 
 One module per job: notes in are :mod:`engine.inputs` (shared with the per-note verbs and the app),
 :mod:`~engine.batch.outputs` (writers, the Parquet schema derived from :mod:`engine.types`, resume),
-:mod:`~engine.batch.local` (this process), :mod:`~engine.batch.ray` (a Ray cluster), :mod:`~engine.batch.cli`.
+:mod:`~engine.batch.local` (this process), :mod:`~engine.batch.ray` (a Ray cluster), :mod:`~engine.batch.stats`
+(``OUTPUT.stats.jsonl``: each written note's monitoring statistics, no text), :mod:`~engine.batch.cli`.
 """
 
 from engine.batch.cli import build_parser, main
-from engine.batch.local import ErrorLog, RunStats, analyze_batch, run_local
+from engine.batch.local import ErrorLog, RunStats, analyze_batch, analyze_results, analyze_with_stats, run_local
 from engine.batch.outputs import (
     JsonlWriter,
     ParquetWriter,
@@ -35,6 +38,7 @@ from engine.batch.outputs import (
     parquet_to_result,
 )
 from engine.batch.ray import EngineActor, build_ray_dataset, run_ray
+from engine.batch.stats import StatsLog, stats_path
 from engine.inputs import BadNote, InputError, Note, iter_notes
 
 __all__ = [
@@ -46,7 +50,10 @@ __all__ = [
     "Note",
     "ParquetWriter",
     "RunStats",
+    "StatsLog",
     "analyze_batch",
+    "analyze_results",
+    "analyze_with_stats",
     "build_parser",
     "build_ray_dataset",
     "done_ids",
@@ -58,4 +65,5 @@ __all__ = [
     "parquet_to_result",
     "run_local",
     "run_ray",
+    "stats_path",
 ]

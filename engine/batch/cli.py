@@ -11,6 +11,7 @@ from typing import Any
 from engine.batch.local import run_local
 from engine.batch.outputs import done_ids, errors_path, output_format
 from engine.batch.ray import run_ray
+from engine.batch.stats import stats_path
 from engine.errors import EngineError, ErrorCode
 from engine.inputs import InputError, validate_input
 from engine.pipeline import ANALYSIS_STAGES
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", help="another trained model set (default: the committed one)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--rows-per-file", type=int, default=1000, help="Parquet results per part file")
+    parser.add_argument("--no-stats", action="store_true", help="do not write OUTPUT.stats.jsonl (each note's "
+                        "monitoring statistics, no text; stored with `python -m engine monitor ingest`)")
     ray_group = parser.add_argument_group("Ray")
     ray_group.add_argument("--ray", action="store_true", help="run as a Ray Data pipeline")
     ray_group.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
@@ -66,13 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if args.ray:
             stats = run_ray(input_path, output, fmt, address=args.address, model_dir=args.model_dir,
-                            device=args.device, actors=args.actors, num_cpus=args.num_cpus, **common)
+                            device=args.device, actors=args.actors, num_cpus=args.num_cpus,
+                            monitor_stats=not args.no_stats, **common)
         else:
             from engine.pipeline import load_pipeline
 
             pipeline = load_pipeline(model_dir=args.model_dir, device=args.device)
             pipeline.warm(ANALYSIS_STAGES)
-            stats = run_local(input_path, output, fmt, pipeline, **common)
+            stats = run_local(input_path, output, fmt, pipeline, monitor_stats=not args.no_stats,
+                              low_confidence=pipeline.settings.monitor.low_confidence, **common)
     except InputError as exc:
         sys.stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {exc}\n")
         return 1
@@ -88,5 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: the Ray pipeline failed: {first}\n")
         sys.stderr.write("(results written so far are kept; run the same command again to resume)\n")
         return 1
-    sys.stderr.write(stats.line() + (f"; failures listed in {errors_path(output)}" if stats.failed else "") + "\n")
+    sys.stderr.write(stats.line() + (f"; failures listed in {errors_path(output)}" if stats.failed else "")
+                     + (f"; monitoring statistics appended to {stats_path(output)}" if stats.monitored else "") + "\n")
     return 2 if stats.failed else 0

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.batch.outputs import JsonlWriter, ParquetWriter, done_ids, errors_path, open_writer
+from engine.batch.stats import StatsLog, stats_path
 from engine.errors import EngineError
 from engine.inputs import BadNote, Note, count_notes, iter_notes
+from engine.monitoring.profile import LOW_CONFIDENCE, stats_record
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class RunStats:
     failed: int = 0
     chars: int = 0
     seconds: float = 0.0
+    monitored: int = 0
 
     def line(self) -> str:
         """One summary line for a person."""
@@ -72,29 +75,45 @@ class ErrorLog:
             self._handle.close()
 
 
-def analyze_batch(pipeline: Any, notes: Sequence[Note]) -> list[dict[str, Any] | BadNote]:
+def analyze_results(pipeline: Any, notes: Sequence[Note]) -> list[Any]:
     """Analyse notes together (NER batched across them); a failing note is isolated, never the whole batch.
 
     When the batched call raises, the notes are analysed one by one so only the note at fault becomes a
     :class:`BadNote` (with the exception as its error).
 
     Returns:
-        One contract result dict or :class:`BadNote` per note, in input order.
+        One :class:`~engine.types.AnalysisResult` or :class:`BadNote` per note, in input order.
     """
     if not notes:
         return []
     try:
-        results = pipeline.analyze_many([(n.id, n.text) for n in notes])
-        return [r.to_dict() for r in results]
+        return list(pipeline.analyze_many([(n.id, n.text) for n in notes]))
     except Exception:
         if len(notes) == 1:
             return [_analyze_one(pipeline, notes[0])]
     return [_analyze_one(pipeline, note) for note in notes]
 
 
-def _analyze_one(pipeline: Any, note: Note) -> dict[str, Any] | BadNote:
+def analyze_batch(pipeline: Any, notes: Sequence[Note]) -> list[dict[str, Any] | BadNote]:
+    """:func:`analyze_results` as the contract's result dicts (or :class:`BadNote`), in input order."""
+    return [r if isinstance(r, BadNote) else r.to_dict() for r in analyze_results(pipeline, notes)]
+
+
+def analyze_with_stats(
+    pipeline: Any, notes: Sequence[Note], low_confidence: float
+) -> tuple[list[dict[str, Any] | BadNote], list[dict[str, Any] | None]]:
+    """:func:`analyze_batch` plus each good note's monitoring line (:func:`~engine.monitoring.profile.stats_record`;
+    ``None`` for a failed note), taken from the engine's own results, which carry the NER token statistics that
+    the contract's dict leaves out."""
+    results = analyze_results(pipeline, notes)
+    stats = [None if isinstance(r, BadNote) else stats_record(n.id, n.text, r, low_confidence)
+             for n, r in zip(notes, results, strict=True)]
+    return [r if isinstance(r, BadNote) else r.to_dict() for r in results], stats
+
+
+def _analyze_one(pipeline: Any, note: Note) -> Any:
     try:
-        return pipeline.analyze(note.text, note.id).to_dict()
+        return pipeline.analyze(note.text, note.id)
     except EngineError as exc:
         return BadNote(note.id, exc.message)
     except Exception as exc:  # one note's unexpected failure must not stop a million-note run
@@ -128,18 +147,22 @@ def progress_bar(total: int | None, disable: bool, stderr: TextIO) -> Any:
 def run_outputs(
     output: Path, fmt: str, rows_per_file: int, total: int | None, progress: bool, stderr: TextIO,
     stats: RunStats, started: float,
-) -> Iterator[tuple[JsonlWriter | ParquetWriter, ErrorLog, Any]]:
-    """The writer, error log and progress bar of one run, closed (and ``stats`` completed) however it ends."""
+) -> Iterator[tuple[JsonlWriter | ParquetWriter, ErrorLog, Any, StatsLog]]:
+    """The writer, error log, progress bar and monitoring statistics log (``OUTPUT.stats.jsonl``) of one run,
+    closed (and ``stats`` completed) however it ends."""
     writer = open_writer(output, fmt, rows_per_file)
     bar = progress_bar(total, not progress, stderr)
     errors = ErrorLog(errors_path(output), stderr, bar)
+    monitor = StatsLog(stats_path(output))
     try:
-        yield writer, errors, bar
+        yield writer, errors, bar, monitor
     finally:
         writer.close()
         errors.close()
+        monitor.close()
         bar.close()
         stats.failed = errors.count
+        stats.monitored = monitor.count
         stats.seconds = time.perf_counter() - started
 
 
@@ -177,6 +200,8 @@ def run_local(
     progress: bool = True,
     stderr: TextIO | None = None,
     rows_per_file: int = 1000,
+    monitor_stats: bool = True,
+    low_confidence: float = LOW_CONFIDENCE,
 ) -> RunStats:
     """Analyse every note of ``input_path`` not yet in ``output``, in this process.
 
@@ -192,6 +217,9 @@ def run_local(
         progress: Show a progress bar (notes/s) on ``stderr``.
         stderr: Where messages go (default ``sys.stderr``).
         rows_per_file: Parquet results per part file.
+        monitor_stats: Also append each written note's monitoring statistics (no text) to ``OUTPUT.stats.jsonl``
+            (:mod:`engine.batch.stats`; stored with ``python -m engine monitor ingest``).
+        low_confidence: The low-confidence threshold of those statistics (``MonitorSettings.low_confidence``).
 
     Returns:
         The run's counts.
@@ -205,11 +233,14 @@ def run_local(
     notes = iter_notes(input_path, id_column, text_column)  # an unusable input raises before OUTPUT is created
     stats = RunStats()
     with run_outputs(output, fmt, rows_per_file, count_notes(input_path), progress, stderr, stats, started) as (
-        writer, errors, bar
+        writer, errors, bar, monitor
     ):
         todo = _new_notes(notes, done, errors, bar, stats)
         for batch in _batches(todo, batch_size, max_batch_chars):
-            out = analyze_batch(pipeline, batch)
+            if monitor_stats:
+                out, lines = analyze_with_stats(pipeline, batch, low_confidence)
+            else:
+                out, lines = analyze_batch(pipeline, batch), []
             good = []
             for note, result in zip(batch, out, strict=True):
                 if isinstance(result, BadNote):
@@ -218,6 +249,7 @@ def run_local(
                     good.append(result)
                     stats.chars += len(note.text)
             writer.write(good)
+            monitor.write(lines)  # after the results: a resumed run never counts a note twice
             stats.written += len(good)
             bar.update(len(batch))
             bar.set_postfix(failed=errors.count, skipped=stats.skipped, refresh=False)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.batch.local import RunStats, analyze_batch, run_outputs
+from engine.batch.local import RunStats, analyze_with_stats, run_outputs
 from engine.batch.outputs import done_ids
 from engine.errors import EngineError, ErrorCode
 from engine.inputs import (
@@ -84,14 +84,17 @@ _DONE_CACHE: dict[str, set[str]] = {}
 class EngineActor:
     """A Ray actor holding one warm engine; called on batches of ``id``/``text``/``error`` columns.
 
-    Returns the batch as ``id``, ``result`` (the contract's JSON, empty when the note failed) and ``error``.
+    Returns the batch as ``id``, ``result`` (the contract's JSON, empty when the note failed), ``error`` and
+    ``stats`` (the note's monitoring line as JSON, :mod:`engine.batch.stats`; empty when failed or not asked for).
     """
 
-    def __init__(self, model_dir: str | None, device: str, overrides: dict[str, Any]) -> None:
+    def __init__(self, model_dir: str | None, device: str, overrides: dict[str, Any],
+                 monitor_stats: bool = True) -> None:
         from engine.pipeline import load_pipeline
 
         self.pipeline = load_pipeline(model_dir=model_dir, device=device, **overrides)
         self.pipeline.warm(ANALYSIS_STAGES)
+        self.monitor_stats = monitor_stats
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -99,20 +102,25 @@ class EngineActor:
         ids = [str(i) for i in batch["id"]]
         errors = [str(e) for e in batch["error"]]
         notes = [Note(i, str(t)) for i, t, e in zip(ids, batch["text"], errors, strict=True) if not e]
-        by_id = dict(zip([n.id for n in notes], analyze_batch(self.pipeline, notes), strict=True))
+        analysed, lines = analyze_with_stats(self.pipeline, notes, self.pipeline.settings.monitor.low_confidence)
+        by_id = dict(zip([n.id for n in notes], zip(analysed, lines, strict=True), strict=True))
         results: list[str] = []
         out_errors: list[str] = []
+        out_stats: list[str] = []
         for note_id, error in zip(ids, errors, strict=True):
-            result = by_id.get(note_id) if not error else None
+            result, line = by_id.get(note_id, (None, None)) if not error else (None, None)
             if isinstance(result, BadNote):
                 error = result.error
                 result = None
             results.append(json.dumps(result, ensure_ascii=False) if result is not None else "")
             out_errors.append(error)
+            out_stats.append(json.dumps(line, separators=(",", ":")) if result is not None and self.monitor_stats
+                             else "")
         return {
             "id": np.array(ids, dtype=object),
             "result": np.array(results, dtype=object),
             "error": np.array(out_errors, dtype=object),
+            "stats": np.array(out_stats, dtype=object),
         }
 
 
@@ -149,6 +157,7 @@ def build_ray_dataset(
     actors: int | None,
     id_column: str = "id",
     text_column: str = "text",
+    monitor_stats: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
     """The Ray Data pipeline: read -> normalise -> skip done ids -> engine actor pool.
 
@@ -156,7 +165,7 @@ def build_ray_dataset(
     CPU actors.
 
     Returns:
-        The lazy dataset (``id``, ``result``, ``error`` columns) and a description of the actor pool.
+        The lazy dataset (``id``, ``result``, ``error``, ``stats`` columns) and a description of the actor pool.
     """
     import ray
     import ray.data
@@ -200,7 +209,8 @@ def build_ray_dataset(
         pool = {"actors": actors or max(1, cpus - 1), "num_gpus": 0, "num_cpus": 1, "device": "cpu"}
     ds = ds.map_batches(
         EngineActor,
-        fn_constructor_kwargs={"model_dir": model_dir, "device": pool["device"], "overrides": overrides},
+        fn_constructor_kwargs={"model_dir": model_dir, "device": pool["device"], "overrides": overrides,
+                               "monitor_stats": monitor_stats},
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool["actors"]),
@@ -226,6 +236,7 @@ def run_ray(
     progress: bool = True,
     stderr: TextIO | None = None,
     rows_per_file: int = 1000,
+    monitor_stats: bool = True,
 ) -> RunStats:
     """The batch job as a Ray Data pipeline; results stream back and are written (and resumable) as in
     :func:`run_local`.
@@ -248,17 +259,21 @@ def run_ray(
     context.enable_progress_bars = False  # ours shows notes/s; Ray's per-operator bars would interleave with it
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ds, pool = build_ray_dataset(
-        input_path, done, model_dir, device, overrides or {}, batch_size, actors, id_column, text_column
+        input_path, done, model_dir, device, overrides or {}, batch_size, actors, id_column, text_column,
+        monitor_stats,
     )
     stderr.write(f"ray: {pool['actors']} engine actor(s) on {pool['device']}, cluster {ray.cluster_resources()}\n")
     stats = RunStats(skipped=len(done))
     total = count_notes(input_path)
     todo = max(total - len(done), 0) if total is not None else None
     seen: set[str] = set(done)
-    with run_outputs(output, fmt, rows_per_file, todo, progress, stderr, stats, started) as (writer, errors, bar):
+    with run_outputs(output, fmt, rows_per_file, todo, progress, stderr, stats, started) as (
+        writer, errors, bar, monitor
+    ):
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-            good = []
-            for note_id, result, error in zip(batch["id"], batch["result"], batch["error"], strict=True):
+            good, lines = [], []
+            for note_id, result, error, line in zip(batch["id"], batch["result"], batch["error"], batch["stats"],
+                                                    strict=True):
                 note_id = str(note_id)
                 if error:
                     errors.report(note_id, str(error))
@@ -267,7 +282,9 @@ def run_ray(
                 else:
                     seen.add(note_id)
                     good.append(json.loads(result))
+                    lines.append(json.loads(line) if line else None)
             writer.write(good)
+            monitor.write(lines)  # after the results, as in run_local
             stats.written += len(good)
             bar.update(len(batch["id"]))
             bar.set_postfix(failed=errors.count, refresh=False)

@@ -16,7 +16,6 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -34,18 +33,47 @@ LOW_CONFIDENCE = 0.5
 """Default threshold under which an entity counts as low-confidence (``MonitorSettings.low_confidence``)."""
 
 
-@lru_cache(maxsize=1 << 17)
+BUCKET_CACHE_WORDS = 1 << 17
+"""Words whose bucket is remembered (a clinical vocabulary fits; past this, new words are hashed every time)."""
+
+
+class _BucketCache(dict[str, int]):
+    """Word -> bucket, filled on first sight: a hit is a C-level dict lookup (``map(cache.__getitem__, words)``)."""
+
+    def __missing__(self, word: str) -> int:
+        bucket = zlib.crc32(word.encode("utf-8")) & (VOCAB_BUCKETS - 1)
+        if len(self) < BUCKET_CACHE_WORDS:
+            self[word] = bucket
+        return bucket
+
+
+_BUCKETS = _BucketCache()
+
+
 def word_bucket(word: str) -> int:
     """The hash bucket of a lower-case word (CRC-32, stable across processes and machines)."""
-    return zlib.crc32(word.encode("utf-8")) & (VOCAB_BUCKETS - 1)
+    return _BUCKETS[word]
+
+
+def _bucket_counts(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(buckets, counts)`` of the note's words (:data:`WORD_RE`, lower-cased), buckets ascending, counts > 0.
+
+    Each word's bucket is looked up (a C-level dict hit once the word has been seen) and the buckets are counted
+    with one ``np.unique``: no Python-level loop over words or buckets (the profile is computed on every analysed
+    note; ``bench/bench_monitoring.py`` times it).
+    """
+    words = WORD_RE.findall(text.lower())
+    if not words:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    buckets = np.fromiter(map(_BUCKETS.__getitem__, words), dtype=np.int64, count=len(words))
+    unique, counts = np.unique(buckets, return_counts=True)
+    return unique, counts.astype(np.int64)
 
 
 def hashed_unigrams(text: str) -> dict[int, int]:
     """Counts of the note's words (:data:`WORD_RE`, lower-cased) per hash bucket."""
-    counts: Counter[int] = Counter()
-    for word, n in Counter(WORD_RE.findall(text.lower())).items():
-        counts[word_bucket(word)] += n
-    return dict(counts)
+    buckets, counts = _bucket_counts(text)
+    return dict(zip(buckets.tolist(), counts.tolist(), strict=True))
 
 
 def token_summary(probs: np.ndarray | None) -> dict[str, float | int] | None:
@@ -104,10 +132,10 @@ def profile_analysis(text: str, result: Any, low_confidence: float = LOW_CONFIDE
     scores = [score for _, score, _ in entities if score is not None]
     top_codes = [code for _, _, code in entities if code is not None]
     token_stats = _field(result, "token_stats") or {}
-    words = hashed_unigrams(text)
+    buckets, counts = _bucket_counts(text)
     return {
         "n_chars": len(text),
-        "n_words": int(sum(words.values())),
+        "n_words": int(counts.sum()),
         "n_entities": len(entities),
         "label_counts": {label: int(labels.get(label, 0)) for label in LABELS},
         "score_sum": round(float(sum(scores)), 5),
@@ -118,7 +146,7 @@ def profile_analysis(text: str, result: Any, low_confidence: float = LOW_CONFIDE
         "token_entropy": token_stats.get("token_entropy"),
         "o_share": token_stats.get("o_share"),
         "n_tokens": token_stats.get("n_tokens"),
-        "vocab": [[b, c] for b, c in sorted(words.items())],
+        "vocab": np.stack([buckets, counts], axis=1).tolist(),
         "models": dict(_field(result, "models") or {}),
         "profile_version": PROFILE_VERSION,
     }

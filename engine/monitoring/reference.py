@@ -5,8 +5,9 @@ per reference note (numbers and hashed word counts only, no text) and their wind
 against these notes (:mod:`engine.monitoring.drift` needs the per-note rows, not only totals: the permutation
 null of input drift and the design effect of prediction drift are computed from them).
 
-Written at training time by :func:`write_reference_profile` (the NER trainer's save step), and regenerated for any
-model set by::
+Written at training time by :func:`write_training_profile` (the NER trainer's and the retrainer's save step: the
+full pipeline around the new model on up to :data:`TRAINING_PROFILE_NOTES` of its training notes), and
+regenerated for any model set by::
 
     python -m engine monitor profile [--model-dir DIR] [--texts PATH] [--limit N]
 
@@ -34,6 +35,9 @@ from engine.monitoring.profile import PROFILE_VERSION, VOCAB_BUCKETS, profile_an
 from engine.monitoring.table import StatsTable, from_profiles
 
 PROFILE_FILE = "reference_profile.json"
+NER_FOLDERS = {"fast": "ner", "accurate": "ner_accurate"}
+"""``Settings.ner_model`` -> its folder in a model set: ``engine.ner.NER_MODELS``, repeated here so the monitor verb
+does not import torch to find a profile (``tests/test_monitoring_train.py`` checks the two agree)."""
 FORMAT = "clinical-nlp-reference-profile"
 _DROP = ("models", "profile_version")
 
@@ -119,9 +123,16 @@ def read_texts(path: Path, limit: int | None = None) -> list[str]:
     return texts
 
 
+def profile_path(model_dir: str | Path, ner_model: str = "fast") -> Path:
+    """The reference profile of the NER model ``ner_model`` (``Settings.ner_model``) of the set in ``model_dir``."""
+    return Path(model_dir) / NER_FOLDERS.get(ner_model, NER_FOLDERS["fast"]) / PROFILE_FILE
+
+
 def profile_model_set(model_dir: Path, texts: Sequence[str], source: str, device: str = "cpu",
                       batch: int = 8) -> Path:
-    """Analyse ``texts`` with the model set in ``model_dir`` and write its NER folder's reference profile."""
+    """Analyse ``texts`` with the model set in ``model_dir`` and write the reference profile into the folder of the
+    NER model that ran (``Settings.ner_model``: ``ner/`` or, with ``CLINICAL_NLP_NER_MODEL=accurate``,
+    ``ner_accurate/``)."""
     from engine.pipeline import ANALYSIS_STAGES, load_pipeline
 
     pipeline = load_pipeline(model_dir=model_dir, device=device)
@@ -132,7 +143,7 @@ def profile_model_set(model_dir: Path, texts: Sequence[str], source: str, device
         results += pipeline.analyze_many([(None, t) for t in texts[i : i + batch]])
         sys.stderr.write(f"\rprofiled {len(results)}/{len(texts)} notes ({time.perf_counter() - started:.0f} s)")
     sys.stderr.write("\n")
-    return write_reference_profile(model_dir / "ner", texts, results, source)
+    return write_reference_profile(profile_path(model_dir, pipeline.settings.ner_model).parent, texts, results, source)
 
 
 def profile_ner_folder(ner_folder: Path, texts: Sequence[str], source: str, device: str = "cpu") -> Path:
@@ -144,6 +155,40 @@ def profile_ner_folder(ner_folder: Path, texts: Sequence[str], source: str, devi
         (Path(tmp) / "ner").symlink_to(ner_folder, target_is_directory=True)
         written = profile_model_set(Path(tmp), texts, source, device)
     return ner_folder / written.name
+
+
+TRAINING_PROFILE_NOTES = 300
+"""At most this many training notes are analysed for a trainer's reference profile (spread evenly over the
+documents: enough for the window statistics, a few minutes on CPU)."""
+
+
+def write_training_profile(ner_folder: str | Path, texts: Sequence[str], device: str = "cpu",
+                           source: str = "training documents") -> Path | None:
+    """The trainer's call after saving a NER model folder: analyse (a spread of) its training notes with the full
+    pipeline around the new model and write ``ner_folder/reference_profile.json``.
+
+    Args:
+        ner_folder: The NER model folder just written.
+        texts: The notes it was trained on (duplicates, such as up-weighted feedback notes, count once).
+        device: Where to run the analyses.
+        source: Where the notes came from, for the profile's header.
+
+    Returns:
+        The profile's path, or ``None`` when it could not be written; the model folder is already saved, so the
+        trainer goes on, and the message on standard error gives the command that writes it later.
+    """
+    unique = [t for t in dict.fromkeys(texts) if t.strip()]
+    if len(unique) > TRAINING_PROFILE_NOTES:
+        step = len(unique) / TRAINING_PROFILE_NOTES
+        unique = [unique[int(i * step)] for i in range(TRAINING_PROFILE_NOTES)]
+    try:
+        if not unique:
+            raise EngineError(ErrorCode.DATA_NOT_FOUND, "no training text to profile")
+        return profile_ner_folder(Path(ner_folder), unique, f"{source}: {len(unique)} notes", device)
+    except Exception as exc:  # the trained model is saved already; a missing profile must not lose it
+        sys.stderr.write(f"warning: no reference profile written into {ner_folder} ({exc}); write it with: python -m "
+                         f"engine monitor profile --model-dir <the model set holding it> --texts <training notes>\n")
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

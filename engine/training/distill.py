@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from engine.backbone import autocast, load_delta, resolve_device, save_delta
 from engine.corpora.document import Document, split_documents
+from engine.monitoring.reference import write_training_profile
 from engine.ner import INT8, WEIGHTS_FILE, NerStage, encode, load_folder, make_windows
 from engine.settings import Settings
 from engine.training.distill_targets import SoftTargets, text_sha
@@ -356,6 +357,7 @@ def distill(cfg: DistillConfig, train_docs: Sequence[Document], dev_docs: Sequen
     metrics = {"history": trainer.history, "weights_bytes": weights_bytes,
                "train_minutes": round((time.monotonic() - trainer.started) / 60, 2), "device": str(device)}
     finish_folder(folder, {**config, "training": training}, metrics, train_docs, dev_docs, settings)
+    write_training_profile(folder, [d.text for d in (*train_docs, *dev_docs)], cfg.device)  # for monitoring drift
     return folder
 
 

@@ -36,6 +36,7 @@ from engine.corpora.document import Document, split_documents
 from engine.corpora.specs import load_data_specs
 from engine.errors import EngineError, ErrorCode
 from engine.evaluation.ner import Gazetteer, evaluate_model, fit_temperature
+from engine.monitoring.reference import write_training_profile
 from engine.ner import BIO_LABELS, WEIGHTS_FILE, NerStage, build_model
 from engine.training.ner_card import CARD_LIMITS, SOURCES, model_card
 from engine.training.ner_config import TrainConfig
@@ -173,6 +174,7 @@ def train(
     training = _training_record(cfg, train_docs, dev_docs, pretrain_docs)
     config = {**stage_config, "training": training}
     _write_folder(folder, config, metrics)
+    write_training_profile(folder, [d.text for d in (*train_docs, *dev_docs)], cfg.device)  # for monitoring drift
     return folder
 
 

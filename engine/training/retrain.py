@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import versions
+from engine.audit.gate import retrain_activation
 from engine.corpora.document import Document
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
@@ -314,6 +315,7 @@ def retrain(
         if activate and versions.active_version(settings) != parent:
             activate = False
             judged.reasons.append("not activated: the active version changed during retraining; activate it by hand")
+        activate = retrain_activation(final, version, activate, judged.reasons)  # the audit gate (engine.audit.gate)
         report = RetrainReport(
             version=version, parent=parent, promoted=judged.promote, activated=activate, reasons=judged.reasons,
             checks=judged.checks, metrics={"active": judged.active, "candidate": judged.candidate},

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.corpora.document import Document
 from engine.errors import EngineError, ErrorCode
+from engine.monitoring.reference import write_training_profile
 from engine.settings import Settings
 from engine.training.feedback_data import SentenceExample
 from engine.training.retrain_gate import RetrainConfig
@@ -83,6 +84,7 @@ def fine_tune_ner(
         "torch": torch.__version__,
     }
     _write_ner_folder(init_folder, out, parent_config, cfg, facts, version, len(train_docs), str(device))
+    write_training_profile(out, [d.text for d in train_docs], cfg.device)  # the reference monitoring compares with
     return facts
 
 
