@@ -66,7 +66,8 @@ class ReviewItem:
         status: ``single``, ``agreed``, ``conflict`` or ``adjudicated``.
         by_reviewer: Reviewer -> their newest decision, in words.
         adjudication: The adjudicator's decision in words (with who), if any.
-        options: The distinct outcomes reviewers chose, as decision dicts (what an adjudicator can pick).
+        options: The distinct outcomes reviewers chose, as decision dicts with ``shown`` (in words) and ``by``
+            (who chose it): what an adjudicator can pick.
     """
 
     suggestion_id: int
@@ -109,7 +110,7 @@ def note_review(session: Session, analysis_id: int) -> NoteReview:
     suggestions = {s.id: s for s in session.scalars(select(Suggestion).where(Suggestion.analysis_id == analysis.id))}
     per_suggestion: dict[int, list[dict[str, Any]]] = {}
     for d in session.scalars(select(Decision).where(Decision.analysis_id == analysis.id).order_by(Decision.id)):
-        per_suggestion.setdefault(d.suggestion_id, []).append({**d.to_dict(), "created_at": d.created_at.isoformat()})
+        per_suggestion.setdefault(d.suggestion_id, []).append({**d.to_dict(), "suggestion_id": d.suggestion_id})
     items: list[ReviewItem] = []
     reviewers: set[str] = set()
     for sid, decisions in per_suggestion.items():
@@ -117,8 +118,9 @@ def note_review(session: Session, analysis_id: int) -> NoteReview:
         for (target, code), res in resolve_entity(decisions).items():
             reviewers.update(res.by_reviewer)
             options: dict[str, dict[str, Any]] = {}
-            for d in res.by_reviewer.values():
-                options.setdefault(describe(d, text), d)
+            for name, d in sorted(res.by_reviewer.items()):
+                shown = describe(d, text)
+                options.setdefault(shown, {**d, "shown": shown, "by": []})["by"].append(name)
             adj = res.adjudication
             items.append(ReviewItem(
                 suggestion_id=sid, position=s.position, text=s.text, label=s.label, target=target, code=code,
