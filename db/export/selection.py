@@ -218,43 +218,49 @@ def iter_documents(
             if head.store_text == "none" or not head.text:
                 continue
             reviewed = head.reviewed_at is not None
-            gold, silver, open_conflicts = [], [], []
-            for e in ents:
-                span, found = entity_gold(e, head.text, reviewed=reviewed, silver=include_silver)
-                open_conflicts += found
-                if span is not None:
-                    (gold if span["source"] == "gold" else silver).append(span)
+            gold, silver, open_conflicts = _after_review(ents, head.text, reviewed, include_silver)
             if open_conflicts:
                 tally["conflict_excluded" if conflicts == "exclude" else "conflict_flagged"].append(analysis_id)
                 if conflicts == "exclude":
                     continue
             status = "gold" if reviewed else "silver"
             tally[status].append(analysis_id)
-            gold.sort(key=lambda g: (g["start"], g["end"], g["label"]))
-            silver.sort(key=lambda g: (g["start"], g["end"], g["label"]))
             text, store_text = head.text, head.store_text or "original"
             if deidentify and store_text == "original":
                 text, ents, gold, silver = _redacted(head.text, head.sha256, ents, gold, silver)
-            yield {
-                "id": head.external_id if head.external_id is not None else f"analysis-{analysis_id}",
-                "analysis_id": analysis_id,
-                "note_sha256": head.sha256,
-                "source": head.source,
-                "created_at": head.created_at.isoformat(),
-                "split": split_of(head.sha256, split, seed),
-                "text": text,
-                "store_text": store_text,
-                "deidentified": store_text == "deidentified" or text is not head.text,
-                "entities": ents,
-                "models": head.models,
-                "timings_ms": head.timings_ms,
-                "gold": gold,
-                "silver": silver,
-                "status": status,
-                "review": {"reviewed_by": head.reviewed_by,
-                           "reviewed_at": None if head.reviewed_at is None else head.reviewed_at.isoformat()},
-                "conflicts": open_conflicts,
-            }
+            yield {**_head_fields(head, analysis_id), "split": split_of(head.sha256, split, seed), "text": text,
+                   "store_text": store_text, "deidentified": store_text == "deidentified" or text is not head.text,
+                   "entities": ents, "models": head.models, "timings_ms": head.timings_ms, "gold": gold,
+                   "silver": silver, "status": status, "review": _review_fields(head), "conflicts": open_conflicts}
+
+
+def _head_fields(head: Any, analysis_id: int) -> dict[str, Any]:
+    """A record's identity fields, in the export's key order."""
+    return {"id": head.external_id if head.external_id is not None else f"analysis-{analysis_id}",
+            "analysis_id": analysis_id, "note_sha256": head.sha256, "source": head.source,
+            "created_at": head.created_at.isoformat()}
+
+
+def _review_fields(head: Any) -> dict[str, Any]:
+    """Who marked the note fully reviewed and when (both ``None`` while it is not)."""
+    return {"reviewed_by": head.reviewed_by,
+            "reviewed_at": None if head.reviewed_at is None else head.reviewed_at.isoformat()}
+
+
+def _after_review(ents: list[dict[str, Any]], text: str, reviewed: bool, include_silver: bool
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A record's gold spans, silver spans (each sorted) and unresolved conflicts (:mod:`db.export.gold`)."""
+    gold: list[dict[str, Any]] = []
+    silver: list[dict[str, Any]] = []
+    conflicts: list[dict[str, Any]] = []
+    for e in ents:
+        span, found = entity_gold(e, text, reviewed=reviewed, silver=include_silver)
+        conflicts += found
+        if span is not None:
+            (gold if span["source"] == "gold" else silver).append(span)
+    gold.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+    silver.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+    return gold, silver, conflicts
 
 
 def _redacted(text: str, digest: str, ents: list[dict[str, Any]], gold: list[dict[str, Any]],

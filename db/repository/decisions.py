@@ -70,8 +70,7 @@ def record_decision(
         corrected_label: For an entity ``correct``: the corrected label (default: unchanged).
         corrected_code: For a code ``correct``: the right code.
         comment: Free text.
-        role: ``reviewer``, or ``adjudicator`` for a decision that resolves a conflict between reviewers (the
-            reviewer must be one of :func:`db.settings.adjudicators`); see :mod:`db.repository.conflicts`.
+        role: ``reviewer``, or ``adjudicator`` to resolve a conflict (:mod:`db.repository.conflicts`).
 
     Returns:
         The stored decision (flushed: it has its id). The model version is the analysis's NER version for
