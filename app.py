@@ -24,6 +24,7 @@ st.set_page_config(page_title="Clinical NLP review", page_icon=":material/stetho
 PAGES = [
     st.Page("app_pages/analyze.py", title="Analyze", icon=":material/search:", default=True),
     st.Page("app_pages/summary.py", title="Summary", icon=":material/summarize:", url_path="summary"),
+    st.Page("app_pages/review.py", title="Review", icon=":material/rule:", url_path="review"),
     st.Page("app_pages/history.py", title="History", icon=":material/monitoring:", url_path="history"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page("app_pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),

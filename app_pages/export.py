@@ -29,6 +29,12 @@ reviewer = c2.text_input("Only this reviewer", key="export_reviewer").strip() or
 days = c3.date_input("Dates", value=(), key="export_dates", help="A start and an end day (inclusive).")
 dev = c4.number_input("Dev split (fraction of notes)", 0.0, 0.9, 0.0, 0.05, key="export_split",
                       help="0 writes one file; otherwise train and dev files, split by note.")
+o1, o2 = st.columns(2)
+silver = o1.checkbox("Include notes not fully reviewed (silver)", key="export_silver",
+                     help="Off: only notes marked fully reviewed on the Review page (gold). On: the others too, each "
+                          "span labelled gold (a reviewer decided) or silver (the model's); the manifest lists both.")
+conflicts = o2.selectbox("Notes with unresolved reviewer conflicts", ["exclude", "flag"], key="export_conflicts",
+                         help="exclude: left out; flag: exported with their conflicts listed. Counted in the manifest.")
 since = until = None
 if isinstance(days, tuple | list) and len(days) == 2:
     since = dt.datetime.combine(days[0], dt.time())
@@ -39,7 +45,7 @@ if st.button("Prepare export", type="primary", key="export_run"):
         out = Path(tmp) / "export"
         try:
             manifest = export_dataset(get_db_engine(), fmt, out, since=since, until=until, reviewer=reviewer,
-                                      split=dev or None)
+                                      split=dev or None, include_silver=silver, conflicts=conflicts)
         except FeedbackError as err:
             st.error(err.message)
             st.stop()
@@ -52,6 +58,11 @@ if result:
     manifest = result["manifest"]
     counts = ", ".join(f"{v} {k}" for k, v in manifest.counts.items()) or "nothing matched"
     st.success(f"{result['fmt']} export ready: {counts}.")
+    notes = manifest.notes
+    if notes:
+        st.caption(f"Gold notes (fully reviewed): {len(notes['gold'])} · silver notes: {len(notes['silver'])} · "
+                   f"with unresolved conflicts: {len(notes['conflict_excluded'])} left out, "
+                   f"{len(notes['conflict_flagged'])} flagged.")
     with st.expander("Manifest"):
         st.json(manifest.to_dict(), expanded=False)
     for name, data in result["files"].items():

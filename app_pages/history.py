@@ -37,7 +37,7 @@ m1.metric("Decisions", len(frame))
 m2.metric("Acceptance rate", f"{reviewed['accepted'].mean():.0%}" if len(reviewed) else "–")
 m3.metric("Reviewers", frame["reviewer"].nunique())
 
-columns = ["when", "reviewer", "decision", "target", "label", "entity_text", "code", "corrected_code",
+columns = ["when", "reviewer", "role", "decision", "target", "label", "entity_text", "code", "corrected_code",
            "corrected_label", "model_version", "comment", "analysis_id"]
 st.dataframe(frame[columns], hide_index=True, key="history_table",
              column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})

@@ -5,6 +5,7 @@ Examples::
     python -m db init
     python -m db export --format jsonl --out exports/2026-11 --reviewer ann --since 2026-11-01 --split 0.1
     python -m db export --format conll --out -          # to standard output (jsonl, conll, summary_jsonl)
+    python -m db export --format jsonl --out x --include-silver --conflicts flag  # notes not fully reviewed too
     python -m db import --jsonl exports/2026-11/data.jsonl --url sqlite:////tmp/copy.sqlite
     python -m db keys create --reviewer ann --name epic-hook   # prints the API key once
 """
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--label", help="DIAG, PROC, MED, TEST or ANAT")
     exp.add_argument("--split", type=float, help="fraction of notes for dev (writes train.* and dev.*)")
     exp.add_argument("--seed", type=int, default=13)
+    exp.add_argument("--include-silver", action="store_true",
+                     help="also export notes not marked fully reviewed, their undecided model spans as silver")
+    exp.add_argument("--conflicts", choices=("exclude", "flag"), default="exclude",
+                     help="notes with an unresolved reviewer conflict: leave out (default) or export them flagged")
     imp = sub.add_parser("import", help="load a jsonl export into the database")
     imp.add_argument("--jsonl", required=True)
     from db.keys import add_keys_parser
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                     label=args.label,
                     split=args.split,
                     seed=args.seed,
+                    **({} if args.format == "summary_jsonl" else
+                       {"include_silver": args.include_silver, "conflicts": args.conflicts}),
                 )
             print(json.dumps(manifest.to_dict()), file=sys.stderr if to_stdout else sys.stdout)
         elif args.verb == "keys":

@@ -27,6 +27,7 @@ class FeedbackCode(StrEnum):
     BAD_INPUT = "bad_input"
     DUPLICATE = "duplicate"
     BAD_EXPORT = "bad_export"
+    NOT_ADJUDICATOR = "not_adjudicator"
 
 
 class FeedbackError(ValueError):

@@ -77,6 +77,10 @@ class Analysis(Base):
     ner_version: Mapped[str | None] = mapped_column(String(200), index=True)
     icd_version: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    """Who marked the note (as this analysis shows it) fully reviewed; ``None`` while it is not."""
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    """When it was marked fully reviewed: only such notes are exported as gold by default."""
 
     note: Mapped[Note] = relationship(back_populates="analyses")
     suggestions: Mapped[list[Suggestion]] = relationship(
@@ -156,6 +160,8 @@ class Decision(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[str | None] = mapped_column(String(200), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), default="reviewer", server_default="reviewer")
+    """``reviewer``, or ``adjudicator`` for a decision that resolves a conflict between reviewers."""
 
     suggestion: Mapped[Suggestion] = relationship(back_populates="decisions")
 
@@ -174,6 +180,7 @@ class Decision(Base):
             "comment": self.comment,
             "model_version": self.model_version,
             "created_at": self.created_at.isoformat(),
+            "role": self.role,
         }
 
 

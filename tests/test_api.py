@@ -378,16 +378,19 @@ def test_16_clients_post_1000_decisions_at_once(server: Server, api: httpx.Clien
 def test_export_streams_the_app_formats(api: httpx.Client):
     out = _stored(api, NOTE + " Export me.")
     api.post("/feedback", json={"decision": "accept", "suggestion_id": out["entities"][0]["suggestion_id"]})
-    with api.stream("GET", "/export", params={"format": "jsonl"}) as r:
+    with api.stream("GET", "/export", params={"format": "jsonl"}) as r:  # not marked fully reviewed: not gold
+        assert r.status_code == 200
+        assert all(json.loads(line)["analysis_id"] != out["analysis_id"] for line in r.iter_lines() if line)
+    with api.stream("GET", "/export", params={"format": "jsonl", "include_silver": "true"}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
         docs = [json.loads(line) for line in r.iter_lines() if line]
     assert any(d["analysis_id"] == out["analysis_id"] for d in docs)
-    conll = api.get("/export", params={"format": "conll", "reviewer": "ann"})
+    conll = api.get("/export", params={"format": "conll", "reviewer": "ann", "include_silver": "true"})
     assert conll.status_code == 200 and "\tB-" in conll.text
-    brat = api.get("/export", params={"format": "brat"})
+    brat = api.get("/export", params={"format": "brat", "include_silver": "true"})
     names = zipfile.ZipFile(io.BytesIO(brat.content)).namelist()
     assert "manifest.json" in names and any(n.endswith(".ann") for n in names)
-    docbin = api.get("/export", params={"format": "docbin", "split": "0.5"})
+    docbin = api.get("/export", params={"format": "docbin", "split": "0.5", "include_silver": "true"})
     assert any(n.endswith(".spacy") for n in zipfile.ZipFile(io.BytesIO(docbin.content)).namelist())
 
 

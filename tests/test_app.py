@@ -238,6 +238,7 @@ def test_history_page_lists_decisions_and_charts(db_url):
 def test_export_page_jsonl(db_url):
     at = start("app_pages/export.py")
     at.selectbox(key="export_fmt").set_value("jsonl")
+    at.checkbox(key="export_silver").check()  # these notes are not marked fully reviewed: silver, by option
     at = click(at, "Prepare export")
     assert not at.exception and not at.error
     files = at.session_state["export_result"]["files"]
@@ -245,6 +246,7 @@ def test_export_page_jsonl(db_url):
     docs = [json.loads(line) for line in files["data.jsonl"].decode().splitlines()]
     if counts(db_url)["decisions"]:
         assert docs and all("decisions" in e for d in docs for e in d["entities"])
+        assert {d["status"] for d in docs} == {"silver"}
     assert any(b.label == "Download data.jsonl" for b in at.get("download_button"))
 
 

@@ -108,6 +108,8 @@ def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
             expect(grid).to_contain_text(text, timeout=60_000)
 
         page.get_by_role("link", name="Export").click()
+        # The note is not marked fully reviewed: the default export (gold only) leaves it out; silver brings it.
+        page.get_by_text("Include notes not fully reviewed (silver)").click()
         page.get_by_role("button", name="Prepare export").click()
         download_button = page.get_by_role("button", name="Download data.jsonl")
         download_button.wait_for(timeout=60_000)
@@ -116,7 +118,8 @@ def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
         path = tmp_path / "data.jsonl"
         info.value.save_as(path)
         docs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        assert len(docs) == 1 and docs[0]["text"] == NOTE
+        assert len(docs) == 1 and docs[0]["text"] == NOTE and docs[0]["status"] == "silver"
+        assert docs[0]["silver"] and all(g["source"] == "silver" for g in docs[0]["silver"])
         decisions = [d for e in docs[0]["entities"] for d in e.get("decisions", [])]
         got = {(d["decision"], d["target"], d["code"], d["reviewer"]) for d in decisions}
         assert got == {("accept", "code", code0, "Dr Browser"), ("reject", "code", code1, "Dr Browser")}

@@ -141,7 +141,7 @@ def _strip_ids(record: dict) -> dict:
         entity.pop("suggestion_id")
         for d in entity["decisions"]:
             d.pop("id")
-    for g in record["gold"]:
+    for g in [*record["gold"], *record["silver"]]:
         g.pop("suggestion_id")
     return record
 
@@ -153,7 +153,7 @@ def _sha(path: Path) -> str:
 def test_jsonl_export_reimport_round_trips_exactly(db_url, tmp_path):
     ids = _populate(db_url)
     with session_scope(get_engine(db_url), write=False) as s:
-        manifest = export_dataset(s, "jsonl", tmp_path / "a")
+        manifest = export_dataset(s, "jsonl", tmp_path / "a", include_silver=True)
     records = list(read_jsonl(tmp_path / "a" / "data.jsonl"))
     assert [r["analysis_id"] for r in records] == [ids["a1"], ids["a2"]]
     assert manifest.counts["documents"] == 2 and manifest.counts["decisions"] == 13
@@ -191,7 +191,7 @@ def test_jsonl_export_reimport_round_trips_exactly(db_url, tmp_path):
         report = import_jsonl(s, tmp_path / "a" / "data.jsonl")
     assert (report.documents, report.decisions) == (2, 13)
     with session_scope(get_engine(other), write=False) as s:
-        export_dataset(s, "jsonl", tmp_path / "b")
+        export_dataset(s, "jsonl", tmp_path / "b", include_silver=True)
     again = list(read_jsonl(tmp_path / "b" / "data.jsonl"))
     assert [_strip_ids(r) for r in again] == [_strip_ids(r) for r in records]
 
@@ -199,13 +199,13 @@ def test_jsonl_export_reimport_round_trips_exactly(db_url, tmp_path):
 def test_conll_docbin_and_brat_reproduce_the_gold_spans(db_url, tmp_path):
     _populate(db_url)
     with session_scope(get_engine(db_url), write=False) as s:
-        export_dataset(s, "jsonl", tmp_path / "j")
-        m_conll = export_dataset(s, "conll", tmp_path / "c")
-        m_docbin = export_dataset(s, "docbin", tmp_path / "d")
-        m_brat = export_dataset(s, "brat", tmp_path / "b")
+        export_dataset(s, "jsonl", tmp_path / "j", include_silver=True)
+        m_conll = export_dataset(s, "conll", tmp_path / "c", include_silver=True)
+        m_docbin = export_dataset(s, "docbin", tmp_path / "d", include_silver=True)
+        m_brat = export_dataset(s, "brat", tmp_path / "b", include_silver=True)
     records = {r["analysis_id"]: r for r in read_jsonl(tmp_path / "j" / "data.jsonl")}
     expected_iob = {
-        str(k): resolve_overlaps((g["start"], g["end"], g["label"]) for g in r["gold"])
+        str(k): resolve_overlaps((g["start"], g["end"], g["label"]) for g in [*r["gold"], *r["silver"]])
         for k, r in records.items()
     }
     assert m_conll.counts["overlapping_dropped"] == 1  # "left ventricle" inside the corrected echocardiogram span
@@ -231,7 +231,7 @@ def test_conll_docbin_and_brat_reproduce_the_gold_spans(db_url, tmp_path):
         record = records[analysis_id]
         assert ann.with_suffix(".txt").read_bytes().decode("utf-8") == record["text"]
         assert sorted(parse_ann(ann.read_text("utf-8"), None, join_fragments=True)) == sorted(
-            (g["start"], g["end"], g["label"]) for g in record["gold"]
+            (g["start"], g["end"], g["label"]) for g in [*record["gold"], *record["silver"]]
         )
     ann2 = (tmp_path / "b" / "data").glob(f"{max(records):08d}_*.ann")
     text2 = next(ann2).read_text("utf-8")
@@ -311,7 +311,7 @@ def test_export_filters(db_url, tmp_path):
     def export(**filters) -> list[dict]:
         buffer = io.StringIO()
         with session_scope(get_engine(db_url), write=False) as s:
-            export_dataset(s, "jsonl", stream=buffer, **filters)
+            export_dataset(s, "jsonl", stream=buffer, include_silver=True, **filters)
         return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
     def decisions(records):
@@ -378,9 +378,9 @@ def test_split_is_deterministic_and_keeps_notes_apart(tmp_path):
         for sid in suggestion_ids[::3]:
             repo.record_decision(s, suggestion_id=sid, reviewer="ann", decision="accept")
     with session_scope(get_engine(url), write=False) as s:
-        m1 = export_dataset(s, "jsonl", tmp_path / "one", split=0.3, seed=7)
-        m2 = export_dataset(s, "jsonl", tmp_path / "two", split=0.3, seed=7)
-        export_dataset(s, "jsonl", tmp_path / "three", split=0.3, seed=8)
+        m1 = export_dataset(s, "jsonl", tmp_path / "one", split=0.3, seed=7, include_silver=True)
+        m2 = export_dataset(s, "jsonl", tmp_path / "two", split=0.3, seed=7, include_silver=True)
+        export_dataset(s, "jsonl", tmp_path / "three", split=0.3, seed=8, include_silver=True)
     assert m1.sha256 == m2.sha256 and m1.files == m2.files
     assert set(m1.files) == {"train.jsonl", "dev.jsonl"}
     train = [r["note_sha256"] for r in read_jsonl(tmp_path / "one" / "train.jsonl")]
@@ -399,7 +399,7 @@ def test_cli_export_to_stdout_and_refusal(tmp_path):
     dispose_engines()
     run = [sys.executable, "-m", "db", "--url", url, "export"]
     out = subprocess.run(
-        [*run, "--format", "jsonl", "--out", "-", "--reviewer", "cy"],
+        [*run, "--format", "jsonl", "--out", "-", "--reviewer", "cy", "--include-silver"],
         cwd=REPO,
         capture_output=True,
         text=True,

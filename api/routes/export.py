@@ -107,6 +107,10 @@ async def export(
     decision: Literal["accept", "reject", "correct", "add", "keep", "drop"] | None = None,
     label: Label | None = None,
     split: Annotated[float | None, Query(gt=0, lt=1, description="Fraction of notes for a dev split.")] = None,
+    include_silver: Annotated[bool, Query(description="Also notes not marked fully reviewed (spans gold/silver).")]
+    = False,
+    conflicts: Annotated[Literal["exclude", "flag"], Query(description="Notes with an unresolved conflict.")]
+    = "exclude",
 ) -> StreamingResponse:
     """The same files as the app's Export page; filters as ``python -m db export``."""
     from api.errors import ApiError
@@ -119,6 +123,8 @@ async def export(
         raise ApiError(422, "invalid_request", "a split writes two files: use docbin or brat", "split")
     filters = {"since": since, "until": until, "reviewer": reviewer, "model_version": model_version,
                "decision": decision, "label": label, "split": split}
+    if format != "summary_jsonl":
+        filters.update(include_silver=include_silver, conflicts=conflicts)
     engine = request.app.state.db
     if format in MEDIA:
         return StreamingResponse(_streamed(engine, format, filters), media_type=MEDIA[format])

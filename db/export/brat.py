@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from db.export.manifest import count_document
+from db.export.spans import labelled_spans
 from engine.corpora.brat import fragments
 from engine.types import LABELS
 
@@ -33,7 +34,7 @@ def ann_text(doc: dict[str, Any]) -> str:
     lines = []
     a = n = 0
     by_suggestion = {e["suggestion_id"]: e for e in doc["entities"]}
-    for t, g in enumerate(doc["gold"], 1):
+    for t, g in enumerate(labelled_spans(doc), 1):
         frags = fragments(doc["text"], g["start"], g["end"])
         offsets = ";".join(f"{s} {e}" for s, e in frags)
         shown = " ".join(doc["text"][s:e] for s, e in frags)
@@ -42,9 +43,10 @@ def ann_text(doc: dict[str, Any]) -> str:
         for trait in entity.get("traits", []):
             a += 1
             lines.append(f"A{a}\t{BRAT_TRAITS[trait]} T{t}")
-        if g["codes"]:
+        note = " ".join([*g["codes"], *(["silver"] if g.get("source") == "silver" else [])])
+        if note:
             n += 1
-            lines.append(f"#{n}\tAnnotatorNotes T{t}\t{' '.join(g['codes'])}")
+            lines.append(f"#{n}\tAnnotatorNotes T{t}\t{note}")
     return ("\n".join(lines) + "\n") if lines else ""
 
 

@@ -19,6 +19,7 @@ from db.errors import FeedbackCode, FeedbackError
 from db.export.brat import write_brat
 from db.export.conll import write_conll
 from db.export.docbin import write_docbin
+from db.export.gold import CONFLICT_OPTIONS
 from db.export.jsonl import write_jsonl
 from db.export.manifest import Manifest, combined_hash, count_document, count_summary
 from db.export.selection import iter_documents
@@ -59,6 +60,8 @@ def export_dataset(
     split: float | None = None,
     seed: int = 13,
     batch: int = 50,
+    include_silver: bool = False,
+    conflicts: str = "exclude",
     **keywords: Any,
 ) -> Manifest:
     """Export selected decisions in one format, streaming, and describe the export in a manifest.
@@ -74,6 +77,10 @@ def export_dataset(
         split: Fraction of notes for the ``dev`` split (files ``train.*`` and ``dev.*``); ``None``: one file.
         seed: Seed of the deterministic split.
         batch: Documents per database page.
+        include_silver: Besides the notes marked fully reviewed (gold), export the others as ``silver`` notes,
+            each span labelled ``gold`` (a reviewer decided) or ``silver`` (the model's); not for summaries.
+        conflicts: ``exclude`` (default) leaves out notes whose reviewers disagree on an item no adjudicator
+            resolved; ``flag`` exports them with their ``conflicts`` listed. Counted in the manifest either way.
         **keywords: Instead of ``filters``, its fields (``since``, ``until``, ``reviewer``, ``model_version``,
             ``decision``, ``label``; times naive = UTC, ISO strings accepted).
 
@@ -86,17 +93,21 @@ def export_dataset(
     """
     filters = ExportFilters.from_keywords(filters, keywords)
     _check_options(fmt, out_dir, stream, filters, split)
+    if conflicts not in CONFLICT_OPTIONS:
+        raise FeedbackError(FeedbackCode.BAD_EXPORT, f"conflicts {conflicts!r} is not one of {CONFLICT_OPTIONS}")
     out_path = None
     if out_dir is not None:
         out_path = Path(out_dir)
         out_path.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(format=fmt, filters=filters.to_dict(), split=split, seed=seed)
     counts: Counter[str] = Counter()
+    tally: dict[str, list[int]] = {}
     if fmt == "summary_jsonl":
         summaries = iter_summaries(session, filters, split=split, seed=seed, batch=batch)
         files = write_jsonl(summaries, out_path, stream, "summaries", counts, split, count_summary)
     else:
-        docs = iter_documents(session, filters, split=split, seed=seed, batch=batch)
+        docs = iter_documents(session, filters, split=split, seed=seed, batch=batch, include_silver=include_silver,
+                              conflicts=conflicts, tally=tally)
         if fmt == "jsonl":
             files = write_jsonl(docs, out_path, stream, "data", counts, split, count_document)
         elif fmt == "conll":
@@ -107,6 +118,11 @@ def export_dataset(
         else:
             assert out_path is not None
             files = write_brat(docs, out_path, counts)
+    if fmt != "summary_jsonl":
+        counts[f"notes_conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"] += len(
+            tally[f"conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"])
+        manifest.notes = tally
+        manifest.options = {"include_silver": include_silver, "conflicts": conflicts}
     manifest.counts = dict(sorted(counts.items()))
     manifest.files = files
     manifest.sha256 = combined_hash(files)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from db.errors import FeedbackCode, FeedbackError
 from db.models import Analysis, AuditLog, Decision, Suggestion, utcnow
 from db.repository import ALL_DECISIONS, ICD10CM_CODE, save_analysis, save_note
+from db.repository.conflicts import ROLES
 from engine.types import LABELS
 
 
@@ -33,7 +34,7 @@ def read_jsonl(path: Path | str | IO[str]) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
                 text = record["text"]
-                for e in [*record["entities"], *record["gold"]]:
+                for e in [*record["entities"], *record["gold"], *(record.get("silver") or [])]:
                     if text[e["start"] : e["end"]] != e["text"]:
                         raise ValueError(f"span [{e['start']}, {e['end']}) text differs from the note")
             except (ValueError, KeyError, TypeError) as exc:
@@ -73,6 +74,10 @@ def import_jsonl(session: Session, path: Path | str | IO[str]) -> ImportReport:
         analysis = save_analysis(session, note, result)
         if record.get("created_at"):
             analysis.created_at = datetime.fromisoformat(record["created_at"])
+        review = record.get("review") or {}
+        if review.get("reviewed_at"):
+            analysis.reviewed_by = str(review.get("reviewed_by") or "")
+            analysis.reviewed_at = datetime.fromisoformat(review["reviewed_at"])
         suggestions = iter(analysis.suggestions)
         position = len(model_entities)
         for entity in record["entities"]:
@@ -107,6 +112,8 @@ def _import_decision(session: Session, analysis: Analysis, suggestion: Suggestio
         raise FeedbackError(FeedbackCode.BAD_LABEL, f"decision {d.get('id')}: label {d['corrected_label']!r}")
     if d["corrected_start"] is not None and not 0 <= d["corrected_start"] < d["corrected_end"] <= len(text):
         raise FeedbackError(FeedbackCode.BAD_SPAN, f"decision {d.get('id')}: corrected span outside the note")
+    if d.get("role", "reviewer") not in ROLES:
+        raise FeedbackError(FeedbackCode.BAD_INPUT, f"decision {d.get('id')}: role {d.get('role')!r}")
     for key in ("code", "corrected_code"):
         if d[key] is not None and not ICD10CM_CODE.match(d[key]):
             raise FeedbackError(FeedbackCode.BAD_CODE, f"decision {d.get('id')}: {key} {d[key]!r}")
@@ -124,6 +131,7 @@ def _import_decision(session: Session, analysis: Analysis, suggestion: Suggestio
         comment=d["comment"],
         model_version=d["model_version"],
         created_at=datetime.fromisoformat(d["created_at"]),
+        role=d.get("role", "reviewer"),
     )
     session.add(row)
     session.flush()

@@ -24,6 +24,11 @@ class Manifest:
     counts: dict[str, Any] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     sha256: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    """``include_silver`` and ``conflicts`` as the export was asked for (entity formats)."""
+    notes: dict[str, list[int]] = field(default_factory=dict)
+    """Analysis ids by what the export did with them: ``gold`` (fully reviewed), ``silver`` (not, exported with
+    ``include_silver``), ``conflict_flagged`` (exported with open conflicts) and ``conflict_excluded`` (left out)."""
     created_at: str = field(default_factory=lambda: utcnow().isoformat())
     schema_version: int = SCHEMA_VERSION
 
@@ -122,7 +127,10 @@ def count_document(doc: dict[str, Any], counts: Counter[str]) -> None:
         counts["decisions"] += len(entity["decisions"])
         for d in entity["decisions"]:
             counts[f"decision_{d['target']}_{d['decision']}"] += 1
+    counts[f"documents_{doc.get('status', 'gold')}"] += 1
+    counts["conflicts_unresolved"] += len(doc.get("conflicts") or [])
     counts["gold_entities"] += len(doc["gold"])
+    counts["silver_entities"] += len(doc.get("silver") or [])
     for g in doc["gold"]:
         counts[f"gold_{g['label']}"] += 1
 

@@ -1,10 +1,11 @@
 """Which documents an export holds and what their gold is: keyset pages of analyses with selected decisions.
 
 Reads in batches (keyset pages of analyses, ``yield_per`` inside a page), so the memory needed does not grow with
-the number of decisions. What counts as gold: for each entity, the newest of the selected entity decisions:
-``accept`` keeps the span, ``correct``/``add`` give the corrected one, ``reject`` drops it; entities without a
-selected decision are not gold. Codes likewise: ``accept`` keeps a code, ``reject`` removes it, ``correct``
-replaces it.
+the number of decisions. By default only notes marked *fully reviewed* are exported (``status='gold'``); with
+``include_silver`` the others come too (``status='silver'``), each span saying whether it is ``gold`` (a reviewer
+decided) or ``silver`` (the model's, undecided). Notes whose reviewers disagree on an item no adjudicator resolved
+are left out (``conflicts='exclude'``) or exported with their ``conflicts`` listed (``'flag'``). What an entity
+becomes: :mod:`db.export.gold`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
+from db.errors import FeedbackCode, FeedbackError
+from db.export.gold import CONFLICT_OPTIONS, entity_gold
 from db.export.manifest import split_of
 from db.models import Analysis, Decision, Note, Suggestion
 from db.repository import ExportFilters
@@ -50,6 +53,7 @@ DECISION_COLUMNS = (
     Decision.comment,
     Decision.model_version,
     Decision.created_at,
+    Decision.role,
 )
 
 
@@ -76,63 +80,30 @@ def keyset_ids(fetch: Callable[[int, int], list[int]], batch: int) -> Iterator[i
         last = ids[-1]
 
 
-def _matching_analysis_ids(session: Session, filters: ExportFilters, batch: int) -> Iterator[int]:
-    """Analysis ids with at least one selected decision, ascending, fetched in keyset pages."""
+def _matching_analysis_ids(
+    session: Session, filters: ExportFilters, batch: int, include_silver: bool
+) -> Iterator[int]:
+    """Analysis ids with at least one selected decision (only fully reviewed ones unless ``include_silver``),
+    plus, when no filter is set, fully reviewed analyses without any decision; ascending, in keyset pages."""
     conditions = filters.decision_conditions()
+    unfiltered = filters == ExportFilters()
 
     def fetch(after: int, limit: int) -> list[int]:
-        stmt = select(Decision.analysis_id).where(Decision.analysis_id > after, *conditions)
+        decided = select(Decision.analysis_id.label("aid")).where(Decision.analysis_id > after, *conditions)
         if filters.joins_suggestion:
-            stmt = stmt.join(Suggestion, Suggestion.id == Decision.suggestion_id)
-        stmt = stmt.group_by(Decision.analysis_id).order_by(Decision.analysis_id).limit(limit)
+            decided = decided.join(Suggestion, Suggestion.id == Decision.suggestion_id)
+        if not include_silver:
+            decided = decided.join(Analysis, Analysis.id == Decision.analysis_id).where(
+                Analysis.reviewed_at.is_not(None))
+        if unfiltered:
+            marked = select(Analysis.id.label("aid")).where(Analysis.id > after, Analysis.reviewed_at.is_not(None))
+            both = union(decided, marked).subquery()
+            stmt = select(both.c.aid).order_by(both.c.aid).limit(limit)
+        else:
+            stmt = decided.group_by(Decision.analysis_id).order_by(Decision.analysis_id).limit(limit)
         return list(session.scalars(stmt))
 
     return keyset_ids(fetch, batch)
-
-
-def gold_of(entity: dict[str, Any], decisions: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
-    """The entity after its decisions (oldest first), or ``None`` when it is not gold (see the module doc)."""
-    span: tuple[int, int, str] | None = None
-    kept_codes: list[str] = []
-    decided_entity = False
-    for d in decisions:
-        if d["target"] == "entity":
-            decided_entity = True
-            if d["decision"] == "accept":
-                span = (entity["start"], entity["end"], entity["label"])
-            elif d["decision"] == "reject":
-                span = None
-            else:  # correct / add
-                span = (d["corrected_start"], d["corrected_end"], d["corrected_label"])
-        else:
-            _apply_code_decision(d, kept_codes)
-    if not decided_entity:
-        if not kept_codes:
-            return None
-        span = (entity["start"], entity["end"], entity["label"])  # a code decision implies the entity stands
-    if span is None:
-        return None
-    start, end, label = span
-    return {
-        "start": start,
-        "end": end,
-        "text": text[start:end],
-        "label": label,
-        "codes": kept_codes,
-        "suggestion_id": entity["suggestion_id"],
-    }
-
-
-def _apply_code_decision(d: dict[str, Any], kept_codes: list[str]) -> None:
-    if d["decision"] == "accept" and d["code"] not in kept_codes:
-        kept_codes.append(d["code"])
-    elif d["decision"] == "reject" and d["code"] in kept_codes:
-        kept_codes.remove(d["code"])
-    elif d["decision"] == "correct":
-        if d["code"] in kept_codes:
-            kept_codes.remove(d["code"])
-        if d["corrected_code"] not in kept_codes:
-            kept_codes.append(d["corrected_code"])
 
 
 def _page_heads(session: Session, page: list[int]) -> dict[int, Any]:
@@ -144,6 +115,8 @@ def _page_heads(session: Session, page: list[int]) -> dict[int, Any]:
             Analysis.models,
             Analysis.timings_ms,
             Analysis.created_at,
+            Analysis.reviewed_by,
+            Analysis.reviewed_at,
             Note.text,
             Note.sha256,
             Note.source,
@@ -197,11 +170,17 @@ def iter_documents(
     seed: int = 0,
     batch: int = 50,
     deidentify: bool = True,
+    include_silver: bool = False,
+    conflicts: str = "exclude",
+    tally: dict[str, list[int]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one export record per analysis with selected decisions, in analysis order.
+    """Yield one export record per selected analysis, in analysis order (see the module doc for which).
 
     A record is the contract's analysis shape plus ``text``, ``decisions`` on every entity, reviewer-added
-    entities, ``gold`` (the entities after review; see the module doc) and ``store_text`` (how the note was kept).
+    entities, ``gold`` (the entities after review, each with its ``source`` and ``resolution``;
+    :mod:`db.export.gold`), ``status`` (``gold`` for a note marked fully reviewed, else ``silver``),
+    ``silver`` (undecided model spans of a note not fully reviewed, with ``include_silver``), ``review`` (who
+    marked it, when), ``conflicts`` (unresolved ones) and ``store_text`` (how the note was kept).
 
     Exports are de-identified by default: a note stored de-identified is exported as stored; a note stored
     ``original`` (or before ``store_text`` existed) is redacted here, its entities, gold and corrected spans
@@ -215,10 +194,22 @@ def iter_documents(
         seed: Seed of the split hash.
         batch: Documents fetched per page.
         deidentify: False exports notes stored ``original`` as they are.
+        include_silver: Export notes not marked fully reviewed too (``status='silver'``).
+        conflicts: ``exclude`` leaves out notes with an unresolved conflict; ``flag`` exports them with it listed.
+        tally: Filled with the analysis ids exported as ``gold``/``silver`` and those with conflicts
+            (``conflict_flagged``/``conflict_excluded``), for the manifest.
+
+    Raises:
+        FeedbackError: ``bad_export`` for an unknown ``conflicts`` option.
     """
+    if conflicts not in CONFLICT_OPTIONS:
+        raise FeedbackError(FeedbackCode.BAD_EXPORT, f"conflicts {conflicts!r} is not one of {CONFLICT_OPTIONS}")
     filters = filters or ExportFilters()
     conditions = filters.decision_conditions()
-    for page in pages(_matching_analysis_ids(session, filters, 1000), batch):
+    tally = tally if tally is not None else {}
+    for key in ("gold", "silver", "conflict_flagged", "conflict_excluded"):
+        tally.setdefault(key, [])
+    for page in pages(_matching_analysis_ids(session, filters, 1000, include_silver), batch):
         heads = _page_heads(session, page)
         entities = _page_entities(session, page, filters, conditions)
         for analysis_id in page:
@@ -226,31 +217,56 @@ def iter_documents(
             ents = entities.pop(analysis_id, [])
             if head.store_text == "none" or not head.text:
                 continue
-            gold = [g for e in ents if (g := gold_of(e, e["decisions"], head.text)) is not None]
-            gold.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+            reviewed = head.reviewed_at is not None
+            gold, silver, open_conflicts = _after_review(ents, head.text, reviewed, include_silver)
+            if open_conflicts:
+                tally["conflict_excluded" if conflicts == "exclude" else "conflict_flagged"].append(analysis_id)
+                if conflicts == "exclude":
+                    continue
+            status = "gold" if reviewed else "silver"
+            tally[status].append(analysis_id)
             text, store_text = head.text, head.store_text or "original"
             if deidentify and store_text == "original":
-                text, ents, gold = _redacted(head.text, head.sha256, ents, gold)
-            yield {
-                "id": head.external_id if head.external_id is not None else f"analysis-{analysis_id}",
-                "analysis_id": analysis_id,
-                "note_sha256": head.sha256,
-                "source": head.source,
-                "created_at": head.created_at.isoformat(),
-                "split": split_of(head.sha256, split, seed),
-                "text": text,
-                "store_text": store_text,
-                "deidentified": store_text == "deidentified" or text is not head.text,
-                "entities": ents,
-                "models": head.models,
-                "timings_ms": head.timings_ms,
-                "gold": gold,
-            }
+                text, ents, gold, silver = _redacted(head.text, head.sha256, ents, gold, silver)
+            yield {**_head_fields(head, analysis_id), "split": split_of(head.sha256, split, seed), "text": text,
+                   "store_text": store_text, "deidentified": store_text == "deidentified" or text is not head.text,
+                   "entities": ents, "models": head.models, "timings_ms": head.timings_ms, "gold": gold,
+                   "silver": silver, "status": status, "review": _review_fields(head), "conflicts": open_conflicts}
 
 
-def _redacted(text: str, digest: str, ents: list[dict[str, Any]], gold: list[dict[str, Any]]
-              ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
-    """The note de-identified at export, with entities, their corrected spans and gold mapped onto it."""
+def _head_fields(head: Any, analysis_id: int) -> dict[str, Any]:
+    """A record's identity fields, in the export's key order."""
+    return {"id": head.external_id if head.external_id is not None else f"analysis-{analysis_id}",
+            "analysis_id": analysis_id, "note_sha256": head.sha256, "source": head.source,
+            "created_at": head.created_at.isoformat()}
+
+
+def _review_fields(head: Any) -> dict[str, Any]:
+    """Who marked the note fully reviewed and when (both ``None`` while it is not)."""
+    return {"reviewed_by": head.reviewed_by,
+            "reviewed_at": None if head.reviewed_at is None else head.reviewed_at.isoformat()}
+
+
+def _after_review(ents: list[dict[str, Any]], text: str, reviewed: bool, include_silver: bool
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A record's gold spans, silver spans (each sorted) and unresolved conflicts (:mod:`db.export.gold`)."""
+    gold: list[dict[str, Any]] = []
+    silver: list[dict[str, Any]] = []
+    conflicts: list[dict[str, Any]] = []
+    for e in ents:
+        span, found = entity_gold(e, text, reviewed=reviewed, silver=include_silver)
+        conflicts += found
+        if span is not None:
+            (gold if span["source"] == "gold" else silver).append(span)
+    gold.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+    silver.sort(key=lambda g: (g["start"], g["end"], g["label"]))
+    return gold, silver, conflicts
+
+
+def _redacted(text: str, digest: str, ents: list[dict[str, Any]], gold: list[dict[str, Any]],
+              silver: list[dict[str, Any]]
+              ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The note de-identified at export, with entities, their corrected spans, gold and silver mapped onto it."""
     from engine.deid.export import default_deidentifier
 
     result = default_deidentifier().deidentify(text, note_id=digest)
@@ -260,4 +276,4 @@ def _redacted(text: str, digest: str, ents: list[dict[str, Any]], gold: list[dic
         for d in entity["decisions"]:
             if d.get("corrected_start") is not None and d.get("corrected_end") is not None:
                 d["corrected_start"], d["corrected_end"] = omap.map_span(d["corrected_start"], d["corrected_end"])
-    return result.text, mapped, map_entities(omap, gold)
+    return result.text, mapped, map_entities(omap, gold), map_entities(omap, silver)

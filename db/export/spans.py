@@ -25,10 +25,17 @@ def trimmed_spans(text: str, spans: list[dict[str, Any]]) -> tuple[list[GoldSpan
     return out, changed
 
 
+def labelled_spans(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A record's gold spans and, for a silver note exported with ``include_silver``, its silver ones, sorted (each
+    keeps its ``source``; the manifest's ``notes`` says which notes are gold and which silver)."""
+    spans = [*doc["gold"], *(doc.get("silver") or [])]
+    return sorted(spans, key=lambda g: (g["start"], g["end"], g["label"]))
+
+
 def token_spans(doc: dict[str, Any], counts: Counter[str]) -> list[GoldSpan]:
     """A document record's gold spans, trimmed, overlaps resolved as the corpus readers resolve them (the
     longer span stays); counts ``whitespace_trimmed`` and ``overlapping_dropped``."""
-    spans, trimmed = trimmed_spans(doc["text"], doc["gold"])
+    spans, trimmed = trimmed_spans(doc["text"], labelled_spans(doc))
     kept = resolve_overlaps(spans)
     counts["whitespace_trimmed"] += trimmed
     counts["overlapping_dropped"] += len(spans) - len(kept)

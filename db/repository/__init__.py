@@ -5,7 +5,9 @@ caller (normally :func:`db.session.session_scope`), so a page can group several 
 validated completely before anything is added to the session: a :class:`~db.errors.FeedbackError` means nothing
 was written. One module per job: :mod:`~db.repository.analyses` (notes, analyses), :mod:`~db.repository.decisions`
 (entity and code decisions), :mod:`~db.repository.summaries`, :mod:`~db.repository.queries` (read-only views),
-:mod:`~db.repository.registry` (model versions), :mod:`~db.repository.filters` (which decisions a query selects).
+:mod:`~db.repository.registry` (model versions), :mod:`~db.repository.filters` (which decisions a query selects),
+:mod:`~db.repository.review` (the "fully reviewed" mark, who decided what) and :mod:`~db.repository.conflicts`
+(agreement, conflict and adjudication between reviewers).
 """
 
 from db.repository.analyses import (
@@ -25,6 +27,7 @@ from db.repository.registry import (
     list_model_versions,
     register_model_version,
 )
+from db.repository.review import NoteReview, ReviewItem, note_review, set_fully_reviewed
 from db.repository.summaries import record_sentence_decision, save_summary
 from db.repository.validation import (
     ALL_DECISIONS,
@@ -44,6 +47,8 @@ __all__ = [
     "TARGETS",
     "DecisionView",
     "ExportFilters",
+    "NoteReview",
+    "ReviewItem",
     "activate_model_version",
     "active_model_version",
     "add_missed_entity",
@@ -55,12 +60,14 @@ __all__ = [
     "list_model_versions",
     "list_sentence_decisions",
     "list_suggestions",
+    "note_review",
     "record_decision",
     "record_sentence_decision",
     "register_model_version",
     "save_analysis",
     "save_note",
     "save_summary",
+    "set_fully_reviewed",
     "sha256_text",
     "to_utc_naive",
 ]

@@ -21,6 +21,7 @@ from db.repository.validation import (
     check_comment,
     check_label,
     check_reviewer,
+    check_role,
     check_span,
     check_traits,
 )
@@ -52,6 +53,7 @@ def record_decision(
     corrected_label: str | None = None,
     corrected_code: str | None = None,
     comment: str | None = None,
+    role: str = "reviewer",
 ) -> Decision:
     """Record a reviewer's decision on an entity or one of its codes, with its audit row, atomically.
 
@@ -68,6 +70,7 @@ def record_decision(
         corrected_label: For an entity ``correct``: the corrected label (default: unchanged).
         corrected_code: For a code ``correct``: the right code.
         comment: Free text.
+        role: ``reviewer``, or ``adjudicator`` to resolve a conflict (:mod:`db.repository.conflicts`).
 
     Returns:
         The stored decision (flushed: it has its id). The model version is the analysis's NER version for
@@ -75,10 +78,11 @@ def record_decision(
 
     Raises:
         FeedbackError: For an unknown suggestion, an unknown decision or target, a label not in the contract, a
-            malformed code, a span outside the note, a ``correct`` that changes nothing, or an empty reviewer.
-            Nothing is written then.
+            malformed code, a span outside the note, a ``correct`` that changes nothing, an empty reviewer, or
+            ``not_adjudicator`` for the adjudicator role taken by someone else. Nothing is written then.
     """
     reviewer = check_reviewer(reviewer)
+    role = check_role(role, reviewer)
     comment = check_comment(comment)
     if decision not in ENTITY_DECISIONS:
         raise FeedbackError(
@@ -111,6 +115,7 @@ def record_decision(
         comment=comment,
         model_version=model_version,
         created_at=utcnow(),
+        role=role,
         **fields,
     )
     _add_decision(session, row, suggestion)

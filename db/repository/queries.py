@@ -48,6 +48,8 @@ class DecisionView:
     suggestion_id: int
     analysis_id: int
     note_id: int
+    role: str = "reviewer"
+    """``reviewer`` or ``adjudicator`` (a decision that resolves a conflict)."""
 
     def to_dict(self) -> dict[str, Any]:
         """As a plain dict (``when`` in ISO 8601)."""
@@ -112,6 +114,7 @@ def list_decisions(
                 suggestion_id=d.suggestion_id,
                 analysis_id=d.analysis_id,
                 note_id=note_id,
+                role=d.role,
             )
         )
     return views

@@ -57,6 +57,21 @@ def check_reviewer(reviewer: object) -> str:
     return reviewer
 
 
+def check_role(role: object, reviewer: str) -> str:
+    """The role a decision is made in: ``reviewer``, or ``adjudicator`` for a name in
+    :func:`db.settings.adjudicators` (``$CLINICAL_NLP_ADJUDICATORS``); refused otherwise."""
+    from db.settings import ENV_ADJUDICATORS, adjudicators
+
+    if role == "reviewer":
+        return role
+    if role != "adjudicator":
+        raise FeedbackError(FeedbackCode.BAD_INPUT, f"role {role!r} is not 'reviewer' or 'adjudicator'")
+    if reviewer not in adjudicators():
+        raise FeedbackError(FeedbackCode.NOT_ADJUDICATOR,
+                            f"{reviewer!r} is not an adjudicator (names in {ENV_ADJUDICATORS}); decide as a reviewer")
+    return role
+
+
 def check_comment(comment: object) -> str | None:
     """The comment, stripped (``None`` when empty); refused when not text or too long."""
     if comment is None:

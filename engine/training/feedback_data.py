@@ -142,8 +142,9 @@ def _hash_of(obj: dict[str, Any], text: str, where: str) -> str:
     return computed
 
 
-def _decision_key(decision: dict[str, Any]) -> tuple[str, int]:
-    return (str(decision.get("created_at") or ""), int(decision.get("id") or 0))
+def _decision_key(decision: dict[str, Any]) -> tuple[bool, str, int]:
+    # An adjudicator's decision (db.repository.conflicts) outranks any reviewer's, whenever either was made.
+    return (decision.get("role") == "adjudicator", str(decision.get("created_at") or ""), int(decision.get("id") or 0))
 
 
 def _latest(decisions: Iterable[dict[str, Any]], kinds: Sequence[str], target: str) -> dict[str, Any] | None:
@@ -174,10 +175,10 @@ class _NoteVotes:
     id: str
     text: str
     # span -> (decision time key, "pos"/"neg"/"pending")
-    votes: dict[GoldSpan, tuple[tuple[str, int], str]] = field(default_factory=dict)
+    votes: dict[GoldSpan, tuple[tuple[bool, str, int], str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*ENTITY_DECISIONS, "pending"), 0))
 
-    def vote(self, span: GoldSpan, key: tuple[str, int], kind: str) -> None:
+    def vote(self, span: GoldSpan, key: tuple[bool, str, int], kind: str) -> None:
         old = self.votes.get(span)
         # A real decision beats "pending"; between decisions the later one wins.
         if old is None or (old[1] == "pending" and kind != "pending") or (kind != "pending" and key >= old[0]):
@@ -218,7 +219,7 @@ def load_feedback(path: str | Path, pending: str = "keep") -> list[FeedbackNote]
                     decision = {**max(on_code, key=_decision_key), "decision": "accept"}
             if decision is None:
                 note.counts["pending"] += 1
-                note.vote(span, ("", -1), "pending")
+                note.vote(span, (False, "", -1), "pending")
                 continue
             kind = decision["decision"]
             note.counts[kind] += 1
@@ -265,7 +266,7 @@ def load_sentence_labels(path: str | Path) -> list[SentenceExample]:
     Each line holds a note (``text``) and its summary ``sentences`` (``start``, ``end``, ``decisions`` or a single
     ``decision``: ``keep``/``drop``). Sentences without a decision are left out; so are notes with none.
     """
-    merged: dict[str, tuple[str, str, dict[tuple[int, int], tuple[tuple[str, int], int]]]] = {}
+    merged: dict[str, tuple[str, str, dict[tuple[int, int], tuple[tuple[bool, str, int], int]]]] = {}
     for where, obj in read_jsonl(path):
         text = obj.get("text")
         if not isinstance(text, str):

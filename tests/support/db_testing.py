@@ -346,8 +346,8 @@ def export_peak_memory(url: str, out_dir: str, fmt: str = "jsonl", materialise: 
         if materialise:
             from db.export import iter_documents
 
-            held = list(iter_documents(session))
-        manifest = export_dataset(session, fmt, out_dir)
+            held = list(iter_documents(session, include_silver=True, conflicts="flag"))
+        manifest = export_dataset(session, fmt, out_dir, include_silver=True, conflicts="flag")
         seconds = time.perf_counter() - started
         peak = _proc_status_kib("VmHWM")
         if materialise:
