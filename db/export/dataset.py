@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import FeedbackCode, FeedbackError
 from db.export.brat import write_brat
+from db.export.codesets import write_codesets
 from db.export.conll import write_conll
 from db.export.docbin import write_docbin
 from db.export.jsonl import write_jsonl
@@ -107,6 +108,7 @@ def export_dataset(
         else:
             assert out_path is not None
             files = write_brat(docs, out_path, counts)
+    files.update(write_codesets(session, fmt, out_path, filters, counts, split, seed))  # issue 19: code sets
     manifest.counts = dict(sorted(counts.items()))
     manifest.files = files
     manifest.sha256 = combined_hash(files)
