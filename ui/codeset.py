@@ -109,17 +109,18 @@ def codeset_panel(analysis: dict[str, Any]) -> None:
             st.caption("No diagnosis to code: the code set is empty.")
         for line in sorted(enc.codes, key=lambda ln: ln.sequence):
             k, n = _key(line.code), line.sequence
-            row = st.container(horizontal=True, vertical_alignment="center", key=f"cs-row-{k}")
+            with st.container(key=f"cs-row-{k}"):
+                text, acc, up, down, rem = st.columns([12, 1, 1, 1, 1], gap="small", vertical_alignment="center")
             status = {"accepted": " · **accepted**", "added": " · **added**"}.get(line.status, "")
-            row.markdown(f"{n}. `{line.code}` {md_escape(line.description)}{status}", width="stretch",
-                         help=line.reason)
-            row.button("", key=f"cs-acc-{k}", icon=":material/check:", help=f"Accept {line.code}",
+            text.markdown(f"{n}. `{line.code}` {md_escape(line.description)}{status}", help=line.reason)
+            acc.button("", key=f"cs-acc-{k}", icon=":material/check:", help=f"Accept {line.code}", type="tertiary",
                        on_click=decide, args=(analysis, "accept", line.code), disabled=line.status == "accepted")
-            row.button("", key=f"cs-up-{k}", icon=":material/arrow_upward:", help=f"Move {line.code} up",
-                       on_click=decide, args=(analysis, "move", line.code, n - 1), disabled=n == 1)
-            row.button("", key=f"cs-down-{k}", icon=":material/arrow_downward:", help=f"Move {line.code} down",
-                       on_click=decide, args=(analysis, "move", line.code, n + 1), disabled=n == len(enc.codes))
-            row.button("", key=f"cs-rem-{k}", icon=":material/delete:", help=f"Remove {line.code}",
+            up.button("", key=f"cs-up-{k}", icon=":material/arrow_upward:", help=f"Move {line.code} up",
+                      type="tertiary", on_click=decide, args=(analysis, "move", line.code, n - 1), disabled=n == 1)
+            down.button("", key=f"cs-down-{k}", icon=":material/arrow_downward:", help=f"Move {line.code} down",
+                        type="tertiary", on_click=decide, args=(analysis, "move", line.code, n + 1),
+                        disabled=n == len(enc.codes))
+            rem.button("", key=f"cs-rem-{k}", icon=":material/delete:", help=f"Remove {line.code}", type="tertiary",
                        on_click=decide, args=(analysis, "remove", line.code))
         for conflict in enc.conflicts:
             st.caption(f"Excludes1 {' / '.join(conflict.codes)}: {md_escape(conflict.reason)}"
