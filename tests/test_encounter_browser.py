@@ -1,8 +1,9 @@
 """The code set on the review page in a real browser (issue 19 item 6): Debian's chromium driven by Playwright
 against the real app and engine, with a temporary SQLite feedback store.
 
-A coder accepts the first line, moves the last line up and removes the second; the page shows the new order, and
-the three decisions are in the ``codeset_decisions`` table with the reviewer, the time and the model version.
+A coder accepts the first line, moves the last line up and removes the second; the page shows the new order, the
+analysis reopened from the store shows it too, and the three decisions are in the ``codeset_decisions`` table with
+the reviewer, the time and the model version.
 A screenshot of the page is saved under ``tests/artifacts/`` when a step fails.
 """
 
@@ -102,6 +103,12 @@ def test_code_set_accept_reorder_remove_stored(app, page) -> None:
         final = [c for c in moved if c != second]
         expect(page.locator(".codeset-done").first).to_have_attribute("data-codes", " ".join(final), timeout=30_000)
         assert page.locator(f".st-key-cs-row-{second.replace('.', '_')}").count() == 0
+
+        # reopened from the store (a new run of the page), the code set is the one the decisions left
+        _click(page, "reopen")
+        page.locator(".codeset-done[data-run='2']").wait_for(state="attached", timeout=120_000)
+        assert _codes(page) == final
+        expect(page.locator(f".st-key-cs-row-{first.replace('.', '_')}")).to_contain_text("accepted")
 
     con = sqlite3.connect(db_path)
     try:
