@@ -59,12 +59,12 @@ def _store_analysis(engine, result) -> int:
         return int(save_analysis(s, note, result).id)
 
 
-def _decide(pipeline, engine, analysis_id, enc, decision, reviewer="Coder A"):
-    """One decision as the page makes it: applied by the engine, then stored with the code set it leaves."""
+def _decide(pipeline, engine, analysis_id, suggested, enc, decision, reviewer="Coder A"):
+    """One decision as the page makes it: applied by the engine to the current code set ``enc``, then stored with
+    the engine's codes (``suggested``) and the code set it leaves."""
     after, record = record_decisions(enc, [decision], pipeline.stage("encounter").conventions,
                                      pipeline.stage("icd").describe)
     with session_scope(engine) as s:
-        suggested = current_codes(s, analysis_id) or [ln.code for ln in enc.codes]
         record_codeset_decision(s, analysis_id=analysis_id, reviewer=reviewer, action=decision["action"],
                                 code=decision["code"], to=decision.get("to"), setting=after.setting,
                                 suggested=suggested, final=list(record.final), conventions=record.conventions)
@@ -86,7 +86,7 @@ def test_accept_move_remove_stored_with_who_when_version_and_exported(pipeline, 
                  {"action": "remove", "code": middle}]
     now = enc
     for d in decisions:
-        now = _decide(pipeline, store, analysis_id, now, d)
+        now = _decide(pipeline, store, analysis_id, [ln.code for ln in enc.codes], now, d)
     expected = [ln.code for ln in now.codes]
     assert expected[0] == last and middle not in expected and len(expected) == len(enc.codes) - 1
 
