@@ -6,6 +6,7 @@ import streamlit as st
 
 from engine.types import LABELS
 from ui.analyze_flow import UPLOAD_HELP, UPLOAD_LABEL, UPLOAD_LIMIT_MB, submit_note
+from ui.codeset import codeset_panel
 from ui.panels import entity_table, missed_entity_form, recent_panel, review_panel
 from ui.render import highlight_entities, legend_html
 from ui.resources import get_pipeline
@@ -57,6 +58,7 @@ else:
             help="store_text (CLINICAL_NLP_STORE_TEXT): deidentified, original or none.") else (note_text, entities))
         st.html(highlight_entities(view_text, view_ents, show=shown, marker={"run": analysis["run"]}))
     with review_col:
+        codeset_panel(analysis)  # issue 19: the encounter's code set above the mention list
         entity_table(analysis, shown)
         review_panel(analysis, shown)
     with st.expander("Add an entity the engine missed"):

@@ -352,4 +352,44 @@ class AnalysisStats(Base):
     """Hashed unigram counts: ``uint16`` buckets then ``uint16`` counts (``engine.monitoring.profile.pack_vocab``)."""
     profile_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    """No index on it or ``ner_version``: the monitor reads the newest rows by id (migration 0004)."""
+    """No index on it or ``ner_version``: the monitor reads the newest rows by id (see its migration)."""
+
+
+# --- code-set decisions (issue 19 item 6; migration 0004_codeset) -------------------------------------------------
+class CodesetDecision(Base):
+    """A coder's decision on the encounter's code set of an analysis: accept, remove, move or add one line.
+
+    Rows of one analysis replay in ``id`` order (:func:`engine.encounter.replay`); each keeps the code set it
+    started from (``suggested``: the engine's codes in order) and the one it left (``final``), so an export needs
+    no engine. ``model_version`` is the analysis's ICD version, ``conventions`` the code-set builder and the
+    ICD-10-CM package whose Tabular notes checked the decision.
+    """
+
+    __tablename__ = "codeset_decisions"
+    __table_args__ = (Index("ix_codeset_decisions_analysis_id_id", "analysis_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(16))
+    to_sequence: Mapped[int | None] = mapped_column(Integer)
+    """For ``move`` (and optionally ``add``): the line's new 1-based sequence number."""
+    setting: Mapped[str] = mapped_column(String(16))
+    suggested: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    final: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reviewer: Mapped[str] = mapped_column(String(200), index=True)
+    comment: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    conventions: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as exported (the engine's decision form plus who, when and which versions)."""
+        out: dict[str, Any] = {"id": self.id, "action": self.action, "code": self.code}
+        if self.to_sequence is not None:
+            out["to"] = self.to_sequence
+        if self.comment:
+            out["note"] = self.comment
+        out.update(reviewer=self.reviewer, model_version=self.model_version, conventions=self.conventions,
+                   created_at=self.created_at.isoformat(), final=list(self.final or []))
+        return out

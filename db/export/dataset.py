@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import FeedbackCode, FeedbackError
 from db.export.brat import write_brat
+from db.export.codesets import write_codesets
 from db.export.conll import write_conll
 from db.export.docbin import write_docbin
 from db.export.gold import CONFLICT_OPTIONS
@@ -123,6 +124,7 @@ def export_dataset(
             tally[f"conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"])
         manifest.notes = tally
         manifest.options = {"include_silver": include_silver, "conflicts": conflicts}
+    files.update(write_codesets(session, fmt, out_path, filters, counts, split, seed))  # issue 19: code sets
     manifest.counts = dict(sorted(counts.items()))
     manifest.files = files
     manifest.sha256 = combined_hash(files)

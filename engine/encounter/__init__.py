@@ -6,13 +6,14 @@ Public API (see docs/encounter.md):
 - :class:`Encounter`, :class:`CodeLine`, :class:`Conflict`, :class:`Dropped`: the result, ``to_dict``/``from_dict``.
 - :func:`apply_decisions`: a coder's accept/remove/move/add decisions applied to a code set;
   :func:`record_decisions` also returns the :class:`DecisionRecord` to store/export, :func:`replay` re-applies one.
-- :func:`code_note`: the ``code`` verb for one note, with a pipeline.
+- :func:`code_note`: the ``code`` verb for one note, with a pipeline; :func:`analysis_from_dict` rebuilds the
+  analysis the app keeps as JSON.
 """
 
 from engine.encounter.builder import SETTING_CHOICES, EncounterBuilder, check_setting, load
 from engine.encounter.decisions import Decision, DecisionRecord, apply_decisions, record_decisions, replay
 from engine.encounter.model import SETTINGS, CodeLine, Conflict, Dropped, Encounter
-from engine.encounter.service import apply_coder_decisions, build_encounter, code_note
+from engine.encounter.service import analysis_from_dict, apply_coder_decisions, build_encounter, code_note
 
 __all__ = [
     "SETTINGS",
@@ -24,6 +25,7 @@ __all__ = [
     "Dropped",
     "Encounter",
     "EncounterBuilder",
+    "analysis_from_dict",
     "apply_coder_decisions",
     "apply_decisions",
     "build_encounter",

@@ -12,13 +12,31 @@ from typing import Any
 from engine.encounter.builder import check_setting
 from engine.encounter.decisions import Decision, apply_decisions
 from engine.encounter.model import Encounter
-from engine.types import AnalysisResult
+from engine.types import AnalysisResult, Code, Entity
 
 
 def build_encounter(pipeline: Any, analysis: AnalysisResult, text: str | None, setting: str | None = "auto"
                     ) -> Encounter:
     """The encounter of an analysis already made (the app has it), with the pipeline's stages."""
     return pipeline.stage("encounter").build(analysis, text, setting, icd=pipeline.stage("icd"))
+
+
+def analysis_from_dict(result: dict[str, Any]) -> AnalysisResult:
+    """An analysis from its contract JSON form (what the app and the feedback store keep), for the builder.
+
+    The builder reads each entity's span, text, label, score, traits, trigger, section and codes, all of which the
+    JSON form carries, so the code set of ``analysis_from_dict(a.to_dict())`` is the code set of ``a``.
+    """
+    entities = [
+        Entity(start=int(e["start"]), end=int(e["end"]), text=e["text"], label=e["label"],
+               score=float(e.get("score") or 0.0), traits=list(e.get("traits") or []), trigger=e.get("trigger"),
+               section=e.get("section"), note=e.get("note"),
+               codes=[Code(c["code"], c.get("description", ""), float(c.get("score") or 0.0), bool(c.get("billable")),
+                           c.get("evidence")) for c in e.get("codes") or []])
+        for e in result.get("entities") or []
+    ]
+    return AnalysisResult(result.get("id"), entities, dict(result.get("models") or {}),
+                          dict(result.get("timings_ms") or {}))
 
 
 def code_note(pipeline: Any, text: str, note_id: str | None = None, setting: str | None = "auto") -> dict[str, Any]:

@@ -2,7 +2,7 @@
 transaction about a millisecond per analysed note)
 
 Revision ID: 0004_monitor_stats_indexes
-Revises: 0003
+Revises: 0004_review
 Create Date: 2026-12-07 13:00:00
 
 The monitor reads the newest rows by id (``ORDER BY id DESC LIMIT window``, optionally ``WHERE ner_version = ?``,
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0004_monitor_stats_indexes'
-down_revision = '0003'
+down_revision = '0004_review'
 branch_labels = None
 depends_on = None
 
