@@ -29,6 +29,9 @@ reviewer = c2.text_input("Only this reviewer", key="export_reviewer").strip() or
 days = c3.date_input("Dates", value=(), key="export_dates", help="A start and an end day (inclusive).")
 dev = c4.number_input("Dev split (fraction of notes)", 0.0, 0.9, 0.0, 0.05, key="export_split",
                       help="0 writes one file; otherwise train and dev files, split by note.")
+original = st.checkbox("Export original note text (not de-identified)", value=False, key="export_original",
+                       help="Off (default): every exported note is de-identified. On: notes the store kept with their "
+                            "original text (store_text=original) are exported as they are. The manifest records it.")
 since = until = None
 if isinstance(days, tuple | list) and len(days) == 2:
     since = dt.datetime.combine(days[0], dt.time())
@@ -39,7 +42,7 @@ if st.button("Prepare export", type="primary", key="export_run"):
         out = Path(tmp) / "export"
         try:
             manifest = export_dataset(get_db_engine(), fmt, out, since=since, until=until, reviewer=reviewer,
-                                      split=dev or None)
+                                      split=dev or None, deidentify=not original)
         except FeedbackError as err:
             st.error(err.message)
             st.stop()

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--label", help="DIAG, PROC, MED, TEST or ANAT")
     exp.add_argument("--split", type=float, help="fraction of notes for dev (writes train.* and dev.*)")
     exp.add_argument("--seed", type=int, default=13)
+    exp.add_argument("--original-text", action="store_true",
+                     help="export notes stored with their original text as they are (default: de-identified)")
     imp = sub.add_parser("import", help="load a jsonl export into the database")
     imp.add_argument("--jsonl", required=True)
     from db.keys import add_keys_parser
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     label=args.label,
                     split=args.split,
                     seed=args.seed,
+                    deidentify=not args.original_text,
                 )
             print(json.dumps(manifest.to_dict()), file=sys.stderr if to_stdout else sys.stdout)
         elif args.verb == "keys":

@@ -59,6 +59,7 @@ def export_dataset(
     split: float | None = None,
     seed: int = 13,
     batch: int = 50,
+    deidentify: bool = True,
     **keywords: Any,
 ) -> Manifest:
     """Export selected decisions in one format, streaming, and describe the export in a manifest.
@@ -74,6 +75,9 @@ def export_dataset(
         split: Fraction of notes for the ``dev`` split (files ``train.*`` and ``dev.*``); ``None``: one file.
         seed: Seed of the deterministic split.
         batch: Documents per database page.
+        deidentify: True (default): every exported text is de-identified (notes stored with their original text
+            are redacted at export); False: such notes are exported with their original text. Recorded in the
+            manifest as ``text_mode`` (``deidentified`` or ``original``).
         **keywords: Instead of ``filters``, its fields (``since``, ``until``, ``reviewer``, ``model_version``,
             ``decision``, ``label``; times naive = UTC, ISO strings accepted).
 
@@ -90,13 +94,14 @@ def export_dataset(
     if out_dir is not None:
         out_path = Path(out_dir)
         out_path.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(format=fmt, filters=filters.to_dict(), split=split, seed=seed)
+    manifest = Manifest(format=fmt, filters=filters.to_dict(), split=split, seed=seed,
+                        text_mode="deidentified" if deidentify else "original")
     counts: Counter[str] = Counter()
     if fmt == "summary_jsonl":
-        summaries = iter_summaries(session, filters, split=split, seed=seed, batch=batch)
+        summaries = iter_summaries(session, filters, split=split, seed=seed, batch=batch, deidentify=deidentify)
         files = write_jsonl(summaries, out_path, stream, "summaries", counts, split, count_summary)
     else:
-        docs = iter_documents(session, filters, split=split, seed=seed, batch=batch)
+        docs = iter_documents(session, filters, split=split, seed=seed, batch=batch, deidentify=deidentify)
         if fmt == "jsonl":
             files = write_jsonl(docs, out_path, stream, "data", counts, split, count_document)
         elif fmt == "conll":
