@@ -19,6 +19,9 @@ __all__ = ["find_context"]
 
 _LINKS = frozenset(("from", "in", "of", "with"))
 _PREPOSITIONS = frozenset(("at", "for", "by"))
+_FUNCTION = frozenset(("for", "as", "a", "an", "the", "to", "at", "in", "of", "on", "with", "by", "from", "and",
+                       "since", "until", "x", "where", "when", "who", "is", "was", "but", "or", "re"))
+"""Words that end an organisation's name even in an all-caps note ("WORKS AT ADAMS GROUP AS A DRIVER")."""
 _NOT_NAMES = frozenset(("pt", "patient", "family", "the", "a", "an", "md", "rn", "np", "dr", "per", "team", "he",
                         "she", "they", "it", "we", "i", "husband", "wife", "son", "daughter"))
 
@@ -76,7 +79,8 @@ def _organisation(tokens: list[Token], j: int, lex: Lexicon, strict: bool) -> Ph
         tok = tokens[end]
         if end > j and (tok.line_start or tok.start - tokens[end - 1].end > 1):
             break
-        if not (_capital(tok) or _joins(tokens, j, end)):
+        joins = _joins(tokens, j, end)
+        if not joins and (tok.text.lower() in _FUNCTION or not _capital(tok)):
             break
         end += 1
     while end > j and not _capital(tokens[end - 1]):
@@ -93,7 +97,7 @@ def _joins(tokens: list[Token], j: int, k: int) -> bool:
     """``tokens[k]`` joins two capitalised words of one organisation: "-", "&", "and", or the comma of a list."""
     if k == j or k + 1 >= len(tokens) or not _capital(tokens[k + 1]):
         return False
-    text = tokens[k].text
+    text = tokens[k].text.lower()
     return text in ("-", "&", "and") or (text == "," and _and_follows(tokens, k + 1))
 
 
@@ -101,7 +105,7 @@ def _and_follows(tokens: list[Token], k: int) -> bool:
     """A list of capitalised words at ``k`` that ends with "and X" ("Wilson and Ray" after "Green,")."""
     while k < len(tokens) and _capital(tokens[k]):
         k += 1
-        if k < len(tokens) and tokens[k].text == "and":
+        if k < len(tokens) and tokens[k].text.lower() == "and":
             return True
         if k >= len(tokens) or tokens[k].text != ",":
             return False

@@ -89,7 +89,7 @@ def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[in
         ok = _namey(tok, lex, allow_lower=True) and (lex.is_name_word(tok.text) or not lex.is_common(tok.text))
         ok = ok and not lex.is_common(tok.text, 300) and len(tok.text) > 1
         if ok and kind == "role" and tok.text.isupper() and tokens[i].text.isupper():
-            ok = lex.is_name_word(tok.text) and not lex.is_common(tok.text, 50)  # all caps: "PT/OT EVAL"
+            ok = _likely_name(tok.text, lex)  # all caps: "PT/OT EVAL", "PT WORKS AT"
     return (j, _extend(tokens, j, lex)) if ok else None
 
 
