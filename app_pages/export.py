@@ -35,6 +35,9 @@ silver = o1.checkbox("Include notes not fully reviewed (silver)", key="export_si
                           "span labelled gold (a reviewer decided) or silver (the model's); the manifest lists both.")
 conflicts = o2.selectbox("Notes with unresolved reviewer conflicts", ["exclude", "flag"], key="export_conflicts",
                          help="exclude: left out; flag: exported with their conflicts listed. Counted in the manifest.")
+original = st.checkbox("Export original note text (not de-identified)", value=False, key="export_original",
+                       help="Off (default): every exported note is de-identified. On: notes the store kept with their "
+                            "original text (store_text=original) are exported as they are. The manifest records it.")
 since = until = None
 if isinstance(days, tuple | list) and len(days) == 2:
     since = dt.datetime.combine(days[0], dt.time())
@@ -45,7 +48,8 @@ if st.button("Prepare export", type="primary", key="export_run"):
         out = Path(tmp) / "export"
         try:
             manifest = export_dataset(get_db_engine(), fmt, out, since=since, until=until, reviewer=reviewer,
-                                      split=dev or None, include_silver=silver, conflicts=conflicts)
+                                      split=dev or None, include_silver=silver, conflicts=conflicts,
+                                      deidentify=not original)
         except FeedbackError as err:
             st.error(err.message)
             st.stop()

@@ -44,7 +44,8 @@ if not current:
 
 sentences = current["result"]["sentences"]
 dropped = [i for i, d in current["decided"].items() if d == "drop"]
-st.caption(f"{len(sentences)} sentences · summarizer {current['version']} · rank 1 is the most salient")
+st.caption(f"{len(sentences)} sentences · summarizer {current['version']} · rank 1 is the most salient"
+           f" · the feedback store keeps: {get_pipeline().settings.store_text}")
 
 
 def _decide(index: int, decision: str) -> None:

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also export notes not marked fully reviewed, their undecided model spans as silver")
     exp.add_argument("--conflicts", choices=("exclude", "flag"), default="exclude",
                      help="notes with an unresolved reviewer conflict: leave out (default) or export them flagged")
+    exp.add_argument("--original-text", action="store_true",
+                     help="export notes stored with their original text as they are (default: de-identified)")
     imp = sub.add_parser("import", help="load a jsonl export into the database")
     imp.add_argument("--jsonl", required=True)
     from db.keys import add_keys_parser
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     label=args.label,
                     split=args.split,
                     seed=args.seed,
+                    deidentify=not args.original_text,
                     **({} if args.format == "summary_jsonl" else
                        {"include_silver": args.include_silver, "conflicts": args.conflicts}),
                 )

@@ -139,3 +139,14 @@ def test_page_offsets_are_mapped_onto_the_stored_note(engine) -> None:
     with session_scope(engine, write=False) as s:
         (doc,) = list(iter_documents(s, include_silver=True))
     assert {"repeat troponin", "aspirin 81 mg"} <= {g["text"] for g in doc["gold"]}
+
+
+def test_assertion_triggers_are_redacted_too(engine) -> None:
+    # an assertion cue is quoted from the note and can be PHI ("historical", triggered by the date)
+    result = _result()
+    result["entities"][0].update(assertion="historical", traits=["historical"], trigger="03/14/2023")
+    kept = store_analysis(engine, NOTE, result, "pasted")
+    _, stored, _, _ = _stored(engine, kept.analysis_id)
+    assert stored["entities"][0]["trigger"] and "03/14/2023" not in str(stored)
+    none = store_analysis(engine, NOTE + "\n", result, "pasted", store_text="none")
+    assert "03/14/2023" not in str(_stored(engine, none.analysis_id)[1])

@@ -219,14 +219,29 @@ def add_missed_entity(
         return int(row.id)
 
 
-def store_summary(engine: Any, text: str, summary: dict[str, Any], model_version: str | None) -> list[int]:
-    """Store a summary of the note and return its sentence ids in the summary's order."""
+def store_summary(engine: Any, text: str, summary: dict[str, Any], model_version: str | None,
+                  store_text: str | None = None) -> list[int]:
+    """Store a summary of the note and return its sentence ids in the summary's order.
+
+    What is kept follows ``store_text`` as in :func:`store_analysis` (see
+    :func:`engine.deid.export.summary_payload`): ``deidentified`` keeps the redacted note with each sentence
+    mapped onto it; the mode is recorded in a ``summary_stored`` audit row.
+    """
+    from engine.deid.export import default_deidentifier, summary_payload
+    from engine.settings import Settings
+
     with session_scope(engine) as session:
-        note = repository.save_note(session, text, source="summary")
-        rows = repository.save_summary(session, note, summary, model_version=model_version)
+        mode = _kept_mode(session, text, store_text or Settings().store_text)
+        digest = sha256_text(text)
+        kept, stored, audit = summary_payload(
+            text, summary, mode, lambda t: default_deidentifier().deidentify(t, note_id=digest))
+        note = repository.save_note(session, text, source="summary", stored=kept)
+        rows = repository.save_summary(session, note, stored, model_version=model_version)
         session.flush()
+        if rows:
+            add_audit(session, "summary_stored", rows[0].summary_id, "app", audit)
         by_span = {(r.start, r.end): r.id for r in rows}
-        return [by_span[(int(s["start"]), int(s["end"]))] for s in summary["sentences"]]
+        return [by_span[(int(s["start"]), int(s["end"]))] for s in stored["sentences"]]
 
 
 def record_sentence_decision(engine: Any, *, reviewer: str | None, sentence_id: int, decision: str) -> int:

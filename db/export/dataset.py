@@ -63,6 +63,7 @@ def export_dataset(
     batch: int = 50,
     include_silver: bool = False,
     conflicts: str = "exclude",
+    deidentify: bool = True,
     **keywords: Any,
 ) -> Manifest:
     """Export selected decisions in one format, streaming, and describe the export in a manifest.
@@ -82,6 +83,9 @@ def export_dataset(
             each span labelled ``gold`` (a reviewer decided) or ``silver`` (the model's); not for summaries.
         conflicts: ``exclude`` (default) leaves out notes whose reviewers disagree on an item no adjudicator
             resolved; ``flag`` exports them with their ``conflicts`` listed. Counted in the manifest either way.
+        deidentify: True (default): every exported text is de-identified (notes stored with their original text
+            are redacted at export); False: such notes are exported with their original text. Recorded in the
+            manifest as ``text_mode`` (``deidentified`` or ``original``).
         **keywords: Instead of ``filters``, its fields (``since``, ``until``, ``reviewer``, ``model_version``,
             ``decision``, ``label``; times naive = UTC, ISO strings accepted).
 
@@ -100,15 +104,16 @@ def export_dataset(
     if out_dir is not None:
         out_path = Path(out_dir)
         out_path.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(format=fmt, filters=filters.to_dict(), split=split, seed=seed)
+    manifest = Manifest(format=fmt, filters=filters.to_dict(), split=split, seed=seed,
+                        text_mode="deidentified" if deidentify else "original")
     counts: Counter[str] = Counter()
     tally: dict[str, list[int]] = {}
     if fmt == "summary_jsonl":
-        summaries = iter_summaries(session, filters, split=split, seed=seed, batch=batch)
+        summaries = iter_summaries(session, filters, split=split, seed=seed, batch=batch, deidentify=deidentify)
         files = write_jsonl(summaries, out_path, stream, "summaries", counts, split, count_summary)
     else:
         docs = iter_documents(session, filters, split=split, seed=seed, batch=batch, include_silver=include_silver,
-                              conflicts=conflicts, tally=tally)
+                              conflicts=conflicts, tally=tally, deidentify=deidentify)
         if fmt == "jsonl":
             files = write_jsonl(docs, out_path, stream, "data", counts, split, count_document)
         elif fmt == "conll":

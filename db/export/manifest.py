@@ -21,6 +21,9 @@ class Manifest:
     filters: dict[str, Any]
     split: float | None
     seed: int
+    text_mode: str = "deidentified"
+    """``deidentified``: every text de-identified (the default); ``original``: notes stored with their original
+    text exported as they are (``export_dataset(..., deidentify=False)``, ``--original-text``)."""
     counts: dict[str, Any] = field(default_factory=dict)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     sha256: str = ""

@@ -13,6 +13,7 @@ from db.export.manifest import split_of
 from db.export.selection import keyset_ids, pages
 from db.models import Note, SentenceDecision, Summary, SummarySentenceRow
 from db.repository import ExportFilters
+from db.repository.validation import sha256_text
 
 
 def _summary_ids(session: Session, conditions: list[Any], batch: int) -> Iterator[int]:
@@ -94,6 +95,7 @@ def iter_summaries(
     split: float | None = None,
     seed: int = 0,
     batch: int = 50,
+    deidentify: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per summary with selected sentence decisions; each sentence's ``label`` is the newest
     selected decision (``keep``/``drop``), ``None`` when it has none.
@@ -104,6 +106,9 @@ def iter_summaries(
         split: Fraction of notes for ``dev``.
         seed: Seed of the split hash.
         batch: Summaries fetched per page.
+        deidentify: As for :func:`~db.export.selection.iter_documents`: a note stored with its original text is
+            redacted here (sentences mapped onto the redacted text) unless False; notes kept without text
+            (``store_text=none``) are left out.
     """
     conditions = (filters or ExportFilters()).sentence_conditions()
     for page in pages(_summary_ids(session, conditions, batch), batch):
@@ -118,6 +123,12 @@ def iter_summaries(
         sentences = _page_sentences(session, page, conditions)
         for summary_id in page:
             head = heads[summary_id]
+            text, rows = head.text, sentences.pop(summary_id, [])
+            if not text:
+                continue
+            original = sha256_text(text) == head.sha256
+            if deidentify and original:
+                text, rows = _redacted_sentences(text, head.sha256, rows)
             yield {
                 "id": head.external_id if head.external_id is not None else f"summary-{summary_id}",
                 "summary_id": summary_id,
@@ -125,6 +136,16 @@ def iter_summaries(
                 "source": head.source,
                 "model_version": head.model_version,
                 "split": split_of(head.sha256, split, seed),
-                "text": head.text,
-                "sentences": sentences.pop(summary_id, []),
+                "text": text,
+                "deidentified": text is not head.text or not original,
+                "sentences": rows,
             }
+
+
+def _redacted_sentences(text: str, digest: str, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The note de-identified at export, each sentence's span and text mapped onto it."""
+    from engine.deid.export import default_deidentifier
+    from engine.deid.offsets import map_entities
+
+    result = default_deidentifier().deidentify(text, note_id=digest)
+    return result.text, map_entities(result.offsets, rows)

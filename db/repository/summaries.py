@@ -25,7 +25,9 @@ def save_summary(
     for i, raw in enumerate(summary["sentences"]):
         if not isinstance(raw, dict) or "start" not in raw or "end" not in raw:
             raise FeedbackError(FeedbackCode.BAD_INPUT, f"sentence {i} lacks start/end")
-        start, end = check_span(raw["start"], raw["end"], note.text)
+        end_raw = raw["end"]  # a note kept without text (store_text=none): offsets into the unkept note
+        unkept = "x" * end_raw if isinstance(end_raw, int) and not isinstance(end_raw, bool) and end_raw > 0 else ""
+        start, end = check_span(raw["start"], end_raw, note.text or unkept)
         if raw.get("text") is not None and raw["text"] != note.text[start:end]:
             raise FeedbackError(FeedbackCode.BAD_SPAN, f"sentence {i}: text differs from note[{start}:{end}]")
         rows.append((start, end, raw.get("score"), raw.get("rank")))

@@ -44,35 +44,52 @@ def _namey(tok: Token, lex: Lexicon, allow_lower: bool) -> bool:
 def _extend(tokens: list[Token], i: int, lex: Lexicon) -> int:
     """Index after the name starting at ``i``: an initial with its dot, then up to two more listed name words."""
     j = i + 1
-    for _ in range(2):
+    for _ in range(3):
         if j + 1 < len(tokens) and len(tokens[j - 1].text) == 1 and tokens[j].text == "." and _cap(tokens[j + 1].text):
             j += 2
             continue
-        if j < len(tokens) and _cap(tokens[j].text) and lex.is_name_word(tokens[j].text) \
-                and not lex.is_common(tokens[j].text, 50) and tokens[j].start - tokens[j - 1].end <= 1:
+        if j + 1 < len(tokens) and tokens[j].text == "-" and tokens[j - 1].end == tokens[j].start \
+                and tokens[j].end == tokens[j + 1].start and tokens[j + 1].text.isalpha():
+            j += 2  # a hyphenated name: "Heinz-Otto", "DEMI-LEIGH"
+            continue
+        if j < len(tokens) and _cap(tokens[j].text) and _likely_name(tokens[j].text, lex) \
+                and tokens[j].start - tokens[j - 1].end <= 1:
             j += 1
             continue
         break
     return j
 
 
+def _likely_name(word: str, lex: Lexicon) -> bool:
+    """A listed name that is no ordinary word, or a frequent one that is ("Lam", not "Gave")."""
+    low = word.lower()
+    if not lex.is_name_word(word) or lex.is_common(word, 50):
+        return False
+    return not lex.is_common(word) or lex.first_names.get(low, 10**6) < 2000 or lex.last_names.get(low, 10**6) < 5000
+
+
 def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[int, int] | None:
     """The name following cue token ``i`` of the given kind, as a token range, or None."""
     j = i + 1
-    while j < len(tokens) and tokens[j].text.lower() in _SKIP_AFTER_CUE and j - i <= 3:
+    while j < len(tokens) and tokens[j].text.lower() in _SKIP_AFTER_CUE and j - i <= 3 \
+            and (kind == "title" or tokens[j].text != "."):  # only a title's dot: "son. PMH" ends a sentence
         j += 1
     if j >= len(tokens) or tokens[j].start - tokens[i].end > 6:
         return None
     tok = tokens[j]
     if kind == "title":
-        ok = _namey(tok, lex, allow_lower=True) or (tok.text.isalpha() and len(tok.text) == 1)
+        ok = _namey(tok, lex, allow_lower=True) or (tok.text.isalpha() and len(tok.text) == 1) or (
+            tok.text.isalpha() and tok.text.islower() and len(tok.text) > 2 and not _stop(tok.text)
+            and not lex.is_common(tok.text) and tok.text not in lex.cues)  # a lower-case note: "per dr olufemi"
     elif kind == "near":
         low = tok.text.lower()
         ok = j == i + 1 and _cap(tok.text) and lex.first_names.get(low, 10**6) < 3000 and not lex.is_common(low, 20) \
             and low not in lex.cities and low not in lex.eponyms
     else:
         ok = _namey(tok, lex, allow_lower=True) and (lex.is_name_word(tok.text) or not lex.is_common(tok.text))
-        ok = ok and not lex.is_common(tok.text, 300)
+        ok = ok and not lex.is_common(tok.text, 300) and len(tok.text) > 1
+        if ok and kind == "role" and tok.text.isupper() and tokens[i].text.isupper():
+            ok = _likely_name(tok.text, lex)  # all caps: "PT/OT EVAL", "PT WORKS AT"
     return (j, _extend(tokens, j, lex)) if ok else None
 
 
@@ -88,8 +105,10 @@ def _before_credential(tokens: list[Token], i: int, lex: Lexicon) -> tuple[int, 
     first = j + 1
     while first < end and not _cap(tokens[first].text):
         first += 1
-    if first >= end or not any(lex.is_name_word(t.text) for t in tokens[first:end]):
-        return None
+    words = [t.text for t in tokens[first:end] if t.text.isalpha() and len(t.text) > 1]
+    if first >= end or not words or not (any(lex.is_name_word(w) for w in words) or (
+            len(tokens[first].text) == 1 and not any(lex.is_common(w, 5) for w in words))):
+        return None  # a listed name, or an initial before unlisted words ("A. Tyka, RN")
     return first, end
 
 
@@ -139,7 +158,8 @@ def find_names(tokens: list[Token], text: str, lex: Lexicon) -> list[PhiSpan]:
 def _conjoined(tokens: list[Token], j: int, lex: Lexicon) -> list[PhiSpan]:
     """A second name joined to a cued one: "Drs. Lindqvist and Amari", "sons Marcus and Dennis"."""
     if j + 1 < len(tokens) and tokens[j].text.lower() in ("and", "&", "or") and _namey(tokens[j + 1], lex, False) \
-            and not lex.is_common(tokens[j + 1].text, 50):
+            and (lex.is_name_word(tokens[j + 1].text) or not lex.is_common(tokens[j + 1].text, 50)) \
+            and not lex.is_common(tokens[j + 1].text, 300):
         end = _extend(tokens, j + 1, lex)
         return [PhiSpan(tokens[j + 1].start, tokens[end - 1].end, "NAME", "cue")]
     return []
@@ -173,9 +193,12 @@ def find_orgs(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
             n = len(phrase)
             if tuple(lows[i:i + n]) != phrase:
                 continue
+            if phrase[0] == "and" and not _cap(tokens[i + n - 1].text):
+                continue  # "Jones and Sons" is a firm, "wife Maria and sons" is family
             j = i
-            while j > 0 and i - j < 5 and (_cap(tokens[j - 1].text) or lows[j - 1] in {"&", "."}) \
-                    and lows[j - 1] not in _HARD_STOP and not tokens[j].line_start:
+            while j > 0 and i - j < 7 and not tokens[j].line_start and (
+                    ((_cap(tokens[j - 1].text) or lows[j - 1] in {"&", "."}) and lows[j - 1] not in _HARD_STOP)
+                    or (lows[j - 1] == "and" and j > 1 and _cap(tokens[j - 2].text) and _cap(tokens[j].text))):
                 j -= 1
             while j < i and (lows[j] in lex.org_stop or not tokens[j].text[:1].isalpha()):
                 j += 1

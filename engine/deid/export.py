@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from engine.deid.offsets import map_entities
+from engine.deid.offsets import OffsetMap, map_entities
 from engine.deid.stage import Deidentifier, DeidResult
 from engine.errors import EngineError, ErrorCode
 from engine.settings import Settings
 
 STORE_TEXT_MODES = ("deidentified", "original", "none")
 """``Settings.store_text`` values; ``deidentified`` is the default."""
+DEID_MAP_KEY = "deid_map"
+"""Key of a stored de-identified analysis holding :meth:`OffsetMap.pairs`: offsets only, never PHI text, so
+a span of the original note sent later (an API client's correction) can be mapped onto the stored note."""
 
 
 def check_store_text(mode: str) -> str:
@@ -30,6 +33,22 @@ def check_store_text(mode: str) -> str:
         raise EngineError(ErrorCode.BAD_INPUT, f"store_text {mode!r}: expected one of {', '.join(STORE_TEXT_MODES)}"
                                                " (CLINICAL_NLP_STORE_TEXT)")
     return mode
+
+
+def kept_mode(kept: str | None, text: str, mode: str) -> str:
+    """The ``store_text`` mode to use for ``text``: ``mode``, unless the note is already stored.
+
+    A note row keeps the form it was first stored in (``save_note`` returns the existing row), so a later store
+    must follow that form: ``kept`` (the stored text, None when the note is new) equal to the original means
+    ``original``, empty means ``none``, anything else ``deidentified``.
+
+    Raises:
+        EngineError: ``BAD_INPUT`` for an unknown ``mode``.
+    """
+    mode = check_store_text(mode)
+    if kept is None:
+        return mode
+    return "original" if kept == text else "none" if kept == "" else "deidentified"
 
 
 def stored_text(text: str, mode: str, deidentify: Callable[[str], str]) -> str | None:
@@ -87,13 +106,56 @@ def store_payload(text: str, analysis: dict, mode: str, deidentify: Callable[[st
         result = deidentify(text)
         out = redact_analysis(analysis, result)
         out["deid"] = {"store_text": mode, "redaction": result.mode, "phi": len(result.phi)}
+        out[DEID_MAP_KEY] = result.offsets.pairs()
         return result.text, out
     if mode == "original":
         return text, {**analysis, "deid": {"store_text": mode}}
     out = {k: v for k, v in analysis.items() if k != "text"}
-    out["entities"] = [{**e, "text": ""} for e in analysis.get("entities", [])]
+    out["entities"] = [{**e, "text": "", **({"trigger": ""} if e.get("trigger") else {})}
+                       for e in analysis.get("entities", [])]
     out["deid"] = {"store_text": mode}
     return "", out
+
+
+def stored_map(text: str, stored_result: dict) -> OffsetMap | None:
+    """The offset map from the original note onto ``text`` (the stored note), or None when they are the same.
+
+    Args:
+        text: The stored note text.
+        stored_result: The stored analysis (:func:`store_payload`'s, with :data:`DEID_MAP_KEY` when redacted).
+    """
+    pairs = stored_result.get(DEID_MAP_KEY)
+    if (stored_result.get("deid") or {}).get("store_text") != "deidentified" or pairs is None:
+        return None
+    return OffsetMap.from_pairs(text, pairs)
+
+
+def summary_payload(text: str, summary: dict, mode: str, deidentify: Callable[[str], DeidResult]
+                    ) -> tuple[str, dict, dict]:
+    """The note text and the summary the feedback store keeps under ``store_text`` = ``mode``.
+
+    Args:
+        text: The original note.
+        summary: Its ``summarize`` result (``sentences`` with offsets into ``text``).
+        mode: As for :func:`store_payload`: ``deidentified`` maps each sentence onto the redacted note (its
+            ``text`` is the redacted sentence, so ``stored[start:end] == text`` still holds); ``original`` keeps
+            both as given; ``none`` keeps offsets, scores and ranks with every ``text`` empty.
+        deidentify: Original text -> :class:`DeidResult` (only called in ``deidentified`` mode).
+
+    Returns:
+        ``(stored text, stored summary, audit payload)``; the stored sentences are in the input's order and
+        the audit payload is ``{"store_text", "redaction"?, "phi"?}`` like an analysis's ``deid``.
+    """
+    mode = check_store_text(mode)
+    sentences = list(summary.get("sentences", []))
+    if mode == "original":
+        return text, summary, {"store_text": mode}
+    if mode == "none":
+        return "", {**summary, "sentences": [{**s, "text": ""} for s in sentences]}, {"store_text": mode}
+    result = deidentify(text)
+    mapped = [{k: v for k, v in s.items() if k != "phi_overlap"} for s in map_entities(result.offsets, sentences)]
+    audit = {"store_text": mode, "redaction": result.mode, "phi": len(result.phi)}
+    return result.text, {**summary, "sentences": mapped}, audit
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,8 @@ class Lexicon:
         org_words: Phrases that end an organisation's name ("hospital", "medical center").
         org_stop: Capitalised words that are not part of an organisation's own name ("the", "cardiac").
         place_cues: Words directly before a place name ("in", "from").
+        context: Lower-case phrase -> kind (``employer``, ``facility``, ``department``) from
+            ``deid_context_cues.tsv`` (:mod:`engine.deid.context`).
     """
 
     first_names: dict[str, int]
@@ -38,6 +40,7 @@ class Lexicon:
     org_words: tuple[str, ...]
     org_stop: frozenset[str]
     place_cues: frozenset[str]
+    context: dict[str, str]
 
     def is_common(self, word: str, min_count: int = 5) -> bool:
         """True when ``word`` (any case) is an ordinary word seen at least ``min_count`` times."""
@@ -78,4 +81,5 @@ def load_lexicon(rules_dir: Path) -> Lexicon:
         org_words=tuple(org_words),
         org_stop=frozenset(_lines(rules_dir / "deid_org_stop.txt")),
         place_cues=frozenset(_lines(rules_dir / "deid_place_cues.txt")),
+        context=dict(row.split("\t") for row in _lines(rules_dir / "deid_context_cues.tsv")),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.deid.context import find_context
 from engine.deid.cues import find_names, find_orgs, find_places
 from engine.deid.lexicon import Lexicon, load_lexicon
 from engine.deid.offsets import OffsetMap
@@ -93,6 +94,7 @@ class Deidentifier:
         spans += find_names(tokens, text, self.lex)
         spans += find_orgs(tokens, self.lex)
         spans += find_places(tokens, self.lex)
+        spans += find_context(tokens, self.lex)
         if self.tagger is not None:
             spans += self.tagger.find(tokens, text)
         return spans
