@@ -39,6 +39,9 @@ CHRONIC_FILE = "coding_chronic.tsv"
 PAST_WORDS_FILE = "coding_past_words.txt"
 ANATOMY_FILE = "coding_anatomy.txt"
 COMBINATIONS_FILE = "coding_combinations.txt"
+GENERIC_FILE = "coding_generic_findings.txt"
+GENERIC_NOTE = "no confident code: the finding names no site or type"
+ANATOMY_NOTE = "anatomy only: not coded"
 MIN_COMBINED_SCORE = 0.9
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 """Findings with any of these traits are never coded (the coder sees why in ``Entity.note``)."""
@@ -96,14 +99,16 @@ class CodingRules:
     past_words: re.Pattern[str] | None
     anatomy: frozenset[str] = frozenset()
     combinations: tuple[str, ...] = ()
+    generic: frozenset[str] = frozenset()
+    """Findings that need a site or a type to be coded ("pain", "bleeding"): alone, they get no code."""
 
 
-def _words(path: Path, what: str) -> list[str]:
-    return [" ".join(f[0].lower().split()) for _, f in rule_rows(path, what=what) if f[0].strip()]
+def _words(path: Path, what: str, required: bool = True) -> list[str]:
+    return [" ".join(f[0].lower().split()) for _, f in rule_rows(path, what=what, required=required) if f[0].strip()]
 
 
 def load_rules(rules_dir: Path) -> CodingRules:
-    """Read the four rule files of ``rules_dir``.
+    """Read the coding rule files of ``rules_dir`` (``coding_generic_findings.txt`` may be absent).
 
     Raises:
         EngineError: ``MODEL_NOT_FOUND`` for a missing file, ``MODEL_INVALID`` for a bad ``coding_links.tsv`` row.
@@ -125,6 +130,7 @@ def load_rules(rules_dir: Path) -> CodingRules:
         past_words=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in past) + r")\b", re.I) if past else None,
         anatomy=frozenset(_words(rules_dir / ANATOMY_FILE, "coding anatomy file")),
         combinations=tuple(w.upper() for w in _words(rules_dir / COMBINATIONS_FILE, "combination code file")),
+        generic=frozenset(_words(rules_dir / GENERIC_FILE, "generic finding file", required=False)),
     )
 
 
@@ -351,7 +357,15 @@ class Coder:
         if self._is_exam_descriptor(mention.text):
             entity.note = EXAM_DESCRIPTOR_NOTE
             return
+        if mention.text == entity.text and self.builder.is_anatomy(text, entity):
+            # A part of the body tagged as a diagnosis ("sclerae", "bowel") that no finding took in.
+            entity.note = ANATOMY_NOTE
+            return
         codes = self.codes(text, mention, entity, entity.traits)
+        if codes and " ".join(mention.text.lower().split()) in self.rules.generic:
+            # "pain", "bleeding", "infection" alone: the residual code (R52, R58, B99.9) is no coder's choice.
+            entity.candidates, entity.note = codes, GENERIC_NOTE
+            return
         if codes and self._confidence(codes[0].score) < self.min_score:
             # Calibrated abstention (issue 15, class 4): the suggestions stay visible, folded away.
             entity.candidates, entity.note = codes, NO_CONFIDENT_CODE

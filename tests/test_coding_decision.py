@@ -1,0 +1,37 @@
+"""The coding decision on findings the NER model found (engine/coding_mention.py): which findings get no code and
+which code a finding written as history gets. The real rule files and the real ICD stage of the default pipeline
+on CPU; the findings are given as entities, so each test checks the decision alone, whatever the NER model tags."""
+
+from __future__ import annotations
+
+from engine.coding_mention import ANATOMY_NOTE, GENERIC_NOTE, Coder, load_rules
+from engine.settings import RULES_DIR
+from engine.types import Entity
+
+RULES = load_rules(RULES_DIR)
+
+
+def _code(pipeline, text: str, *findings: tuple[str, str, list[str]]) -> dict[str, Entity]:
+    """Code the ``(words, label, traits)`` findings of ``text`` (each the first occurrence of its words)."""
+    entities = []
+    for words, label, traits in findings:
+        start = text.index(words)
+        entities.append(Entity(start, start + len(words), words, label, 0.9, traits=list(traits)))
+    Coder(RULES, pipeline.stage("icd")).code_all(text, entities, entities)
+    return {e.text: e for e in entities}
+
+
+def test_a_finding_that_names_no_site_gets_no_code_but_keeps_its_candidates(pipeline) -> None:
+    coded = _code(pipeline, "She reports pain and bleeding.", ("pain", "DIAG", []), ("bleeding", "DIAG", []))
+    for word in ("pain", "bleeding"):
+        assert coded[word].codes == [] and coded[word].note == GENERIC_NOTE
+        assert coded[word].candidates  # the residual code stays visible, folded away
+    coded = _code(pipeline, "She reports left knee pain.", ("left knee pain", "DIAG", []))
+    assert coded["left knee pain"].codes[0].code == "M25.562"  # with a site it is coded
+
+
+def test_an_anatomy_word_tagged_as_a_finding_gets_no_code(pipeline) -> None:
+    coded = _code(pipeline, "Sclerae are anicteric.", ("Sclerae", "DIAG", []))
+    assert coded["Sclerae"].codes == [] and coded["Sclerae"].note == ANATOMY_NOTE
+    coded = _code(pipeline, "Bowel obstruction.", ("Bowel", "ANAT", []), ("obstruction", "DIAG", []))
+    assert coded["obstruction"].codes[0].code.startswith("K56")  # taken into a finding's mention, it specifies it
