@@ -35,3 +35,17 @@ def test_an_anatomy_word_tagged_as_a_finding_gets_no_code(pipeline) -> None:
     assert coded["Sclerae"].codes == [] and coded["Sclerae"].note == ANATOMY_NOTE
     coded = _code(pipeline, "Bowel obstruction.", ("Bowel", "ANAT", []), ("obstruction", "DIAG", []))
     assert coded["obstruction"].codes[0].code.startswith("K56")  # taken into a finding's mention, it specifies it
+
+
+def test_a_symptom_or_anaemia_written_as_history_is_coded_as_current(pipeline) -> None:
+    text = "History of fever and anemia. Pneumonia in 2019."
+    coded = _code(pipeline, text, ("fever", "DIAG", ["historical"]), ("anemia", "DIAG", ["historical"]),
+                  ("Pneumonia", "DIAG", ["historical"]))
+    assert coded["fever"].codes[0].code == "R50.9"  # no personal-history code for a symptom (not Z87.898)
+    assert coded["anemia"].codes[0].code == "D64.9"  # not Z86.2
+    assert coded["Pneumonia"].codes[0].code == "Z87.01"  # a condition that ends keeps its history code
+
+
+def test_metastatic_site_cancer_is_coded_as_the_primary(pipeline) -> None:
+    coded = _code(pipeline, "She has metastatic breast cancer.", ("breast cancer", "DIAG", []))
+    assert coded["breast cancer"].codes[0].code.startswith("C50")  # not C79.81, secondary of the breast
