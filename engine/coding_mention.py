@@ -40,6 +40,9 @@ PAST_WORDS_FILE = "coding_past_words.txt"
 ANATOMY_FILE = "coding_anatomy.txt"
 COMBINATIONS_FILE = "coding_combinations.txt"
 GENERIC_FILE = "coding_generic_findings.txt"
+REACTION_SECTIONS_FILE = "coding_reaction_sections.txt"
+RESIDUAL_FILE = "coding_residual_codes.txt"
+REACTION_NOTE = "allergic reaction: not coded"
 GENERIC_NOTE = "no confident code: the finding names no site or type"
 ANATOMY_NOTE = "anatomy only: not coded"
 MIN_COMBINED_SCORE = 0.9
@@ -101,6 +104,10 @@ class CodingRules:
     combinations: tuple[str, ...] = ()
     generic: frozenset[str] = frozenset()
     """Findings that need a site or a type to be coded ("pain", "bleeding"): alone, they get no code."""
+    residual: frozenset[str] = frozenset()
+    """Codes of an unnamed site or kind (R52, R58, B99.9, Z85.9): never submitted for a finding, only suggested."""
+    reaction_sections: frozenset[str] = frozenset()
+    """Sections whose findings are reactions to an allergen ("ALLERGIES: hives"), not the patient's conditions."""
 
 
 def _words(path: Path, what: str, required: bool = True) -> list[str]:
@@ -131,6 +138,8 @@ def load_rules(rules_dir: Path) -> CodingRules:
         anatomy=frozenset(_words(rules_dir / ANATOMY_FILE, "coding anatomy file")),
         combinations=tuple(w.upper() for w in _words(rules_dir / COMBINATIONS_FILE, "combination code file")),
         generic=frozenset(_words(rules_dir / GENERIC_FILE, "generic finding file", required=False)),
+        residual=frozenset(w.upper() for w in _words(rules_dir / RESIDUAL_FILE, "residual code file", False)),
+        reaction_sections=frozenset(_words(rules_dir / REACTION_SECTIONS_FILE, "reaction section file", False)),
     )
 
 
@@ -354,6 +363,9 @@ class Coder:
             return
         if (mention.start, mention.end) != (entity.start, entity.end):
             entity.coding = mention
+        if (getattr(entity, "section", None) or "") in self.rules.reaction_sections:
+            entity.note = REACTION_NOTE
+            return
         if self._is_exam_descriptor(mention.text):
             entity.note = EXAM_DESCRIPTOR_NOTE
             return
@@ -362,8 +374,10 @@ class Coder:
             entity.note = ANATOMY_NOTE
             return
         codes = self.codes(text, mention, entity, entity.traits)
-        if codes and " ".join(mention.text.lower().split()) in self.rules.generic:
-            # "pain", "bleeding", "infection" alone: the residual code (R52, R58, B99.9) is no coder's choice.
+        if codes and (" ".join(mention.text.lower().split()) in self.rules.generic
+                      or codes[0].code.upper() in self.rules.residual):
+            # "pain", "bleeding", "infection" alone, or a mention the linker could only give a residual code (R52,
+            # R58, B99.9) although it names more: the residual code is no coder's choice.
             entity.candidates, entity.note = codes, GENERIC_NOTE
             return
         if codes and self._confidence(codes[0].score) < self.min_score:

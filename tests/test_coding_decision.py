@@ -4,7 +4,7 @@ on CPU; the findings are given as entities, so each test checks the decision alo
 
 from __future__ import annotations
 
-from engine.coding_mention import ANATOMY_NOTE, GENERIC_NOTE, Coder, load_rules
+from engine.coding_mention import ANATOMY_NOTE, GENERIC_NOTE, REACTION_NOTE, Coder, load_rules
 from engine.settings import RULES_DIR
 from engine.types import Entity
 
@@ -46,6 +46,27 @@ def test_a_symptom_or_anaemia_written_as_history_is_coded_as_current(pipeline) -
     assert coded["Pneumonia"].codes[0].code == "Z87.01"  # a condition that ends keeps its history code
 
 
+def test_a_reaction_listed_under_allergies_gets_no_code(pipeline) -> None:
+    text = "ALLERGIES: Penicillin causes hives."
+    entity = Entity(text.index("hives"), text.index("hives") + 5, "hives", "DIAG", 0.9, section="allergies")
+    Coder(RULES, pipeline.stage("icd")).code_all(text, [entity], [entity])
+    assert entity.codes == [] and entity.note == REACTION_NOTE
+    coded = _code(pipeline, "She has hives.", ("hives", "DIAG", []))
+    assert coded["hives"].codes[0].code.startswith("L50")  # elsewhere the same finding is coded
+
+
 def test_metastatic_site_cancer_is_coded_as_the_primary(pipeline) -> None:
     coded = _code(pipeline, "She has metastatic breast cancer.", ("breast cancer", "DIAG", []))
     assert coded["breast cancer"].codes[0].code.startswith("C50")  # not C79.81, secondary of the breast
+
+
+def test_a_residual_code_is_only_suggested(pipeline) -> None:
+    coded = _code(pipeline, "History of testicular cancer.", ("testicular cancer", "DIAG", ["historical"]))
+    finding = coded["testicular cancer"]  # the linker finds only Z85.9, "... malignant neoplasm, unspecified"
+    assert finding.codes == [] and finding.note == GENERIC_NOTE
+    assert finding.candidates[0].code == "Z85.9" and "Z85.9" in RULES.residual
+
+
+def test_gross_hematuria_keeps_its_modifier(pipeline) -> None:
+    coded = _code(pipeline, "He has gross hematuria.", ("hematuria", "DIAG", []))
+    assert coded["hematuria"].codes[0].code == "R31.0"  # not R31.9, hematuria unspecified
