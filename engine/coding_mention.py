@@ -39,6 +39,12 @@ CHRONIC_FILE = "coding_chronic.tsv"
 PAST_WORDS_FILE = "coding_past_words.txt"
 ANATOMY_FILE = "coding_anatomy.txt"
 COMBINATIONS_FILE = "coding_combinations.txt"
+GENERIC_FILE = "coding_generic_findings.txt"
+REACTION_SECTIONS_FILE = "coding_reaction_sections.txt"
+RESIDUAL_FILE = "coding_residual_codes.txt"
+REACTION_NOTE = "allergic reaction: not coded"
+GENERIC_NOTE = "no confident code: the finding names no site or type"
+ANATOMY_NOTE = "anatomy only: not coded"
 MIN_COMBINED_SCORE = 0.9
 UNCODED_TRAITS = ("negated", "hypothetical", "possible")
 """Findings with any of these traits are never coded (the coder sees why in ``Entity.note``)."""
@@ -96,14 +102,20 @@ class CodingRules:
     past_words: re.Pattern[str] | None
     anatomy: frozenset[str] = frozenset()
     combinations: tuple[str, ...] = ()
+    generic: frozenset[str] = frozenset()
+    """Findings that need a site or a type to be coded ("pain", "bleeding"): alone, they get no code."""
+    residual: frozenset[str] = frozenset()
+    """Codes of an unnamed site or kind (R52, R58, B99.9, Z85.9): never submitted for a finding, only suggested."""
+    reaction_sections: frozenset[str] = frozenset()
+    """Sections whose findings are reactions to an allergen ("ALLERGIES: hives"), not the patient's conditions."""
 
 
-def _words(path: Path, what: str) -> list[str]:
-    return [" ".join(f[0].lower().split()) for _, f in rule_rows(path, what=what) if f[0].strip()]
+def _words(path: Path, what: str, required: bool = True) -> list[str]:
+    return [" ".join(f[0].lower().split()) for _, f in rule_rows(path, what=what, required=required) if f[0].strip()]
 
 
 def load_rules(rules_dir: Path) -> CodingRules:
-    """Read the four rule files of ``rules_dir``.
+    """Read the coding rule files of ``rules_dir`` (``coding_generic_findings.txt`` may be absent).
 
     Raises:
         EngineError: ``MODEL_NOT_FOUND`` for a missing file, ``MODEL_INVALID`` for a bad ``coding_links.tsv`` row.
@@ -125,6 +137,9 @@ def load_rules(rules_dir: Path) -> CodingRules:
         past_words=re.compile(r"\b(?:" + "|".join(re.escape(w) for w in past) + r")\b", re.I) if past else None,
         anatomy=frozenset(_words(rules_dir / ANATOMY_FILE, "coding anatomy file")),
         combinations=tuple(w.upper() for w in _words(rules_dir / COMBINATIONS_FILE, "combination code file")),
+        generic=frozenset(_words(rules_dir / GENERIC_FILE, "generic finding file", required=False)),
+        residual=frozenset(w.upper() for w in _words(rules_dir / RESIDUAL_FILE, "residual code file", False)),
+        reaction_sections=frozenset(_words(rules_dir / REACTION_SECTIONS_FILE, "reaction section file", False)),
     )
 
 
@@ -348,10 +363,23 @@ class Coder:
             return
         if (mention.start, mention.end) != (entity.start, entity.end):
             entity.coding = mention
+        if (getattr(entity, "section", None) or "") in self.rules.reaction_sections:
+            entity.note = REACTION_NOTE
+            return
         if self._is_exam_descriptor(mention.text):
             entity.note = EXAM_DESCRIPTOR_NOTE
             return
+        if mention.text == entity.text and self.builder.is_anatomy(text, entity):
+            # A part of the body tagged as a diagnosis ("sclerae", "bowel") that no finding took in.
+            entity.note = ANATOMY_NOTE
+            return
         codes = self.codes(text, mention, entity, entity.traits)
+        if codes and (" ".join(mention.text.lower().split()) in self.rules.generic
+                      or codes[0].code.upper() in self.rules.residual):
+            # "pain", "bleeding", "infection" alone, or a mention the linker could only give a residual code (R52,
+            # R58, B99.9) although it names more: the residual code is no coder's choice.
+            entity.candidates, entity.note = codes, GENERIC_NOTE
+            return
         if codes and self._confidence(codes[0].score) < self.min_score:
             # Calibrated abstention (issue 15, class 4): the suggestions stay visible, folded away.
             entity.candidates, entity.note = codes, NO_CONFIDENT_CODE
