@@ -14,7 +14,7 @@ from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, c
 from engine.evaluation.assertion_combine import choose, fill_in
 from engine.sections import load as load_sections
 from engine.settings import Settings
-from engine.training.assertion import DEFAULT_CONFIG, Example, train
+from engine.training.assertion import DEFAULT_CONFIG, Example, cap_sources, train
 from engine.types import TRAITS
 
 SENTENCES = [
@@ -114,3 +114,15 @@ def test_choose_keeps_a_fill_only_where_no_dev_set_loses() -> None:
     # but loses assertion accuracy (two false for one true), 0.6 only adds false ones
     assert fill_in(rules, probs, fill) == [{"hypothetical"}, set(), set(), set()]
     assert metrics["mts-dev [all]"]["combined"]["hypothetical"]["f1"] == 1.0
+
+
+def test_cap_sources_samples_large_sources_only() -> None:
+    item = ("x", 0, 1, (0, 1), None)
+    examples = [Example(item, [0.0] * 5, [1.0] * 5, "big") for _ in range(10)]
+    examples[7] = Example(item, [float(t == "hypothetical") for t in TRAITS], [1.0] * 5, "big")
+    examples += [Example(item, [1.0] * 5, [1.0] * 5, "small") for _ in range(3)]
+    kept = cap_sources(examples, 4)
+    assert [ex.source for ex in kept].count("big") == 4 and [ex.source for ex in kept].count("small") == 3
+    assert examples[7] in kept  # a rare-trait positive is kept before plain examples
+    assert cap_sources(examples, None) == examples
+    assert [id(ex) for ex in cap_sources(examples, 4)] == [id(ex) for ex in kept]  # seeded: the same sample

@@ -3,8 +3,10 @@
 ``python -m engine.training.assertion silver [--data DIR] [--out FILE]``
     runs the NER stage over the shared MTSamples reports that are *not* in the labelled reference set and writes
     the found spans (offsets only, no text) for rule labelling.
-``python -m engine.training.assertion train [--data DIR] [--silver FILE] [--out DIR] [--layers 3] [--epochs 2]``
-    builds the examples and fine-tunes the classifier on CPU (one thread, progress in the log).
+``python -m engine.training.assertion train [--data DIR] [--silver FILE] [--out DIR] [--layers 3] [--epochs 2]
+[--cap N]`` builds the examples and fine-tunes the classifier on CPU (one thread, progress in the log); ``--cap``
+    keeps at most N examples of any one source (its time/mood/family positives first, see :func:`cap_sources`),
+    so a CPU run stays short.
 
 Examples carry one label and one mask per trait (a trait a source does not annotate is masked out of the loss):
 
@@ -131,6 +133,31 @@ def silver_examples(silver: Path, data_dir: Path, stage, sections, keep_plain: f
     return out
 
 
+RARE_TRAITS = ("family", "hypothetical", "possible", "historical")
+"""Traits with few positives: a capped source keeps its examples of these first."""
+
+
+def cap_sources(examples: list[Example], cap: int | None, seed: int = 22) -> list[Example]:
+    """At most ``cap`` examples of each source, original order kept; all when ``None``.
+
+    Within a source, examples with a positive :data:`RARE_TRAITS` label are kept first, then a seeded random sample
+    of the rest fills the cap (so capping a large source drops its plain and negated-only examples first).
+    """
+    if cap is None:
+        return examples
+    rare = [TRAITS.index(t) for t in RARE_TRAITS]
+    by_source: dict[str, list[int]] = {}
+    for k, ex in enumerate(examples):
+        by_source.setdefault(ex.source, []).append(k)
+    rng = random.Random(seed)
+    keep: set[int] = set()
+    for ks in by_source.values():
+        shuffled = rng.sample(ks, len(ks))
+        shuffled.sort(key=lambda k: -max(examples[k].labels[i] * examples[k].mask[i] for i in rare))
+        keep.update(shuffled[:cap])
+    return [ex for k, ex in enumerate(examples) if k in keep]
+
+
 def _read(path: Path) -> str:
     with open(path, encoding="utf-8", newline="") as handle:  # offsets count "\r\n" as two characters
         return handle.read()
@@ -229,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "assets" / "models" / "assertion")
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--cap", type=int, default=None, help="at most N examples per source (default: all)")
     parser.add_argument("--version", default=time.strftime("assertion-minilm-%Y.%m.%d"))
     args = parser.parse_args(list(argv if argv is not None else sys.argv[1:]))
     import torch
@@ -246,11 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     examples = gold_examples(data_dir, stage, sections)
     if args.silver.is_file():
         examples += silver_examples(args.silver, data_dir, stage, sections)
+    examples = cap_sources(examples, args.cap)
     counts: dict[str, int] = {}
     for ex in examples:
         counts[ex.source] = counts.get(ex.source, 0) + 1
     print(f"examples: {len(examples)} {counts}", flush=True)
-    config = {**DEFAULT_CONFIG, "layers": args.layers, "version": args.version, "epochs": args.epochs}
+    config = {**DEFAULT_CONFIG, "layers": args.layers, "version": args.version, "epochs": args.epochs, "cap": args.cap}
     net, _ = train(examples, config, args.epochs, log=lambda m: print(m, flush=True))
     positives = {t: int(sum(ex.labels[k] * ex.mask[k] for ex in examples)) for k, t in enumerate(TRAITS)}
     config["training"] = {"examples": counts, "positives": positives}
