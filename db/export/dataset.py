@@ -114,17 +114,7 @@ def export_dataset(
     else:
         docs = iter_documents(session, filters, split=split, seed=seed, batch=batch, include_silver=include_silver,
                               conflicts=conflicts, tally=tally, deidentify=deidentify)
-        if fmt == "jsonl":
-            files = write_jsonl(docs, out_path, stream, "data", counts, split, count_document)
-        elif fmt == "conll":
-            files = write_conll(docs, out_path, stream, counts, split)
-        elif fmt == "docbin":
-            assert out_path is not None
-            files = write_docbin(docs, out_path, counts)
-        else:
-            assert out_path is not None
-            files = write_brat(docs, out_path, counts)
-    if fmt != "summary_jsonl":
+        files = _write_documents(docs, fmt, out_path, stream, counts, split)
         counts[f"notes_conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"] += len(
             tally[f"conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"])
         manifest.notes = tally
@@ -136,3 +126,17 @@ def export_dataset(
     if out_path is not None:
         (out_path / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", "utf-8")
     return manifest
+
+
+def _write_documents(
+    docs: Any, fmt: str, out_path: Path | None, stream: Any, counts: Counter[str], split: float | None
+) -> dict[str, str]:
+    """Write the note documents in one of the span formats; the files written, by name, with their hashes."""
+    if fmt == "jsonl":
+        return write_jsonl(docs, out_path, stream, "data", counts, split, count_document)
+    if fmt == "conll":
+        return write_conll(docs, out_path, stream, counts, split)
+    assert out_path is not None
+    if fmt == "docbin":
+        return write_docbin(docs, out_path, counts)
+    return write_brat(docs, out_path, counts)
