@@ -130,7 +130,7 @@ def export_dataset(
 
 def _write_documents(
     docs: Any, fmt: str, out_path: Path | None, stream: Any, counts: Counter[str], split: float | None
-) -> dict[str, str]:
+) -> dict[str, dict[str, Any]]:
     """Write the note documents in one of the span formats; the files written, by name, with their hashes."""
     if fmt == "jsonl":
         return write_jsonl(docs, out_path, stream, "data", counts, split, count_document)
