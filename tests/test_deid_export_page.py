@@ -36,6 +36,7 @@ def _export(original: bool) -> tuple[dict, str]:
     assert box.value is False and "not de-identified" in box.label  # off by default, and says what it does
     if original:
         box.check()
+    at.checkbox(key="export_silver").check()  # the note is not marked fully reviewed: exported as silver
     at.selectbox(key="export_fmt").set_value("jsonl")
     next(b for b in at.button if b.label == "Prepare export").click()
     at = at.run()

@@ -101,8 +101,9 @@ def test_export_opt_out_is_explicit_and_in_the_manifest(db, tmp_path: Path) -> N
     for sid in stored.suggestion_ids:
         record_decision(engine, reviewer="ann", suggestion_id=sid, decision="accept")
     with session_scope(engine, write=False) as s:
-        default = export_dataset(s, "jsonl", tmp_path / "default")
-        raw = export_dataset(s, "jsonl", tmp_path / "raw", deidentify=False)
+        # the note is not marked fully reviewed, so it is exported as silver (issue 17's gold-only default)
+        default = export_dataset(s, "jsonl", tmp_path / "default", include_silver=True)
+        raw = export_dataset(s, "jsonl", tmp_path / "raw", deidentify=False, include_silver=True)
     assert default.to_dict()["text_mode"] == "deidentified" and raw.to_dict()["text_mode"] == "original"
     (doc,) = [json.loads(x) for x in (tmp_path / "default" / "data.jsonl").read_text().splitlines()]
     (orig,) = [json.loads(x) for x in (tmp_path / "raw" / "data.jsonl").read_text().splitlines()]
@@ -112,6 +113,6 @@ def test_export_opt_out_is_explicit_and_in_the_manifest(db, tmp_path: Path) -> N
     for flag, mode, want in (([], "deidentified", False), (["--original-text"], "original", True)):
         out = tmp_path / f"cli-{mode}"
         subprocess.run([sys.executable, "-m", "db", "--url", url, "export", "--format", "jsonl", "--out", str(out),
-                        *flag], cwd=REPO, check=True, capture_output=True)
+                        "--include-silver", *flag], cwd=REPO, check=True, capture_output=True)
         assert json.loads((out / "manifest.json").read_text())["text_mode"] == mode
         assert ("Whitcombe" in (out / "data.jsonl").read_text()) is want
