@@ -118,7 +118,7 @@ def build_store(tmp: Path, notes, base_predictions, corrupt: bool) -> Path:
             review(session, analysis, shuffled(gold, rng) if corrupt else gold)
     export = tmp / f"{'corrupt' if corrupt else 'good'}-decisions.jsonl"
     with session_scope(engine, write=False) as session, export.open("w", encoding="utf-8") as handle:
-        manifest = export_dataset(session, "jsonl", stream=handle)
+        manifest = export_dataset(session, "jsonl", stream=handle, include_silver=True)
     assert manifest.counts  # the export describes what it wrote
     engine.dispose()
     return export
@@ -281,7 +281,7 @@ def test_summary_labels_alone_retrain_and_gate_the_summarizer(world, monkeypatch
     with session_scope(engine, write=False) as session, labels.open("w", encoding="utf-8") as handle:
         export_dataset(session, "summary_jsonl", stream=handle)
     with session_scope(engine, write=False) as session, empty.open("w", encoding="utf-8") as handle:
-        export_dataset(session, "jsonl", stream=handle)
+        export_dataset(session, "jsonl", stream=handle, include_silver=True)
     engine.dispose()
 
     before = (DEFAULT_MODEL_DIR / "ner" / "config.json").read_bytes()

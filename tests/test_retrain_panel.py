@@ -21,12 +21,18 @@ render_retrain_panel()
 """
 
 
+NER_CONFIG = Path(__file__).resolve().parents[1] / "assets" / "models" / "ner" / "config.json"
+
+
 def _version(settings: Settings, tag: str) -> str:
     vid = versions.new_version_id(settings, tag * 8)
     folder = settings.registry_dir / "versions" / vid
     for stage in versions.STAGES:
         (folder / stage).mkdir(parents=True)
-        (folder / stage / "config.json").write_text(json.dumps({"version": vid}), encoding="utf-8")
+        config = {"version": vid}
+        if stage == "ner":  # the panel's base-corpus status reads the active tagger's labels
+            config["id2label"] = json.loads(NER_CONFIG.read_text(encoding="utf-8"))["id2label"]
+        (folder / stage / "config.json").write_text(json.dumps(config), encoding="utf-8")
     write_audit(folder, vid)  # activation is gated by the set's own audit (engine.audit.gate)
     info = versions.VersionInfo(id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}",
                                 status="promoted", data_hash=tag * 64)
@@ -61,7 +67,7 @@ def test_activate_and_rollback_from_the_page(env, tmp_path):
     script = tmp_path / "page.py"
     script.write_text(PAGE, encoding="utf-8")
     at = AppTest.from_file(str(script), default_timeout=60).run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.selectbox(key="activate_choice").value == v2
 
     at.selectbox(key="activate_choice").set_value(v1).run()
