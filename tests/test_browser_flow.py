@@ -24,10 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app, screenshot_on_failure
 
 REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "tests" / "artifacts"
 # The shipped short note, plus a line that puts it in the retrainer's training split (the note alone falls in the
 # frozen test split, and a retraining with nothing to train on would stop before training).
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8") + \
@@ -63,16 +62,6 @@ def page(app):
         context.close()
         browser.close()
 
-
-@contextlib.contextmanager
-def screenshot_on_failure(pg, name: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):
-            pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        raise
 
 
 def doc_shot(pg, name: str) -> None:

@@ -9,17 +9,15 @@ A screenshot of the page is saved under ``tests/artifacts/`` when a step fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app, screenshot_on_failure
 
 REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "tests" / "artifacts"
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
 STARTUP_S = 900  # a cold start loads and warms the engine before the first page
 
@@ -47,16 +45,6 @@ def page():
         context.close()
         browser.close()
 
-
-@contextlib.contextmanager
-def screenshot_on_failure(pg, name: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):
-            pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        raise
 
 
 def _click(pg, key: str) -> None:

@@ -72,3 +72,19 @@ def run_app(db_url: str, log_path: Path, device: str = "cpu") -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+"""Where a failing browser test leaves its page screenshot (git-ignored)."""
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(pg, name: str) -> Iterator[None]:
+    """Save a full-page screenshot of ``pg`` under :data:`ARTIFACTS` when the block raises, then re-raise."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        raise
