@@ -72,16 +72,55 @@ def doc_shot(pg, name: str) -> None:
         pg.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
-def click_key(pg, key: str) -> None:
-    """Click the button Streamlit rendered for widget ``key`` (its container has class ``st-key-<key>``)."""
-    pg.locator(f".st-key-{key} button:visible").first.click()
+def settle(pg, timeout_ms: int = 180_000) -> None:
+    """Wait until the app's script is not running, so the next locator finds the settled page, not one a rerun is
+    about to replace (a click on a button that a rerun detaches waits out its timeout under load)."""
+    pg.wait_for_timeout(250)  # the widget event reaches the server and flips the state to running
+    pg.wait_for_function(
+        "() => { const a = document.querySelector('[data-testid=stApp]');"
+        " return !!a && !['running', 'rerunRequested'].includes(a.getAttribute('data-test-script-state')); }",
+        timeout=timeout_ms,
+    )
+
+
+def click_key(pg, key: str, attempts: int = 3) -> None:
+    """Click the button Streamlit rendered for widget ``key`` (its container has class ``st-key-<key>``), once the
+    page has settled; a click that times out because a rerun replaced the button is tried again on the new page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        settle(pg)
+        try:
+            pg.locator(f".st-key-{key} button:visible").first.click(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+
+
+def correct_label(pg, pos: int, new_label: str) -> None:
+    """Open entity ``pos``'s correction popover, pick ``new_label`` and save; the label change reruns the script,
+    so the popover is reopened if that rerun closed it."""
+    settle(pg)
+    pg.locator("button:has-text('Correct span / type')").first.click()
+    pg.locator(f".st-key-fix-label-{pos}").click()
+    pg.get_by_role("option", name=new_label, exact=True).click()
+    settle(pg)
+    if not pg.locator(f".st-key-ent-fix-{pos} button:visible").count():
+        pg.locator("button:has-text('Correct span / type')").first.click()
+    box = pg.locator(f".st-key-fix-label-{pos}")
+    box.wait_for()
+    # The chosen value sits in the combobox's input (or its value div), not in the box's innerText label.
+    shown = box.evaluate("e => e.textContent + ' ' + [...e.querySelectorAll('input')].map(i => i.value).join(' ')")
+    assert new_label in shown, f"the type box shows {shown!r}"
+    click_key(pg, f"ent-fix-{pos}")
 
 
 def set_reviewer(pg, name: str) -> None:
     box = pg.locator(".st-key-reviewer input")
     box.fill(name)
     box.press("Enter")
-    pg.wait_for_timeout(500)
+    settle(pg)
 
 
 def analyze(pg, run: int) -> None:
@@ -91,6 +130,7 @@ def analyze(pg, run: int) -> None:
 
 
 def nav(pg, name: str) -> None:
+    settle(pg)
     pg.get_by_role("link", name=name, exact=True).click()
 
 
@@ -119,10 +159,7 @@ def test_two_reviewers_conflict_adjudicate_export_retrain(app, page, tmp_path):
         click_key(page, f"code-rej-{pos}-1")
         page.get_by_text(f"Recorded: reject code {code1}").wait_for()
         new_label = "PROC" if label != "PROC" else "TEST"
-        page.locator("button:has-text('Correct span / type')").first.click()
-        page.locator(f".st-key-fix-label-{pos}").click()
-        page.get_by_role("option", name=new_label, exact=True).click()
-        click_key(page, f"ent-fix-{pos}")
+        correct_label(page, pos, new_label)
         page.get_by_text(f"Recorded: correct entity {text}").wait_for()
         page.keyboard.press("Escape")
 
