@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app, screenshot_on_failure
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, click_key, run_app, screenshot_on_failure
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
@@ -46,12 +46,6 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
     yield context.new_page()
     context.close()
-
-
-
-def click_key(pg, key: str) -> None:
-    """Click the button Streamlit rendered for widget ``key`` (its container has class ``st-key-<key>``)."""
-    pg.locator(f".st-key-{key} button:visible").first.click()
 
 
 def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app, screenshot_on_failure
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, click_key, run_app, screenshot_on_failure, settle
 
 REPO = Path(__file__).resolve().parent.parent
 # The shipped short note, plus a line that puts it in the retrainer's training split (the note alone falls in the
@@ -63,39 +63,12 @@ def page(app):
         browser.close()
 
 
-
 def doc_shot(pg, name: str) -> None:
     """Save a screenshot for the docs when ``CLINICAL_NLP_DOC_SHOTS`` names a folder."""
     folder = os.environ.get("CLINICAL_NLP_DOC_SHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(Path(folder) / f"{name}.png"))
-
-
-def settle(pg, timeout_ms: int = 180_000) -> None:
-    """Wait until the app's script is not running, so the next locator finds the settled page, not one a rerun is
-    about to replace (a click on a button that a rerun detaches waits out its timeout under load)."""
-    pg.wait_for_timeout(250)  # the widget event reaches the server and flips the state to running
-    pg.wait_for_function(
-        "() => { const a = document.querySelector('[data-testid=stApp]');"
-        " return !!a && !['running', 'rerunRequested'].includes(a.getAttribute('data-test-script-state')); }",
-        timeout=timeout_ms,
-    )
-
-
-def click_key(pg, key: str, attempts: int = 3) -> None:
-    """Click the button Streamlit rendered for widget ``key`` (its container has class ``st-key-<key>``), once the
-    page has settled; a click that times out because a rerun replaced the button is tried again on the new page."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(attempts):
-        settle(pg)
-        try:
-            pg.locator(f".st-key-{key} button:visible").first.click(timeout=20_000)
-            return
-        except PlaywrightTimeout:
-            if attempt == attempts - 1:
-                raise
 
 
 def correct_label(pg, pos: int, new_label: str) -> None:

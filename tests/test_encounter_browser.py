@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, run_app, screenshot_on_failure
+from support.devserver import CHROMIUM, CHROMIUM_ARGS, click_key, run_app, screenshot_on_failure
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
@@ -46,11 +46,6 @@ def page():
         browser.close()
 
 
-
-def _click(pg, key: str) -> None:
-    pg.locator(f".st-key-{key} button:visible").first.click()
-
-
 def _codes(pg) -> list[str]:
     return (pg.locator(".codeset-done").first.get_attribute("data-codes") or "").split()
 
@@ -77,23 +72,23 @@ def test_code_set_accept_reorder_remove_stored(app, page) -> None:
         assert len(codes) >= 3, codes
         first, second, last = codes[0], codes[1], codes[-1]
 
-        _click(page, f"cs-acc-{first.replace('.', '_')}")
+        click_key(page, f"cs-acc-{first.replace('.', '_')}")
         page.get_by_text(f"Recorded: accept {first} in the code set").wait_for(timeout=60_000)
         expect(page.locator(f".st-key-cs-row-{first.replace('.', '_')}")).to_contain_text("accepted")
 
-        _click(page, f"cs-up-{last.replace('.', '_')}")
+        click_key(page, f"cs-up-{last.replace('.', '_')}")
         page.get_by_text(f"Recorded: move {last} to {len(codes) - 1} in the code set").wait_for(timeout=60_000)
         moved = [*codes[:-2], last, codes[-2]]
         expect(page.locator(".codeset-done").first).to_have_attribute("data-codes", " ".join(moved), timeout=30_000)
 
-        _click(page, f"cs-rem-{second.replace('.', '_')}")
+        click_key(page, f"cs-rem-{second.replace('.', '_')}")
         page.get_by_text(f"Recorded: remove {second} in the code set").wait_for(timeout=60_000)
         final = [c for c in moved if c != second]
         expect(page.locator(".codeset-done").first).to_have_attribute("data-codes", " ".join(final), timeout=30_000)
         assert page.locator(f".st-key-cs-row-{second.replace('.', '_')}").count() == 0
 
         # reopened from the store (a new run of the page), the code set is the one the decisions left
-        _click(page, "reopen")
+        click_key(page, "reopen")
         page.locator(".codeset-done[data-run='2']").wait_for(state="attached", timeout=120_000)
         assert _codes(page) == final
         expect(page.locator(f".st-key-cs-row-{first.replace('.', '_')}")).to_contain_text("accepted")

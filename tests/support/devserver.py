@@ -88,3 +88,29 @@ def screenshot_on_failure(pg, name: str) -> Iterator[None]:
         with contextlib.suppress(Exception):
             pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         raise
+
+
+def settle(pg, timeout_ms: int = 180_000) -> None:
+    """Wait until the app's script is not running, so the next locator finds the settled page, not one a rerun is
+    about to replace (a click on a button that a rerun detaches waits out its timeout under load)."""
+    pg.wait_for_timeout(250)  # the widget event reaches the server and flips the state to running
+    pg.wait_for_function(
+        "() => { const a = document.querySelector('[data-testid=stApp]');"
+        " return !!a && !['running', 'rerunRequested'].includes(a.getAttribute('data-test-script-state')); }",
+        timeout=timeout_ms,
+    )
+
+
+def click_key(pg, key: str, attempts: int = 3) -> None:
+    """Click the button Streamlit rendered for widget ``key`` (its container has class ``st-key-<key>``), once the
+    page has settled; a click that times out because a rerun replaced the button is tried again on the new page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        settle(pg)
+        try:
+            pg.locator(f".st-key-{key} button:visible").first.click(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
