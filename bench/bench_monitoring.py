@@ -151,11 +151,54 @@ def _synthetic(rows: int, seed: int = 0):
                "models": {"ner": "bench"}}, f"synthetic-{i}"
 
 
-def report(rows: int) -> None:
-    """Report time over ``rows`` stored analyses."""
-    from db.monitor import build
+def _load_before(session, last: int | None):
+    """The loader before this change (the baseline): ORM rows, one ``unpack_vocab`` per row, per-column lists."""
+    from sqlalchemy import select
+
+    from db.models import AnalysisStats
+    from db.stats import _LABEL_COLUMNS
+    from engine.monitoring.profile import unpack_vocab
+    from engine.monitoring.table import NUMERIC_COLUMNS, from_columns
+
+    names = [*_LABEL_COLUMNS.values(), *NUMERIC_COLUMNS[len(_LABEL_COLUMNS):]]
+    stmt = select(*(getattr(AnalysisStats, n) for n in names), AnalysisStats.created_at, AnalysisStats.vocab)
+    stmt = stmt.order_by(AnalysisStats.id.desc())
+    rows = session.execute(stmt if last is None else stmt.limit(last)).all()[::-1]
+    data = {name: [r[i] for r in rows] for i, name in enumerate(NUMERIC_COLUMNS)}
+    vocab = [unpack_vocab(r[-1]) for r in rows]
+    stamps = [r[-2].timestamp() for r in rows]
+    return from_columns(data, [b for b, _ in vocab], [c for _, c in vocab], stamps)
+
+
+def _series_before(table, reference, settings, points: int) -> list[dict]:
+    """The series before this change (the baseline): each window cut out by scipy (a copy) and summed alone."""
+    from engine.monitoring.report import window_statistics
+
+    n, window = len(table), settings.window
+    ends = np.unique(np.linspace(window // 10, n, num=points).round().astype(int))
+    out = []
+    for end in ends:
+        rows = table.rows(np.arange(max(0, end - window), end))  # an index array: scipy's copying path
+        out.append({k: v["value"] for k, v in window_statistics(rows, reference, settings).items()})
+    return out
+
+
+def _timed(fn):
+    """``(result, wall s, CPU s)`` of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def report(rows: int, points: int = 40, runs: int = 2) -> None:
+    """Report and time-series time over ``rows`` stored analyses: the old path (baseline) beside the new one."""
+    import subprocess
+
+    from db.monitor import build, reference_path
     from db.session import dispose_engines, init_db, session_scope
-    from db.stats import load_table, record_many
+    from db.stats import record_many
+    from engine.monitoring.reference import read_reference
+    from engine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.sqlite"
@@ -165,22 +208,32 @@ def report(rows: int) -> None:
         insert_s = time.perf_counter() - t0
         size_mb = Path(f"{tmp}/bench.sqlite").stat().st_size / 1e6
         print(f"report over {stored:,} stored analyses ({size_mb:.0f} MB SQLite, inserted in {insert_s:.1f} s), "
-              f"load average {os.getloadavg()[0]:.2f}:")
-        for attempt in range(2):
+              f"load average at start {os.getloadavg()[0]:.2f}; seconds as wall / CPU of this process:")
+        reference = read_reference(reference_path()[0])[1]
+        settings = Settings().monitor
+        for attempt in range(runs):
             dispose_engines()
-            t0 = time.perf_counter()
             with session_scope(init_db(url), write=False) as session:
-                load_table(session, 10_000)
-            load_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            plain = build(url)
-            report_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            with_series = build(url, series_points=40)
-            series_s = time.perf_counter() - t0
-            print(f"  run {attempt + 1}: load 10,000 rows (baseline) {load_s:.2f} s | report, window 10,000 "
-                  f"{report_s:.2f} s | report + 40-point series over all rows {series_s:.2f} s")
-        print(f"  alerts: {plain['alerts']}; series points: {len(with_series['series'])}")
+                table, old_load_w, old_load_c = _timed(lambda session=session: _load_before(session, None))
+            old, old_w, old_c = _timed(lambda table=table: _series_before(table, reference, settings, points))
+            del table
+            dispose_engines()
+            plain, rep_w, rep_c = _timed(lambda: build(url))
+            new, new_w, new_c = _timed(lambda: build(url, series_points=points))
+            same = all(abs((a[k] or 0) - (b[k] or 0)) <= 1e-4 * max(1.0, abs(a[k] or 0))
+                       for a, b in zip(old, new["series"], strict=True) for k in ("input_drift", "mean_confidence"))
+            print(f"  run {attempt + 1}: report, window 10,000: {rep_w:.2f} / {rep_c:.2f} s")
+            print(f"         {points}-point series over all rows, BEFORE (baseline): load {old_load_w:.2f} / "
+                  f"{old_load_c:.2f} s + series {old_w:.2f} / {old_c:.2f} s = {old_load_w + old_w:.2f} s wall")
+            print(f"         {points}-point series over all rows, NOW (report + series, db.monitor.build): "
+                  f"{new_w:.2f} / {new_c:.2f} s (loading {new['seconds_loading']:.2f} s); same values: {same}")
+        cli = [sys.executable, "-m", "engine", "monitor", "--db", url, "--out", f"{tmp}/r.json"]
+        for extra in ([], ["--series", str(points)]):
+            _, cli_s, _ = _timed(lambda extra=extra: subprocess.run(cli + extra, check=True, cwd=REPO))
+            print(f"  `python -m engine monitor --db URL {' '.join(extra)}` (whole process, imports included): "
+                  f"{cli_s:.2f} s wall")
+        print(f"  alerts: {plain['alerts']}; series points: {len(new['series'])}; "
+              f"load average at end {os.getloadavg()[0]:.2f}")
         dispose_engines()
 
 
@@ -293,6 +346,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="store transactions per note, with and without stats")
     parser.add_argument("--per-note-only", action="store_true", help="skip the 100,000-row report timing")
     parser.add_argument("--report-only", action="store_true", help="only the 100,000-row report timing")
+    parser.add_argument("--points", type=int, default=40, help="points of the timed series (the page's default: 30)")
     parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
     parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
@@ -306,7 +360,7 @@ def main() -> int:
     if not args.report_only:
         per_note(args.notes, args.reps)
     if not args.per_note_only:
-        report(args.rows)
+        report(args.rows, args.points)
     return 0
 
 
