@@ -14,6 +14,8 @@ Run from the repository root::
    all rows, beside just loading the window's rows (the baseline). Target: <= 5 s.
 3. ``--kl-bias``: the plain plug-in KL (the baseline) beside the excess KL, on same-distribution splits and
    one-specialty windows of MTSamples, at window sizes 40, 100 and 400.
+   ``--time-build URL --points N --tree OLD --tree .``: only ``db.monitor.build``'s report + series on an existing
+   store, one process per source tree (e.g. an old commit's ``git archive`` beside this one): wall, CPU, peak RSS.
 4. ``--drift [--analyse]``: MTSamples specialty switches and same-distribution splits replayed through the
    monitor (window 40), on the text statistic, or with ``--analyse`` on the engine's output too (analyses cached
    without text under the cache dir; about 15 minutes the first time on 2 CPU cores).
@@ -237,6 +239,34 @@ def report(rows: int, points: int = 40, runs: int = 2) -> None:
         dispose_engines()
 
 
+_BUILD_TIMER = """
+import resource, sys, time
+sys.path.insert(0, ".")
+from db.monitor import build
+import engine.monitoring.report  # imported before the clock starts
+url, points = sys.argv[1], int(sys.argv[2])
+for run in range(2):
+    w, c = time.perf_counter(), time.process_time()
+    r = build(url, series_points=points)
+    print(f"  run {run + 1}: report + {points}-point series over {r['n_analyses']:,} rows: wall "
+          f"{time.perf_counter() - w:.2f} s, CPU {time.process_time() - c:.2f} s "
+          f"(loading {r['seconds_loading']:.2f} s)")
+print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+"""
+
+
+def time_build(url: str, points: int, trees: list[Path]) -> None:
+    """``db.monitor.build(url, series_points=points)`` of each source tree (this one, and e.g. an old commit's
+    ``git archive`` beside it), one process each on the same database: wall, CPU and peak memory."""
+    import subprocess
+
+    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    for tree in trees:
+        print(f"=== {tree}, {points} points")
+        subprocess.run([sys.executable, "-c", _BUILD_TIMER, url, str(points)], cwd=tree, check=True)
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
 def mtsamples_profiles(analyse: bool) -> tuple[list[dict], list[str]]:
     """Profiles of every MTSamples report (specialty header lines removed) and their specialties.
 
@@ -350,7 +380,13 @@ def main() -> int:
     parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
     parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
+    parser.add_argument("--time-build", metavar="URL", help="only time db.monitor.build's series on this store")
+    parser.add_argument("--tree", type=Path, action="append", help="with --time-build: source trees to time "
+                        "(repeatable; default this one), e.g. an old commit's `git archive`")
     args = parser.parse_args()
+    if args.time_build:
+        time_build(args.time_build, args.points, args.tree or [REPO])
+        return 0
     if args.kl_bias:
         kl_bias()
         return 0
