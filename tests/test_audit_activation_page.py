@@ -23,14 +23,10 @@ NER_CONFIG = Path(__file__).resolve().parents[1] / "assets" / "models" / "ner" /
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    from db.session import init_db
-
+def env(tmp_path, monkeypatch, app_db_url):
+    """A registry folder the panel reads (``$CLINICAL_NLP_REGISTRY_DIR``), beside conftest's SQLite store."""
     registry = tmp_path / "registry"
-    url = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
     monkeypatch.setenv("CLINICAL_NLP_REGISTRY_DIR", str(registry))
-    monkeypatch.setenv("CLINICAL_NLP_DB_URL", url)
-    init_db(url)
     script = tmp_path / "page.py"
     script.write_text(PAGE, encoding="utf-8")
     return Settings().with_overrides(registry_dir=registry), script
