@@ -100,3 +100,13 @@ def test_load_table_on_sqlite_equals_the_profiles(tmp_path):
     assert (everything.vocab.toarray() == expected.vocab.toarray()).all()
     assert (newest.vocab.toarray() == expected.vocab.toarray()[-30:]).all()
     assert everything.created_at[99] < everything.created_at[100]
+
+
+def test_empty_store_gives_an_empty_report_and_series(tmp_path):
+    from db.monitor import build
+    from db.session import dispose_engines
+
+    report = build(f"sqlite:///{tmp_path / 'empty.sqlite'}", series_points=30)
+    dispose_engines()
+    assert (report["n_analyses"], report["n_window"], report["series"]) == (0, 0, [])
+    assert "input_drift" not in report["statistics"] and report["alerts"] == []
