@@ -380,10 +380,18 @@ def main() -> int:
     parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
     parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
+    parser.add_argument("--make-db", metavar="URL", help="only store ROWS synthetic statistics rows at URL")
     parser.add_argument("--time-build", metavar="URL", help="only time db.monitor.build's series on this store")
     parser.add_argument("--tree", type=Path, action="append", help="with --time-build: source trees to time "
                         "(repeatable; default this one), e.g. an old commit's `git archive`")
     args = parser.parse_args()
+    if args.make_db:
+        from db.session import init_db, session_scope
+        from db.stats import record_many
+
+        with session_scope(init_db(args.make_db)) as session:
+            print(f"stored {record_many(session, _synthetic(args.rows), source='batch'):,} rows in {args.make_db}")
+        return 0
     if args.time_build:
         time_build(args.time_build, args.points, args.tree or [REPO])
         return 0
