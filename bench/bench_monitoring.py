@@ -14,6 +14,8 @@ Run from the repository root::
    all rows, beside just loading the window's rows (the baseline). Target: <= 5 s.
 3. ``--kl-bias``: the plain plug-in KL (the baseline) beside the excess KL, on same-distribution splits and
    one-specialty windows of MTSamples, at window sizes 40, 100 and 400.
+   ``--time-build URL --points N --tree OLD --tree .``: only ``db.monitor.build``'s report + series on an existing
+   store, one process per source tree (e.g. an old commit's ``git archive`` beside this one): wall, CPU, peak RSS.
 4. ``--drift [--analyse]``: MTSamples specialty switches and same-distribution splits replayed through the
    monitor (window 40), on the text statistic, or with ``--analyse`` on the engine's output too (analyses cached
    without text under the cache dir; about 15 minutes the first time on 2 CPU cores).
@@ -151,11 +153,54 @@ def _synthetic(rows: int, seed: int = 0):
                "models": {"ner": "bench"}}, f"synthetic-{i}"
 
 
-def report(rows: int) -> None:
-    """Report time over ``rows`` stored analyses."""
-    from db.monitor import build
+def _load_before(session, last: int | None):
+    """The loader before this change (the baseline): ORM rows, one ``unpack_vocab`` per row, per-column lists."""
+    from sqlalchemy import select
+
+    from db.models import AnalysisStats
+    from db.stats import _LABEL_COLUMNS
+    from engine.monitoring.profile import unpack_vocab
+    from engine.monitoring.table import NUMERIC_COLUMNS, from_columns
+
+    names = [*_LABEL_COLUMNS.values(), *NUMERIC_COLUMNS[len(_LABEL_COLUMNS):]]
+    stmt = select(*(getattr(AnalysisStats, n) for n in names), AnalysisStats.created_at, AnalysisStats.vocab)
+    stmt = stmt.order_by(AnalysisStats.id.desc())
+    rows = session.execute(stmt if last is None else stmt.limit(last)).all()[::-1]
+    data = {name: [r[i] for r in rows] for i, name in enumerate(NUMERIC_COLUMNS)}
+    vocab = [unpack_vocab(r[-1]) for r in rows]
+    stamps = [r[-2].timestamp() for r in rows]
+    return from_columns(data, [b for b, _ in vocab], [c for _, c in vocab], stamps)
+
+
+def _series_before(table, reference, settings, points: int) -> list[dict]:
+    """The series before this change (the baseline): each window cut out by scipy (a copy) and summed alone."""
+    from engine.monitoring.report import window_statistics
+
+    n, window = len(table), settings.window
+    ends = np.unique(np.linspace(window // 10, n, num=points).round().astype(int))
+    out = []
+    for end in ends:
+        rows = table.rows(np.arange(max(0, end - window), end))  # an index array: scipy's copying path
+        out.append({k: v["value"] for k, v in window_statistics(rows, reference, settings).items()})
+    return out
+
+
+def _timed(fn):
+    """``(result, wall s, CPU s)`` of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def report(rows: int, points: int = 40, runs: int = 2) -> None:
+    """Report and time-series time over ``rows`` stored analyses: the old path (baseline) beside the new one."""
+    import subprocess
+
+    from db.monitor import build, reference_path
     from db.session import dispose_engines, init_db, session_scope
-    from db.stats import load_table, record_many
+    from db.stats import record_many
+    from engine.monitoring.reference import read_reference
+    from engine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.sqlite"
@@ -165,23 +210,61 @@ def report(rows: int) -> None:
         insert_s = time.perf_counter() - t0
         size_mb = Path(f"{tmp}/bench.sqlite").stat().st_size / 1e6
         print(f"report over {stored:,} stored analyses ({size_mb:.0f} MB SQLite, inserted in {insert_s:.1f} s), "
-              f"load average {os.getloadavg()[0]:.2f}:")
-        for attempt in range(2):
+              f"load average at start {os.getloadavg()[0]:.2f}; seconds as wall / CPU of this process:")
+        reference = read_reference(reference_path()[0])[1]
+        settings = Settings().monitor
+        for attempt in range(runs):
             dispose_engines()
-            t0 = time.perf_counter()
             with session_scope(init_db(url), write=False) as session:
-                load_table(session, 10_000)
-            load_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            plain = build(url)
-            report_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            with_series = build(url, series_points=40)
-            series_s = time.perf_counter() - t0
-            print(f"  run {attempt + 1}: load 10,000 rows (baseline) {load_s:.2f} s | report, window 10,000 "
-                  f"{report_s:.2f} s | report + 40-point series over all rows {series_s:.2f} s")
-        print(f"  alerts: {plain['alerts']}; series points: {len(with_series['series'])}")
+                table, old_load_w, old_load_c = _timed(lambda session=session: _load_before(session, None))
+            old, old_w, old_c = _timed(lambda table=table: _series_before(table, reference, settings, points))
+            del table
+            dispose_engines()
+            plain, rep_w, rep_c = _timed(lambda: build(url))
+            new, new_w, new_c = _timed(lambda: build(url, series_points=points))
+            same = all(abs((a[k] or 0) - (b[k] or 0)) <= 1e-4 * max(1.0, abs(a[k] or 0))
+                       for a, b in zip(old, new["series"], strict=True) for k in ("input_drift", "mean_confidence"))
+            print(f"  run {attempt + 1}: report, window 10,000: {rep_w:.2f} / {rep_c:.2f} s")
+            print(f"         {points}-point series over all rows, BEFORE (baseline): load {old_load_w:.2f} / "
+                  f"{old_load_c:.2f} s + series {old_w:.2f} / {old_c:.2f} s = {old_load_w + old_w:.2f} s wall")
+            print(f"         {points}-point series over all rows, NOW (report + series, db.monitor.build): "
+                  f"{new_w:.2f} / {new_c:.2f} s (loading {new['seconds_loading']:.2f} s); same values: {same}")
+        cli = [sys.executable, "-m", "engine", "monitor", "--db", url, "--out", f"{tmp}/r.json"]
+        for extra in ([], ["--series", str(points)]):
+            _, cli_s, _ = _timed(lambda extra=extra: subprocess.run(cli + extra, check=True, cwd=REPO))
+            print(f"  `python -m engine monitor --db URL {' '.join(extra)}` (whole process, imports included): "
+                  f"{cli_s:.2f} s wall")
+        print(f"  alerts: {plain['alerts']}; series points: {len(new['series'])}; "
+              f"load average at end {os.getloadavg()[0]:.2f}")
         dispose_engines()
+
+
+_BUILD_TIMER = """
+import resource, sys, time
+sys.path.insert(0, ".")
+from db.monitor import build
+import engine.monitoring.report  # imported before the clock starts
+url, points = sys.argv[1], int(sys.argv[2])
+for run in range(2):
+    w, c = time.perf_counter(), time.process_time()
+    r = build(url, series_points=points)
+    print(f"  run {run + 1}: report + {points}-point series over {r['n_analyses']:,} rows: wall "
+          f"{time.perf_counter() - w:.2f} s, CPU {time.process_time() - c:.2f} s "
+          f"(loading {r['seconds_loading']:.2f} s)")
+print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+"""
+
+
+def time_build(url: str, points: int, trees: list[Path]) -> None:
+    """``db.monitor.build(url, series_points=points)`` of each source tree (this one, and e.g. an old commit's
+    ``git archive`` beside it), one process each on the same database: wall, CPU and peak memory."""
+    import subprocess
+
+    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    for tree in trees:
+        print(f"=== {tree}, {points} points")
+        subprocess.run([sys.executable, "-c", _BUILD_TIMER, url, str(points)], cwd=tree, check=True)
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
 def mtsamples_profiles(analyse: bool) -> tuple[list[dict], list[str]]:
@@ -293,10 +376,25 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="store transactions per note, with and without stats")
     parser.add_argument("--per-note-only", action="store_true", help="skip the 100,000-row report timing")
     parser.add_argument("--report-only", action="store_true", help="only the 100,000-row report timing")
+    parser.add_argument("--points", type=int, default=40, help="points of the timed series (the page's default: 30)")
     parser.add_argument("--drift", action="store_true", help="only the MTSamples drift replay (text statistics)")
     parser.add_argument("--analyse", action="store_true", help="with --drift: analyse MTSamples with the engine")
     parser.add_argument("--kl-bias", action="store_true", help="only plain vs excess KL on MTSamples splits")
+    parser.add_argument("--make-db", metavar="URL", help="only store ROWS synthetic statistics rows at URL")
+    parser.add_argument("--time-build", metavar="URL", help="only time db.monitor.build's series on this store")
+    parser.add_argument("--tree", type=Path, action="append", help="with --time-build: source trees to time "
+                        "(repeatable; default this one), e.g. an old commit's `git archive`")
     args = parser.parse_args()
+    if args.make_db:
+        from db.session import init_db, session_scope
+        from db.stats import record_many
+
+        with session_scope(init_db(args.make_db)) as session:
+            print(f"stored {record_many(session, _synthetic(args.rows), source='batch'):,} rows in {args.make_db}")
+        return 0
+    if args.time_build:
+        time_build(args.time_build, args.points, args.tree or [REPO])
+        return 0
     if args.kl_bias:
         kl_bias()
         return 0
@@ -306,7 +404,7 @@ def main() -> int:
     if not args.report_only:
         per_note(args.notes, args.reps)
     if not args.per_note_only:
-        report(args.rows)
+        report(args.rows, args.points)
     return 0
 
 

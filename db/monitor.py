@@ -77,19 +77,20 @@ def build(url: str | None, window: int | None = None, model_dir: Path | None = N
 
 
 def _stats_lines(path: Path) -> Iterator[tuple[dict[str, Any], str | None]]:
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            yield obj, obj.get("id")
+    # the engine's JSON lines reader (blank lines skipped; "file:line" in the error of a line that is not a JSON
+    # object), rather than a copy of its loop here (duplicates D13/D14)
+    from engine.training.feedback_data import read_jsonl
+
+    for _, obj in read_jsonl(path):
+        yield obj, obj.get("id")
 
 
 def ingest(url: str | None, path: Path) -> int:
-    """Store a batch job's ``*.stats.jsonl`` lines (``{"id", ...profile}``) with source ``batch``."""
+    """Store a batch job's ``*.stats.jsonl`` lines (``{"id", ...profile}``) with source ``batch``.
+
+    Raises:
+        EngineError: ``DATA_NOT_FOUND`` for a missing file, ``BAD_INPUT`` for a line that is not a JSON object.
+    """
     from db.session import init_db, session_scope
     from db.stats import record_many
 
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv[1:])
         try:
             print(json.dumps({"stored": ingest(args.db, args.stats)}))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EngineError) as exc:
             sys.stderr.write(f"python -m engine monitor ingest: {exc}\n")
             return 2
         return 0

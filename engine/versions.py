@@ -312,20 +312,23 @@ def register_version(
     return info
 
 
-def _audit_gate(folder: Path, version: str, accept: Sequence[str], override: str | None) -> dict[str, Any]:
+def _audit_gate(folder: Path, version: str, accept: Sequence[str], override: str | None,
+                actor: str | None = None) -> dict[str, Any]:
     from engine.audit.gate import require_audit  # the gate reads the audit's verdict rules; not needed to serve
 
-    return require_audit(folder, version, accept, override)
+    return require_audit(folder, version, accept, override, actor)
 
 
 def activate(settings: Settings | None, version: str, *, accept: Sequence[str] = (),
-             override_audit: str | None = None) -> str:
+             override_audit: str | None = None, actor: str | None = None) -> str:
     """Make ``version`` the active model set (any registered version, refused ones included, or :data:`BASE`).
 
     A registered version passes the audit gate first (:mod:`engine.audit.gate`: its own ``audit/audit.json``
     with every finding signed off, in the audit or by ``accept``); ``override_audit`` (a reason) activates it
     anyway. Either way the gate's record (who, when, findings, override) is appended to the registry's
-    ``audit_log``. :data:`BASE` (the committed defaults, the rollback target) is not gated.
+    ``audit_log``. :data:`BASE` (the committed defaults, the rollback target) is not gated. ``actor``: who
+    activates, signs off or overrides (the Models page passes the name typed there; default
+    ``$CLINICAL_NLP_USER`` or the login name).
 
     Returns:
         The version that was active before.
@@ -338,7 +341,7 @@ def activate(settings: Settings | None, version: str, *, accept: Sequence[str] =
     if version != BASE:
         folder = version_model_dir(settings, version)
         check_model_set(folder, version)
-        gated = _audit_gate(folder, version, accept, override_audit)
+        gated = _audit_gate(folder, version, accept, override_audit, actor)
 
     def change(data: dict[str, Any]) -> str:
         if version != BASE and version not in data["versions"]:

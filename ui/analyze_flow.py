@@ -63,7 +63,8 @@ def submit_note(text: str, upload: Any, note_id: str, rerun: bool) -> None:
         return
     try:
         with st.spinner("Analysing the note…"):
-            result = get_pipeline().analyze(note_text, note_id.strip() or None).to_dict()
+            analysed = get_pipeline().analyze(note_text, note_id.strip() or None)
+            result = analysed.to_dict()
     except Exception as err:
         _failed(engine_error_message(err, "analyse this note"), ":material/error:")
         return
@@ -73,7 +74,8 @@ def submit_note(text: str, upload: Any, note_id: str, rerun: bool) -> None:
         "result": result,
         "source": source,
         # Stored in the background so the result shows at once; decisions wait for the ids.
-        "stored": store_in_background(get_db_engine(), note_text, result, source),
+        # token_stats: the NER's token statistics for monitoring, which the contract's dict does not carry
+        "stored": store_in_background(get_db_engine(), note_text, result, source, analysed.token_stats),
         "run": state.analysis_run,
         "added": [],
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine import versions
 from engine.settings import Settings
+from ui.model_activation import activate_through_gate, render_gate
 from ui.registry_mirror import sync_db_mirror
 from ui.retrain_jobs import (
     EXPORTS_DIR,
@@ -152,8 +153,10 @@ def _activation(db_engine: Any, settings: Settings) -> None:
     choice = c1.selectbox("Version", ids, index=ids.index(active) if active in ids else 0, key="activate_choice",
                           format_func=lambda v: f"{v} ({next(i.status for i in listed if i.id == v)})"
                           + (" - active" if v == active else ""))
+    given = render_gate(settings, choice, st.session_state.get("reviewer"))  # the audit gate's sign-off/override
     if c2.button("Activate", disabled=choice == active, key="activate_button"):
-        _change(lambda: versions.activate(settings, choice), f"{choice} is now active.", db_engine, settings)
+        _change(lambda: activate_through_gate(settings, choice, given), f"{choice} is now active.", db_engine,
+                settings)
     if st.button("Roll back to the previously active version", key="rollback_button", disabled=active == versions.BASE
                  and len(versions.read_registry(settings).get("history", [])) <= 1):
         _change(lambda: versions.rollback(settings), "Rolled back.", db_engine, settings)

@@ -80,8 +80,11 @@ def _kept_mode(session: Any, text: str, mode: str) -> str:
 
 
 def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str | None,
-                   store_text: str | None = None) -> StoredAnalysis:
+                   store_text: str | None = None, token_stats: dict[str, Any] | None = None) -> StoredAnalysis:
     """Store the note (once per distinct text) and one analysis of it with a suggestion per entity.
+
+    ``token_stats`` (the engine result's ``AnalysisResult.token_stats``, which ``to_dict()`` leaves out) goes into
+    the monitoring row, so the app's rows have ``token_entropy`` and ``o_share`` as the API's and the batch's do.
 
     What is kept follows ``store_text`` (default ``Settings().store_text``; see
     :func:`engine.deid.export.store_payload`): ``deidentified`` keeps the redacted note and the analysis mapped
@@ -108,16 +111,18 @@ def store_analysis(engine: Any, text: str, result: dict[str, Any], source: str |
         if redacted:
             _remember_offsets(analysis.id, redacted[0].offsets)
         # monitoring (issue 24): the analysis's statistics, numbers only, in the same transaction
-        record_result(session, text, result, source="app", analysis_id=analysis.id, external_id=result.get("id"))
+        monitored = result if token_stats is None else {**result, "token_stats": token_stats}
+        record_result(session, text, monitored, source="app", analysis_id=analysis.id, external_id=result.get("id"))
         ids = [s.id for s in sorted(analysis.suggestions, key=lambda s: s.position)]
         return StoredAnalysis(analysis.id, ids)
 
 
-def store_in_background(engine: Any, text: str, result: dict[str, Any], source: str | None) -> Future:
+def store_in_background(engine: Any, text: str, result: dict[str, Any], source: str | None,
+                        token_stats: dict[str, Any] | None = None) -> Future:
     """Start :func:`store_analysis` on the app's writer thread and return its future (see :func:`stored_ids`)."""
     from ui.resources import get_writer
 
-    return get_writer().submit(store_analysis, engine, text, result, source)
+    return get_writer().submit(store_analysis, engine, text, result, source, None, token_stats)
 
 
 def stored_ids(analysis: dict[str, Any], timeout: float = 60.0) -> StoredAnalysis:

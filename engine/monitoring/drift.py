@@ -62,6 +62,8 @@ def input_drift(
     alpha: float = DEFAULT_ALPHA,
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
+    *,
+    column_sums: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> dict[str, Any]:
     """Excess vocabulary KL divergence of a window of notes over a reference set of notes.
 
@@ -71,13 +73,16 @@ def input_drift(
         alpha: Additive smoothing per bucket.
         permutations: Random re-splits of the pooled notes that estimate the KL expected without drift.
         seed: Seed of those re-splits (the statistic is deterministic for given rows).
+        column_sums: The window's and the reference's bucket totals when the caller has them already (the time
+            series sums its overlapping windows from shared blocks); each ``None`` is summed here.
 
     Returns:
         ``{"value": excess KL, "kl", "null_mean", "null_sd", "p_value", "n_window", "n_reference"}``; ``value``
         is ``None`` when either side has no words.
     """
     n, m = window.shape[0], reference.shape[0]
-    w_counts, r_counts = _column_sums(window), _column_sums(reference)
+    w_counts = _column_sums(window) if column_sums[0] is None else np.asarray(column_sums[0], dtype=np.float64)
+    r_counts = _column_sums(reference) if column_sums[1] is None else np.asarray(column_sums[1], dtype=np.float64)
     out: dict[str, Any] = {"n_window": int(n), "n_reference": int(m)}
     if n == 0 or m == 0 or w_counts.sum() == 0 or r_counts.sum() == 0:
         return {**out, "value": None, "kl": None, "null_mean": None, "null_sd": None, "p_value": None}

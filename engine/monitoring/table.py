@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from engine.monitoring.profile import VOCAB_BUCKETS
+from engine.monitoring.profile import VOCAB_BUCKETS, unpack_vocab_many
 from engine.types import LABELS
 
 
@@ -60,7 +60,7 @@ class StatsTable:
             code_score_sum=self.code_score_sum[index],
             token_entropy=self.token_entropy[index],
             o_share=self.o_share[index],
-            vocab=self.vocab[index],
+            vocab=_row_slice(self.vocab, index) if isinstance(index, slice) else self.vocab[index],
             created_at=None if self.created_at is None else self.created_at[index],
         )
 
@@ -68,6 +68,24 @@ class StatsTable:
     def n_entities(self) -> np.ndarray:
         """Entities per note."""
         return self.label_counts.sum(axis=1)
+
+
+def _row_slice(matrix: sparse.csr_matrix, index: slice) -> sparse.csr_matrix:
+    """Rows ``index`` of a CSR matrix; a contiguous range is a view of the stored entries, not a copy.
+
+    The time series cuts dozens of overlapping 10,000-note windows out of 100,000 rows: scipy's slicing copies each
+    window's ~2 million entries, a view costs nothing (only ``indptr`` is shifted).
+    """
+    start, stop, step = index.indices(matrix.shape[0])
+    if step != 1:
+        return matrix[index]
+    stop = max(start, stop)
+    first, last = matrix.indptr[start], matrix.indptr[stop]
+    view = sparse.csr_matrix((stop - start, matrix.shape[1]), dtype=matrix.dtype)
+    # Set the parts directly: the constructor's format check "prunes" views of a larger buffer by copying them.
+    view.data, view.indices = matrix.data[first:last], matrix.indices[first:last]
+    view.indptr = (matrix.indptr[start : stop + 1] - first).astype(matrix.indices.dtype, copy=False)
+    return view
 
 
 def _float(values: Sequence[Any]) -> np.ndarray:
@@ -81,6 +99,12 @@ def vocab_matrix(buckets: Sequence[np.ndarray], counts: Sequence[np.ndarray]) ->
     indices = np.concatenate(buckets) if len(buckets) else np.zeros(0, dtype=np.int64)
     data = np.concatenate(counts).astype(np.float64) if len(counts) else np.zeros(0)
     return sparse.csr_matrix((data, indices, indptr), shape=(len(buckets), VOCAB_BUCKETS))
+
+
+def vocab_from_blobs(blobs: Sequence[bytes | None]) -> sparse.csr_matrix:
+    """A ``(notes, VOCAB_BUCKETS)`` CSR matrix of stored :func:`~engine.monitoring.profile.pack_vocab` blobs."""
+    indptr, buckets, counts = unpack_vocab_many(blobs)
+    return sparse.csr_matrix((counts, buckets, indptr), shape=(len(blobs), VOCAB_BUCKETS))
 
 
 def from_columns(columns: dict[str, Sequence[Any]], buckets: Sequence[np.ndarray], counts: Sequence[np.ndarray],
@@ -97,6 +121,33 @@ def from_columns(columns: dict[str, Sequence[Any]], buckets: Sequence[np.ndarray
         token_entropy=_float(columns["token_entropy"]),
         o_share=_float(columns["o_share"]),
         vocab=vocab_matrix(buckets, counts),
+        created_at=None if created_at is None else np.asarray(created_at, dtype=np.float64),
+    )
+
+
+NUMERIC_COLUMNS = (*(f"label_{lab}" for lab in LABELS), "score_sum", "n_scored", "n_low_confidence", "n_coded",
+                   "code_score_sum", "token_entropy", "o_share")
+"""The scalar columns :func:`from_arrays` reads, in its column order."""
+
+
+def from_arrays(numbers: np.ndarray, vocab: sparse.csr_matrix, created_at: np.ndarray | None = None) -> StatsTable:
+    """A table from one ``(n, len(NUMERIC_COLUMNS))`` float array (``nan`` where unknown) and a vocabulary matrix.
+
+    What the database layer builds from a query's rows in one ``np.array`` call, without per-column Python lists.
+    """
+    numbers = np.asarray(numbers, dtype=np.float64).reshape(-1, len(NUMERIC_COLUMNS))
+    col = {name: numbers[:, i] for i, name in enumerate(NUMERIC_COLUMNS)}
+    counts = numbers[:, : len(LABELS)]
+    return StatsTable(
+        label_counts=np.nan_to_num(counts).astype(np.int64),
+        score_sum=col["score_sum"],
+        n_scored=np.nan_to_num(col["n_scored"]).astype(np.int64),
+        n_low=np.nan_to_num(col["n_low_confidence"]).astype(np.int64),
+        n_coded=np.nan_to_num(col["n_coded"]).astype(np.int64),
+        code_score_sum=col["code_score_sum"],
+        token_entropy=col["token_entropy"],
+        o_share=col["o_share"],
+        vocab=vocab,
         created_at=None if created_at is None else np.asarray(created_at, dtype=np.float64),
     )
 
