@@ -56,6 +56,12 @@ def _extend(tokens: list[Token], i: int, lex: Lexicon) -> int:
                 and tokens[j].start - tokens[j - 1].end <= 1:
             j += 1
             continue
+        if j == i + 1 and j < len(tokens) and _cap(tokens[j].text) and not tokens[j].line_start \
+                and tokens[j].start - tokens[j - 1].end == 1 and len(tokens[j].text) > 2 \
+                and lex.first_names.get(tokens[i].text.lower(), 10**6) < 3000 and not lex.is_common(tokens[j].text) \
+                and tokens[j].text.lower() not in lex.cues and tokens[j].text.lower() not in lex.eponyms:
+            j += 1  # a listed first name and an unlisted, unknown capitalised word: "John Whitcombe"
+            continue
         break
     return j
 
