@@ -18,7 +18,9 @@ from engine.deid.tokens import Token
 __all__ = ["find_context"]
 
 _LINKS = frozenset(("from", "in", "of", "with"))
-_PREPOSITIONS = frozenset(("at", "for", "by"))
+_PREPOSITIONS = frozenset(("at", "for", "by", "from"))
+_OWNERS = frozenset(("pt's", "patient's", "pts", "her", "his", "their", "the"))
+"""Words between a bracket and a relation: "Ruth (pt's niece)"."""
 _FUNCTION = frozenset(("for", "as", "a", "an", "the", "to", "at", "in", "of", "on", "with", "by", "from", "and",
                        "since", "until", "x", "where", "when", "who", "is", "was", "but", "or", "re"))
 """Words that end an organisation's name even in an all-caps note ("WORKS AT ADAMS GROUP AS A DRIVER")."""
@@ -41,14 +43,31 @@ def _name_token(tok: Token, lex: Lexicon) -> bool:
 
 def _before_relation(tokens: list[Token], i: int, lex: Lexicon) -> PhiSpan | None:
     """``Name (relation`` with ``tokens[i]`` the bracket: up to three capitalised words before it, one line."""
-    if i + 1 >= len(tokens) or "relation" not in lex.cues.get(tokens[i + 1].text.lower(), "").split("|"):
+    k = i + 2 if i + 2 < len(tokens) and tokens[i + 1].text.lower() in _OWNERS else i + 1
+    if k >= len(tokens) or "relation" not in lex.cues.get(tokens[k].text.lower(), "").split("|"):
         return None
     j = i
-    while j > 0 and i - j < 3 and _name_token(tokens[j - 1], lex) and not tokens[j].line_start:
-        j -= 1
+    while j > 0 and i - j < 3 and not tokens[j].line_start and (
+            _name_token(tokens[j - 1], lex) or (j == i and _listed_first(tokens[j - 1], lex))):
+        j -= 1  # capitalised words, or one listed first name in lower case ("SOCIAL: frank (wife)")
     if j == i or (i - j == 1 and lex.is_common(tokens[j].text, 2000) and not lex.is_name_word(tokens[j].text)):
         return None
     return PhiSpan(tokens[j].start, tokens[i - 1].end, "NAME", "context")
+
+
+def _listed_first(tok: Token, lex: Lexicon) -> bool:
+    """A listed first name that is no ordinary word, city or eponym ("frank", "Yolanda"), any case."""
+    low = tok.text.lower()
+    return tok.text.isalpha() and len(low) > 2 and lex.first_names.get(low, 10**6) < 3000 \
+        and not lex.is_common(low, 20) and low not in lex.cities and low not in lex.eponyms and low not in lex.cues
+
+
+def _in_brackets(tokens: list[Token], i: int, lex: Lexicon) -> PhiSpan | None:
+    """A listed first name alone in brackets, ``tokens[i]`` the bracket: "wound care (Yolanda)"."""
+    if i + 2 < len(tokens) and tokens[i + 2].text == ")" and _capital(tokens[i + 1]) \
+            and _listed_first(tokens[i + 1], lex):
+        return PhiSpan(tokens[i + 1].start, tokens[i + 1].end, "NAME", "context")
+    return None
 
 
 def _before_service(tokens: list[Token], i: int, lex: Lexicon) -> PhiSpan | None:
@@ -127,21 +146,20 @@ def find_context(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
     """Names and organisations that their context makes PHI (see the module doc)."""
     out: list[PhiSpan] = []
     lows = [t.text.lower() for t in tokens]
-    verbs = {p.split()[0] for p, kind in lex.context.items() if kind == "employer" and " " in p}
+    verbs = {p.split()[0] for p, kind in lex.context.items() if kind == "employer" and " " in p} - {"used"}
     firsts = {p.split()[0] for p, kind in lex.context.items() if kind in ("employer", "facility")}
     for i, low in enumerate(lows):
         span = None
         if low == "(":
-            span = _before_relation(tokens, i, lex)
+            span = _before_relation(tokens, i, lex) or _in_brackets(tokens, i, lex)
         elif low in lex.cues and "near" in lex.cues[low].split("|"):
             span = _before_service(tokens, i, lex)
         if span is None and low in _PREPOSITIONS and i + 1 < len(tokens) and _employed(lows, tokens, i, verbs):
             span = _organisation(tokens, i + 1, lex, strict=False)  # "works as an engineer at Hunt-Reed"
         if span is None and low in firsts:
-            for n in (1, 2):
+            for n in (4, 3, 2, 1):  # the longest phrase: "used to work for" before "work for"
                 kind = lex.context.get(" ".join(lows[i:i + n])) if i + n < len(tokens) else None
-                if kind in ("employer", "facility") and not (n == 1 and lex.context.get(
-                        " ".join(lows[i:i + 2])) in ("employer", "facility")):
+                if kind in ("employer", "facility"):
                     skip = 1 if lows[i + n] in ("the", ":") else 0
                     if i + n + skip < len(tokens):
                         span = _organisation(tokens, i + n + skip, lex, strict=kind == "facility")

@@ -56,6 +56,12 @@ def _extend(tokens: list[Token], i: int, lex: Lexicon) -> int:
                 and tokens[j].start - tokens[j - 1].end <= 1:
             j += 1
             continue
+        if j == i + 1 and j < len(tokens) and _cap(tokens[j].text) and not tokens[j].line_start \
+                and tokens[j].start - tokens[j - 1].end == 1 and len(tokens[j].text) > 2 \
+                and lex.first_names.get(tokens[i].text.lower(), 10**6) < 3000 and not lex.is_common(tokens[j].text) \
+                and tokens[j].text.lower() not in lex.cues and tokens[j].text.lower() not in lex.eponyms:
+            j += 1  # a listed first name and an unlisted, unknown capitalised word: "John Whitcombe"
+            continue
         break
     return j
 
@@ -77,6 +83,10 @@ def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[in
     if j >= len(tokens) or tokens[j].start - tokens[i].end > 6:
         return None
     tok = tokens[j]
+    if kind == "title" and i > 0 and tokens[i - 1].text.isdigit():
+        return None  # "16 Fr Foley" is a catheter size, not Father Foley
+    if kind in ("role", "relation") and _initial(tokens, j):
+        return j, _extend(tokens, j, lex)  # "RN J. Okonkwo"
     if kind == "title":
         ok = _namey(tok, lex, allow_lower=True) or (tok.text.isalpha() and len(tok.text) == 1) or (
             tok.text.isalpha() and tok.text.islower() and len(tok.text) > 2 and not _stop(tok.text)
@@ -93,6 +103,28 @@ def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[in
     return (j, _extend(tokens, j, lex)) if ok else None
 
 
+def _initial(tokens: list[Token], j: int) -> bool:
+    """An upper-case initial with its dot before a capitalised word ("J. Okonkwo")."""
+    return j + 2 < len(tokens) and len(tokens[j].text) == 1 and tokens[j].text.isupper() \
+        and tokens[j + 1].text == "." and tokens[j + 1].end == tokens[j + 2].start - 1 and _cap(tokens[j + 2].text)
+
+
+def _first_name(word: str, lex: Lexicon) -> bool:
+    """A listed first name that is no ordinary word, city or eponym, in any case ("frank", "Yolanda")."""
+    low = word.lower()
+    return word.isalpha() and len(word) > 2 and lex.first_names.get(low, 10**6) < 3000 \
+        and not lex.is_common(low, 20) and low not in lex.cities and low not in lex.eponyms
+
+
+def _comma_first(tokens: list[Token], end: int, lex: Lexicon) -> int:
+    """A "Surname, First" name ("Pt Villanueva, Rosa, DOB"): the index after the first name, else ``end``."""
+    if end + 1 < len(tokens) and tokens[end].text == "," and lex.last_names.get(tokens[end - 1].text.lower(), 10**6) \
+            < 20000 and _cap(tokens[end + 1].text) and _first_name(tokens[end + 1].text, lex) \
+            and (end + 2 >= len(tokens) or tokens[end + 2].line_start or not tokens[end + 2].text.isalpha()):
+        return end + 2
+    return end
+
+
 def _before_credential(tokens: list[Token], i: int, lex: Lexicon) -> tuple[int, int] | None:
     """Names directly before a credential ("Susan Feld, MD"): up to three capitalised words on the same line."""
     j = i - 1
@@ -102,6 +134,9 @@ def _before_credential(tokens: list[Token], i: int, lex: Lexicon) -> tuple[int, 
     while j >= 0 and end - j <= 4 and (_cap(tokens[j].text) or tokens[j].text == ".") \
             and not _stop(tokens[j].text) and not tokens[j + 1].line_start:
         j -= 1
+    if j == end - 1 and j >= 2 and tokens[j].text.isalpha() and tokens[j].text.islower() and len(tokens[j].text) > 1 \
+            and tokens[j - 1].text == "." and len(tokens[j - 2].text) == 1 and tokens[j - 2].text.isalpha():
+        return j - 2, end  # a lower-case signature: "e. hisaw, RN"
     first = j + 1
     while first < end and not _cap(tokens[first].text):
         first += 1
@@ -150,6 +185,7 @@ def find_names(tokens: list[Token], text: str, lex: Lexicon) -> list[PhiSpan]:
             found.append(_header(tokens, i, text, lex))
         for rng in found:
             if rng is not None:
+                rng = (rng[0], _comma_first(tokens, rng[1], lex))
                 out.append(PhiSpan(tokens[rng[0]].start, tokens[rng[1] - 1].end, "NAME", "cue"))
                 out += _conjoined(tokens, rng[1], lex)
     return out
@@ -157,9 +193,10 @@ def find_names(tokens: list[Token], text: str, lex: Lexicon) -> list[PhiSpan]:
 
 def _conjoined(tokens: list[Token], j: int, lex: Lexicon) -> list[PhiSpan]:
     """A second name joined to a cued one: "Drs. Lindqvist and Amari", "sons Marcus and Dennis"."""
-    if j + 1 < len(tokens) and tokens[j].text.lower() in ("and", "&", "or") and _namey(tokens[j + 1], lex, False) \
-            and (lex.is_name_word(tokens[j + 1].text) or not lex.is_common(tokens[j + 1].text, 50)) \
-            and not lex.is_common(tokens[j + 1].text, 300):
+    if j + 1 < len(tokens) and tokens[j].text.lower() in ("and", "&", "or") and ((
+            _namey(tokens[j + 1], lex, False)
+            and (lex.is_name_word(tokens[j + 1].text) or not lex.is_common(tokens[j + 1].text, 50))
+            and not lex.is_common(tokens[j + 1].text, 300)) or _first_name(tokens[j + 1].text, lex)):
         end = _extend(tokens, j + 1, lex)
         return [PhiSpan(tokens[j + 1].start, tokens[end - 1].end, "NAME", "cue")]
     return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -52,8 +53,39 @@ class Lexicon:
         return low in self.first_names or low in self.last_names
 
 
-def _ranked(path: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
+def fold(word: str) -> str:
+    """``word`` without its accents ("josé" -> "jose"); the name lists are ASCII."""
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+
+
+class FoldedRanks(dict[str, int]):
+    """Name -> rank that also finds an accented word under its ASCII form ("zoé" under "zoe").
+
+    Only a word missing as given and not ASCII pays for the folding, so ASCII notes cost nothing extra.
+    """
+
+    def __missing__(self, key: str) -> int:
+        if not key.isascii():
+            folded = fold(key)
+            if folded != key and dict.__contains__(self, folded):
+                return dict.__getitem__(self, folded)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        return isinstance(key, str) and not key.isascii() and dict.__contains__(self, fold(key))
+
+    def get(self, key: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        """As :meth:`dict.get`, with the accent folding of :meth:`__missing__`."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+def _ranked(path: Path) -> FoldedRanks:
+    out = FoldedRanks()
     for rank, word in enumerate(_lines(path)):
         out.setdefault(word, rank)
     return out

@@ -158,7 +158,7 @@ class Surrogates:
 def _case(text: str, label: str | None, rng: random.Random) -> str:
     if label == "NAME":
         roll = rng.random()
-        return text.lower() if roll < 0.05 else safe_upper(text) if roll < 0.12 else text
+        return text.lower() if roll < 0.1 else safe_upper(text) if roll < 0.17 else text
     return text
 
 
