@@ -91,8 +91,9 @@ __all__ = [
 DATASETS = ("maccrobat", "chia", "sentences")
 DERIVED_DATASETS = ("maccrobat-time", "chia-time")
 """Time and mood traits derived from the corpora's own annotations (:mod:`engine.evaluation.assertion_derived`)."""
-MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note")
-"""The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone or in the whole note."""
+MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note", "mts-test-wrap", "mts-dev-wrap")
+"""The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone, in the whole note, or in
+the whole note hard-wrapped at 72 columns (:func:`engine.evaluation.assertion_data.hard_wrap`)."""
 JSONL_PREFIX = "jsonl:"
 """Dataset names of ``--jsonl`` files are this prefix and the file path."""
 SYSTEMS = ("ours", "medspacy", "negspacy", "rules", "learned", "combined")
@@ -101,8 +102,8 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "assertion"
 DEFAULT_SYSTEMS = ("ours", "medspacy", "negspacy")
 DEV_SPLIT = (
     (("maccrobat", "chia", "maccrobat-time", "chia-time"), "check"),
-    (("mts-dev", "mts-dev-note", *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6))),
-     "all"),
+    (("mts-dev", "mts-dev-note", "mts-dev-wrap",
+      *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6))), "all"),
 )
 """The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev part and the hand-written sets 4-6,
 none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
@@ -143,7 +144,7 @@ def load_docs(dataset: str, data_dir: Path, part: str = "all", limit: int | None
         raise EngineError(ErrorCode.DATA_NOT_FOUND, f"no {dataset} data at {folder}")
     if kind == "mts":
         _, mts_part, *note = dataset.split("-")
-        docs = read_mtsamples(folder, mts_part, "note" if note else "sentence", MTSAMPLES_REFS)
+        docs = read_mtsamples(folder, mts_part, note[0] if note else "sentence", MTSAMPLES_REFS)
     else:
         readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl,
                    "maccrobat-time": read_maccrobat_time, "chia-time": read_chia_time}
