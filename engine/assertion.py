@@ -469,12 +469,19 @@ def load_rules(settings: Settings) -> AssertionStage:
 
 def load(settings: Settings) -> Any:
     """The assertion stage: the rules, combined with the learned classifier when the model set has one that asks
-    for it (``<model_dir>/assertion/config.json`` with ``combine.fill``) and ``settings.assertion`` allows it."""
+    for it (``<model_dir>/assertion/config.json`` with ``combine.fill`` and ``combine.gate``) and
+    ``settings.assertion`` allows it (``rules`` turns it off)."""
     rules = load_rules(settings)
     mode = settings.assertion
     if mode == "rules":
         return rules
-    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination, model_folder
+    from engine.assertion_learned import (
+        CombinedAssertionStage,
+        LearnedAssertion,
+        combination,
+        combination_gate,
+        model_folder,
+    )
 
     folder = model_folder(settings.model_dir)
     fill = combination(folder) if folder is not None else {}
@@ -483,4 +490,4 @@ def load(settings: Settings) -> Any:
     from engine.backbone import resolve_device
 
     model = LearnedAssertion(folder, resolve_device(settings.device))
-    return CombinedAssertionStage(rules, model, fill)
+    return CombinedAssertionStage(rules, model, fill, combination_gate(folder))
