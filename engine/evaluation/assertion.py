@@ -19,8 +19,9 @@ detection, then one span); medSpaCy and negspacy judge the same span in the same
 scored on its own (a span can carry several), plus ``assertion``: accuracy and macro F1 of the one-word assertion.
 ``mts-test`` / ``mts-dev`` are the blind and dev parts of the labelled MTSamples spans, each judged in its sentence
 alone (as a sentence-level kit gives them); ``mts-test-note`` / ``mts-dev-note`` judge the same spans in their whole
-report. ``--part tune`` / ``check`` take the even / odd documents in sorted order: the rules were tuned looking only
-at errors on the ``tune`` half, so ``check`` is the fairer figure for unseen text.
+report, ``mts-test-wrap`` / ``mts-dev-wrap`` in their whole report hard-wrapped at 72 columns (as fixed-width EHR
+exports store notes). ``--part tune`` / ``check`` take the even / odd documents in sorted order: the rules were
+tuned looking only at errors on the ``tune`` half, so ``check`` is the fairer figure for unseen text.
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated: maccrobat,chia,sentences, maccrobat-time,chia-time, mts-test,mts-dev,"
-                             "mts-test-note,mts-dev-note (default: the first three, or none with --jsonl)")
+                             "mts-test-note,mts-dev-note, mts-test-wrap,mts-dev-wrap (default: the first three, or "
+                             "none with --jsonl)")
     parser.add_argument("--jsonl", type=Path, action="append", default=[],
                         help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
