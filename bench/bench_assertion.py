@@ -11,9 +11,10 @@ spans of the repository's hand-written fixture sentences. Three ways of judging 
   case, every call a note never seen before (here a whole case report of about 2,700 characters);
 - medspaCy (PyRuSH + default ConText) and negspacy (sentencizer + NegEx) per note, the same spans as entities;
 - when a trained assertion model is there (``--model``, default the model set's ``assertion/``): the learned
-  classifier alone and the combination (rules, then the model fills in), per note, batched.
+  classifier alone and the combination (rules, then the model fills in) under each gate (``any``, ``uncued``,
+  ``cued``: which findings the model scores), per note, batched.
 
-Each row gives spans per second and milliseconds per note.
+Each row gives spans per second, milliseconds per note and per span.
 
 The process is pinned to one core and BLAS/torch threads are set to 1 before anything is imported.
 """
@@ -133,16 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     results.append(("rules (single, caches cleared)", *_rate(single_cold, docs, 1)))
     if folder is not None and Path(folder, "config.json").is_file():
         results.append(("learned alone (note, batched)", *_rate(learned(settings, folder), docs, 1)))
-        results.append(("combined (note: rules + model fill)", *_rate(combined(settings, folder), docs, 1)))
+        for gate in ("any", "uncued", "cued"):
+            judge = combined(settings, folder, gate=gate)
+            results.append((f"combined, gate {gate} (note, batched)", *_rate(judge, docs, 1)))
         results.append(("rules again (note, interleaved check)", *_rate(note_judge, docs, args.repeat)))
     for name, build in (("medspaCy ConText default", medspacy_default), ("negspacy", negspacy_default)):
         results.append((name, *_rate(build(), docs, 1)))
 
     best = results[0][1]
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\n{'system':<40} {'spans/s':>10} {'seconds':>9} {'ms/note':>9} {'rules/this':>11}")
+    print(f"\n{'system':<40} {'spans/s':>10} {'seconds':>9} {'ms/note':>9} {'ms/span':>9} {'rules/this':>11}")
     for name, rate, seconds, per_note in results:
-        print(f"{name:<40} {rate:>10.0f} {seconds:>9.2f} {per_note:>9.1f} {best / rate:>10.1f}x")
+        print(f"{name:<40} {rate:>10.0f} {seconds:>9.2f} {per_note:>9.1f} {1000 / rate:>9.3f} {best / rate:>10.1f}x")
     return 0
 
 

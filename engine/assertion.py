@@ -35,6 +35,7 @@ from engine.assertion_rules import (
     read_section_traits,
     read_triggers,
 )
+from engine.sentences import _line_break_is_boundary
 from engine.settings import Settings
 from engine.types import TRAITS, Judgement, Section, sort_traits
 
@@ -165,7 +166,8 @@ class AssertionStage:
         if cached is not None:
             return cached
         starts = {0}
-        starts.update(m.start() + 1 for m in _SENTENCE_END.finditer(text) if _is_sentence_end(text, m.start()))
+        width = _line_width(text)
+        starts.update(m.start() + 1 for m in _SENTENCE_END.finditer(text) if _is_sentence_end(text, m.start(), width))
         starts.update(c for c in cuts if 0 < c < len(text))
         result = sorted(starts)
         if len(self._sentence_cache) >= 64:
@@ -178,17 +180,18 @@ class AssertionStage:
         """The sentence holding ``[start, end)``, found by looking outward from the span only (one-span calls)."""
         left = 0
         window = 512
+        width = _line_width(text)
         while True:
             lo = max(0, start - window)
             ends = _SENTENCE_END.finditer(text, lo, start)
-            found = [m.start() + 1 for m in ends if _is_sentence_end(text, m.start())]
+            found = [m.start() + 1 for m in ends if _is_sentence_end(text, m.start(), width)]
             if found or lo == 0:
                 left = found[-1] if found else 0
                 break
             window *= 4
         right = len(text)
         for m in _SENTENCE_END.finditer(text, max(end - 1, start)):
-            if _is_sentence_end(text, m.start()):
+            if _is_sentence_end(text, m.start(), width):
                 right = m.start() + 1
                 break
         for cut in cuts:
@@ -379,11 +382,31 @@ def _resolve_date(found: dict[str, tuple[int, int, int]], in_plan: bool) -> None
         found["historical"] = date
 
 
-def _is_sentence_end(text: str, j: int) -> bool:
-    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "Dr.", "p.r.n. pain")."""
+_MAX_WRAP = 100  # widest fixed-width export we treat as hard-wrapped
+
+
+def _line_width(text: str) -> int:
+    """The width a hard-wrapped note was wrapped at (its longest line), or 0 when it does not look hard-wrapped.
+
+    Wrapped prose fills most of its long lines to within a word of the width (fixed-width exports use 60 to 100
+    columns); a list with one item a line (trial criteria, a problem list) has one longest line and the others
+    anywhere below it.
+    """
+    if "\n" not in text:
+        return 0
+    lengths = [len(line.rstrip()) for line in text.split("\n")]
+    width = max(lengths)
+    long = [n for n in lengths if n > width // 2]
+    full = sum(1 for n in long if n >= width - 12)
+    return width if width <= _MAX_WRAP and full >= 3 and full >= 0.6 * len(long) else 0
+
+
+def _is_sentence_end(text: str, j: int, width: int) -> bool:
+    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "Dr.", "p.r.n. pain",
+    not a line break that wraps prose in a note ``width`` characters wide)."""
     char = text[j]
     if char == "\n":
-        return True
+        return _line_end_is_sentence_end(text, j, width)
     nxt = text[j + 1] if j + 1 < len(text) else " "
     if not (nxt.isspace() or nxt.isupper()):
         return False
@@ -399,6 +422,25 @@ def _is_sentence_end(text: str, j: int) -> bool:
             if after[:1].islower():
                 return False
     return True
+
+
+def _line_end_is_sentence_end(text: str, j: int, width: int) -> bool:
+    """Whether the newline at ``j`` ends a sentence: not when it only wraps a line of prose.
+
+    EHR exports hard-wrap notes at a fixed width ("return to the emergency room if you\\ndevelop chest pain"); a
+    cue and its finding on two lines of one sentence must stay in one scope. A line was wrapped when the next
+    line's first word would not have fitted on it within the note's width (``width``; 0 for a note that is not
+    hard-wrapped, see :func:`_line_width`), the greedy wrap's own criterion, so a list with one item a line keeps
+    its breaks; and the sentence splitter (:mod:`engine.sentences`) sees no other reason for a break there
+    (terminal punctuation, a list item or header, a capitalised line after a short one).
+    """
+    nxt_end = text.find("\n", j + 1)
+    nxt = text[j + 1 : nxt_end if nxt_end != -1 else len(text)]
+    prev = text[text.rfind("\n", 0, j) + 1 : j].rstrip()
+    first = nxt.split(None, 1)
+    if not width or not first or not prev or len(prev) + 1 + len(first[0]) <= width - 2:
+        return True
+    return _line_break_is_boundary(prev, nxt)
 
 
 def _header_end(text: str, start: int, end: int) -> int:
@@ -427,12 +469,19 @@ def load_rules(settings: Settings) -> AssertionStage:
 
 def load(settings: Settings) -> Any:
     """The assertion stage: the rules, combined with the learned classifier when the model set has one that asks
-    for it (``<model_dir>/assertion/config.json`` with ``combine.fill``) and ``settings.assertion`` allows it."""
+    for it (``<model_dir>/assertion/config.json`` with ``combine.fill`` and ``combine.gate``) and
+    ``settings.assertion`` allows it (``rules`` turns it off)."""
     rules = load_rules(settings)
     mode = settings.assertion
     if mode == "rules":
         return rules
-    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination, model_folder
+    from engine.assertion_learned import (
+        CombinedAssertionStage,
+        LearnedAssertion,
+        combination,
+        combination_gate,
+        model_folder,
+    )
 
     folder = model_folder(settings.model_dir)
     fill = combination(folder) if folder is not None else {}
@@ -441,4 +490,4 @@ def load(settings: Settings) -> Any:
     from engine.backbone import resolve_device
 
     model = LearnedAssertion(folder, resolve_device(settings.device))
-    return CombinedAssertionStage(rules, model, fill)
+    return CombinedAssertionStage(rules, model, fill, combination_gate(folder))

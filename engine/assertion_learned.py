@@ -183,12 +183,15 @@ class CombinedAssertionStage:
         model: The trained classifier.
         fill: ``trait -> threshold``: the model adds ``trait`` to a finding the rules left without it when its
             probability is at least the threshold (never to a finding the rules negated or gave to a relative).
+        gate: Where it may: ``any``, ``uncued`` or ``cued`` (:func:`gate_allows`); only the findings the gate
+            leaves open are scored, so a narrow gate costs little.
     """
 
-    def __init__(self, rules: Any, model: LearnedAssertion, fill: dict[str, float]) -> None:
+    def __init__(self, rules: Any, model: LearnedAssertion, fill: dict[str, float], gate: str = "any") -> None:
         self.rules = rules
         self.model = model
         self.fill = {t: float(v) for t, v in fill.items() if t in TRAITS}
+        self.gate = gate
         self.version = f"{rules.version}+{model.version}"
         self.section_traits = rules.section_traits
 
@@ -197,26 +200,53 @@ class CombinedAssertionStage:
     ) -> list[Judgement]:
         """Judge each span as :meth:`engine.assertion.AssertionStage.judge` does, then let the model fill in.
 
-        A trait the model adds has no trigger word: when it becomes the first trait, ``trigger`` is ``None``.
+        A trait the model adds has no trigger word: when it becomes the first trait, ``trigger`` is ``None``; a
+        rule decision keeps its trigger.
         """
         judgements = self.rules.judge(text, spans, sections)
         if not self.fill:
             return judgements
-        todo = [
-            k for k, j in enumerate(judgements)
-            if not {"negated", "family"} & set(j.traits) and any(t not in j.traits for t in self.fill)
-        ]
+        open_ = [k for k, j in enumerate(judgements) if needs_model(j.traits, set(), self.fill, "any")]
+        if not open_:
+            return judgements
+        items = self.rules.model_inputs(text, [spans[k] for k in open_], sections)
+        cues = [self._cues(item) if self.gate != "any" else set() for item in items]
+        todo = [(k, item, cue) for k, item, cue in zip(open_, items, cues, strict=True)
+                if needs_model(judgements[k].traits, cue, self.fill, self.gate)]
         if not todo:
             return judgements
-        items = self.rules.model_inputs(text, [spans[k] for k in todo], sections)
-        for k, probs in zip(todo, self.model.predict(items), strict=True):
+        for (k, _, cue), probs in zip(todo, self.model.predict([item for _, item, _ in todo]), strict=True):
             old = judgements[k]
-            added = [t for t, threshold in self.fill.items() if t not in old.traits and probs[t] >= threshold]
+            added = [t for t, threshold in self.fill.items()
+                     if t not in old.traits and probs[t] >= threshold and gate_allows(self.gate, t, cue)]
             if added:
                 traits = sort_traits([*old.traits, *added])
                 trigger = old.trigger if old.traits and traits[0] == old.traits[0] else None
                 judgements[k] = Judgement(traits=traits, trigger=trigger)
         return judgements
+
+    def _cues(self, item: tuple[str, int, int, tuple[int, int], str | None]) -> set[str]:
+        """Traits a rule cue in the finding's sentence (or its section's trait) could give."""
+        section = self.section_traits.get(item[4] or "")
+        return self.rules.sentence_cues(item[0], item[3]) | ({section} if section else set())
+
+
+def gate_allows(gate: str, trait: str, cues: set[str]) -> bool:
+    """Whether the combination's ``gate`` lets the model add ``trait`` to a finding whose sentence (or section)
+    holds rule cues for ``cues``: ``any`` always, ``uncued`` only where no cue of the trait is there (the rules
+    weighed one and said no), ``cued`` only where one is (the model judges that cue's scope)."""
+    if gate == "uncued":
+        return trait not in cues
+    if gate == "cued":
+        return trait in cues
+    return True
+
+
+def needs_model(traits: set[str] | Sequence[str], cues: set[str], fill: dict[str, float], gate: str) -> bool:
+    """Whether a finding the rules judged ``traits`` must be scored by the model at all under ``fill``/``gate``."""
+    if {"negated", "family"} & set(traits):
+        return False
+    return any(t not in traits and gate_allows(gate, t, cues) for t in fill)
 
 
 def model_folder(model_dir: Path) -> Path | None:
@@ -229,6 +259,12 @@ def combination(folder: Path) -> dict[str, float]:
     """The ``combine.fill`` thresholds a model folder's ``config.json`` asks for (empty: rules alone)."""
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     return dict(config.get("combine", {}).get("fill", {}))
+
+
+def combination_gate(folder: Path) -> str:
+    """The ``combine.gate`` a model folder's ``config.json`` asks for (``any`` when it names none)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return str(config.get("combine", {}).get("gate", "any"))
 
 
 def save_model(net: AssertionNet, config: dict[str, Any], folder: Path) -> int:

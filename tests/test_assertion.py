@@ -290,3 +290,39 @@ def test_any_text_and_span_gives_a_valid_judgement(stage, sections) -> None:
                 assert judgement.trigger in text
 
     check()
+
+
+_WRAPPED_NOTE = (
+    "DISCHARGE INSTRUCTIONS:\n"
+    "The patient was seen today and is doing well after the procedure. She was\n"
+    "told to keep the wound clean and dry and to take her medications exactly as\n"
+    "prescribed. Please return to the emergency department if you develop chest\n"
+    "pain, shortness of breath, fever or any other concerning symptom at all.\n"
+    "She has a long history of poorly controlled hypertension and a history of\n"
+    "diabetes mellitus. She denies any recent travel, sick contacts, cough or\n"
+    "headache and she was discharged home in stable condition with her family.\n"
+)
+
+
+def _span(text: str, word: str) -> tuple[int, int]:
+    start = text.index(word)
+    return start, start + len(word)
+
+
+def test_hard_wrapped_lines_stay_one_sentence(stage, sections) -> None:
+    """A fixed-width export breaks sentences over lines: the cue before the break reaches the finding after it."""
+    words = ["pain", "shortness of breath", "diabetes mellitus", "headache"]
+    got = stage.judge(_WRAPPED_NOTE, [_span(_WRAPPED_NOTE, w) for w in words], sections.detect(_WRAPPED_NOTE))
+    assert [j.assertion for j in got] == ["hypothetical", "hypothetical", "historical", "negated"]
+    # One span per call (the ``assert`` verb's path) finds the same sentence.
+    one = stage.judge(_WRAPPED_NOTE, [_span(_WRAPPED_NOTE, "pain")], sections.detect(_WRAPPED_NOTE))
+    assert one[0].assertion == "hypothetical" and one[0].trigger == "return to the emergency department if"
+
+
+def test_one_item_a_line_keeps_its_line_breaks(stage) -> None:
+    """Criteria and problem lists are not wrapped prose: "No ..." on one line does not reach the next item."""
+    text = ("No history of seizures or other neurological disease of any kind at all\n"
+            "pregnant or breastfeeding women\n"
+            "Patients with chronic liver disease or renal failure requiring dialysis\n")
+    got = stage.judge(text, [_span(text, "pregnant"), _span(text, "seizures")])
+    assert [j.assertion for j in got] == ["present", "negated"]

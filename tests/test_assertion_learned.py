@@ -10,10 +10,19 @@ from pathlib import Path
 import pytest
 
 from engine.assertion import AssertionStage, load, load_rules
-from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination, save_model
+from engine.assertion_learned import (
+    CombinedAssertionStage,
+    LearnedAssertion,
+    combination,
+    combination_gate,
+    gate_allows,
+    model_folder,
+    needs_model,
+    save_model,
+)
 from engine.evaluation.assertion_combine import choose, fill_in
 from engine.sections import load as load_sections
-from engine.settings import Settings
+from engine.settings import DEFAULT_MODEL_DIR, Settings
 from engine.training.assertion import DEFAULT_CONFIG, Example, cap_sources, train
 from engine.types import TRAITS
 
@@ -126,3 +135,41 @@ def test_cap_sources_samples_large_sources_only() -> None:
     assert examples[7] in kept  # a rare-trait positive is kept before plain examples
     assert cap_sources(examples, None) == examples
     assert [id(ex) for ex in cap_sources(examples, 4)] == [id(ex) for ex in kept]  # seeded: the same sample
+
+
+def test_gates_decide_which_findings_the_model_scores() -> None:
+    assert gate_allows("any", "hypothetical", set())
+    assert gate_allows("cued", "hypothetical", {"hypothetical"}) and not gate_allows("cued", "hypothetical", set())
+    assert gate_allows("uncued", "hypothetical", set()) and not gate_allows("uncued", "hypothetical", {"hypothetical"})
+    fill = {"hypothetical": 0.9}
+    assert not needs_model(["negated"], {"hypothetical"}, fill, "any")  # the rules' negation is never touched
+    assert not needs_model(["hypothetical"], {"hypothetical"}, fill, "any")  # nothing left to add
+    assert needs_model([], set(), fill, "any") and not needs_model([], set(), fill, "cued")
+    assert needs_model(["historical"], {"hypothetical"}, fill, "cued")
+
+
+def test_cued_gate_adds_only_where_a_rule_cue_is_in_the_sentence(tiny_model: Path) -> None:
+    settings = Settings(device="cpu")
+    rules, sections = load_rules(settings), load_sections(settings)
+    model = LearnedAssertion(tiny_model)
+    # "cough" lies before "return if" (a forward cue): the cue is in the sentence, its scope misses the finding.
+    text = "He has a cough today, but return if fever. She has a rash."
+    spans = [(9, 14), (52, 56)]
+    assert [j.traits for j in rules.judge(text, spans, sections.detect(text))] == [[], []]
+    always = {"hypothetical": 0.0}  # threshold 0: wherever the gate lets the model decide, it adds
+    cued = CombinedAssertionStage(rules, model, always, "cued").judge(text, spans, sections.detect(text))
+    assert [j.traits for j in cued] == [["hypothetical"], []]
+    assert cued[0].trigger is None  # a trait the model added has no trigger word
+    uncued = CombinedAssertionStage(rules, model, always, "uncued").judge(text, spans, sections.detect(text))
+    assert [j.traits for j in uncued] == [[], ["hypothetical"]]
+
+
+def test_shipped_model_is_the_default_and_rules_setting_turns_it_off() -> None:
+    folder = model_folder(DEFAULT_MODEL_DIR)
+    assert folder is not None
+    assert combination(folder) == {"hypothetical": 0.9} and combination_gate(folder) == "cued"
+    stage = load(Settings(device="cpu"))
+    assert isinstance(stage, CombinedAssertionStage) and stage.gate == "cued"
+    assert stage.version.startswith("context-rules-") and stage.version.endswith(json.loads(
+        (folder / "config.json").read_text(encoding="utf-8"))["version"])
+    assert isinstance(load(replace(Settings(device="cpu"), assertion="rules")), AssertionStage)

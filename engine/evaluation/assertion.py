@@ -19,8 +19,9 @@ detection, then one span); medSpaCy and negspacy judge the same span in the same
 scored on its own (a span can carry several), plus ``assertion``: accuracy and macro F1 of the one-word assertion.
 ``mts-test`` / ``mts-dev`` are the blind and dev parts of the labelled MTSamples spans, each judged in its sentence
 alone (as a sentence-level kit gives them); ``mts-test-note`` / ``mts-dev-note`` judge the same spans in their whole
-report. ``--part tune`` / ``check`` take the even / odd documents in sorted order: the rules were tuned looking only
-at errors on the ``tune`` half, so ``check`` is the fairer figure for unseen text.
+report, ``mts-test-wrap`` / ``mts-dev-wrap`` in their whole report hard-wrapped at 72 columns (as fixed-width EHR
+exports store notes). ``--part tune`` / ``check`` take the even / odd documents in sorted order: the rules were
+tuned looking only at errors on the ``tune`` half, so ``check`` is the fairer figure for unseen text.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ __all__ = [
 DATASETS = ("maccrobat", "chia", "sentences")
 DERIVED_DATASETS = ("maccrobat-time", "chia-time")
 """Time and mood traits derived from the corpora's own annotations (:mod:`engine.evaluation.assertion_derived`)."""
-MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note")
-"""The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone or in the whole note."""
+MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note", "mts-test-wrap", "mts-dev-wrap")
+"""The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone, in the whole note, or in
+the whole note hard-wrapped at 72 columns (:func:`engine.evaluation.assertion_data.hard_wrap`)."""
 JSONL_PREFIX = "jsonl:"
 """Dataset names of ``--jsonl`` files are this prefix and the file path."""
 SYSTEMS = ("ours", "medspacy", "negspacy", "rules", "learned", "combined")
@@ -101,8 +103,8 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "assertion"
 DEFAULT_SYSTEMS = ("ours", "medspacy", "negspacy")
 DEV_SPLIT = (
     (("maccrobat", "chia", "maccrobat-time", "chia-time"), "check"),
-    (("mts-dev", "mts-dev-note", *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6))),
-     "all"),
+    (("mts-dev", "mts-dev-note", "mts-dev-wrap",
+      *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6))), "all"),
 )
 """The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev part and the hand-written sets 4-6,
 none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
@@ -143,7 +145,7 @@ def load_docs(dataset: str, data_dir: Path, part: str = "all", limit: int | None
         raise EngineError(ErrorCode.DATA_NOT_FOUND, f"no {dataset} data at {folder}")
     if kind == "mts":
         _, mts_part, *note = dataset.split("-")
-        docs = read_mtsamples(folder, mts_part, "note" if note else "sentence", MTSAMPLES_REFS)
+        docs = read_mtsamples(folder, mts_part, note[0] if note else "sentence", MTSAMPLES_REFS)
     else:
         readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl,
                    "maccrobat-time": read_maccrobat_time, "chia-time": read_chia_time}
@@ -228,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated: maccrobat,chia,sentences, maccrobat-time,chia-time, mts-test,mts-dev,"
-                             "mts-test-note,mts-dev-note (default: the first three, or none with --jsonl)")
+                             "mts-test-note,mts-dev-note, mts-test-wrap,mts-dev-wrap (default: the first three, or "
+                             "none with --jsonl)")
     parser.add_argument("--jsonl", type=Path, action="append", default=[],
                         help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),

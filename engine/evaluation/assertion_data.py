@@ -223,6 +223,29 @@ def _mts_text(folder: Path, name: str, cache: dict[str, str]) -> str:
     return cache[name]
 
 
+WRAP_WIDTH = 72
+"""Column at which :func:`hard_wrap` breaks lines (the fixed width of many EHR text exports)."""
+
+
+def hard_wrap(text: str, width: int = WRAP_WIDTH) -> str:
+    """``text`` with every line longer than ``width`` broken at its last space before the column, greedily.
+
+    A space becomes a newline, so every character offset stays where it was: the gold spans need no shifting.
+    """
+    chars = list(text)
+    line_start = 0
+    last_space = -1
+    for i, char in enumerate(chars):
+        if char == "\n":
+            line_start, last_space = i + 1, -1
+        elif i - line_start >= width and last_space > line_start:
+            chars[last_space] = "\n"
+            line_start, last_space = last_space + 1, -1
+        if char == " " and chars[i] == " ":
+            last_space = i
+    return "".join(chars)
+
+
 def read_mtsamples(folder: Path, part: str = "test", context: str = "sentence",
                    refs: Path = MTSAMPLES_REFS) -> list[GoldDoc]:
     """The labelled MTSamples spans of one part, with their text read from the shared reports.
@@ -231,7 +254,9 @@ def read_mtsamples(folder: Path, part: str = "test", context: str = "sentence",
         folder: The shared ``mtsamples/`` folder.
         part: ``test`` (the blind part), ``dev`` or ``all``.
         context: ``sentence``: each span is judged in its sentence alone, as a sentence-level assertion kit gives
-            it; ``note``: each span is judged in its whole report (section headers and all).
+            it; ``note``: each span is judged in its whole report (section headers and all); ``wrap``: the whole
+            report hard-wrapped at :data:`WRAP_WIDTH` columns (:func:`hard_wrap`), as EHR discharge and radiology
+            notes are stored, so a sentence runs over several lines.
         refs: The reference file (one JSON object a line: ``file``, ``start``, ``end``, ``sent_start``,
             ``sent_end``, ``sha1`` of the sentence, ``traits``, ``part``).
 
@@ -259,7 +284,7 @@ def read_mtsamples(folder: Path, part: str = "test", context: str = "sentence",
         else:
             doc = by_file.get(row["file"])
             if doc is None:
-                doc = by_file[row["file"]] = GoldDoc(row["file"], text)
+                doc = by_file[row["file"]] = GoldDoc(row["file"], hard_wrap(text) if context == "wrap" else text)
                 docs.append(doc)
             doc.items.append(GoldItem(row["start"], row["end"], gold))
     return docs

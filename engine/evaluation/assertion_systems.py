@@ -162,17 +162,19 @@ def learned(settings: Settings, folder: Any | None = None, threshold: float = 0.
     return judge
 
 
-def combined(settings: Settings, folder: Any | None = None, fill: dict[str, float] | None = None) -> Judge:
+def combined(settings: Settings, folder: Any | None = None, fill: dict[str, float] | None = None,
+             gate: str | None = None) -> Judge:
     """Rules first, the classifier filling in (:class:`engine.assertion_learned.CombinedAssertionStage`) with the
-    model folder's ``combine.fill`` thresholds, or ``fill`` when given."""
+    model folder's ``combine.fill`` thresholds and ``combine.gate``, or ``fill`` / ``gate`` when given."""
     from engine.assertion import load_rules
-    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination
+    from engine.assertion_learned import CombinedAssertionStage, LearnedAssertion, combination, combination_gate
     from engine.backbone import resolve_device
     from engine.sections import load as load_sections
 
     path = _model_folder(settings, folder)
     stage = CombinedAssertionStage(load_rules(settings), LearnedAssertion(path, resolve_device(settings.device)),
-                                   fill if fill is not None else combination(path))
+                                   fill if fill is not None else combination(path),
+                                   gate if gate is not None else combination_gate(path))
     sections = load_sections(settings)
 
     return _judge_with(stage, sections)
