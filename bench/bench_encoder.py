@@ -9,22 +9,16 @@ per note of each, their ratio, and whether the entities are identical.
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from common import default_mtsamples, emit_json, load_notes, print_header, set_threads
+from common import emit_json, notes_parser, start_on_notes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="MTSamples folder or the shared data folder (default: Settings().data_dir)")
-    parser.add_argument("--limit", type=int, default=12, help="notes, in name order (default 12)")
+    parser = notes_parser(__doc__, limit=12, threads=2)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
-    threads = set_threads(args.threads)
-    info = print_header("NER per note: plain-PyTorch encoder vs its transformers twin", device="cpu")
+    threads, info, notes = start_on_notes(args, "NER per note: plain-PyTorch encoder vs its transformers twin")
 
     import torch
 
@@ -34,7 +28,7 @@ def main() -> None:
 
     plain = load_folder(DEFAULT_MODEL_DIR / "ner", Settings(device="cpu"))
     twin = NerStage(to_transformers(plain.hf_model), plain.tokenizer, plain.config, torch.device("cpu"))
-    texts = [text for _, text in load_notes(default_mtsamples(args.data), args.limit or None)]
+    texts = [text for _, text in notes]
     print(f"notes: {len(texts)}, torch threads: {threads}, model: {plain.version} ({type(plain.hf_model).__name__})")
     stages = {"plain": plain, "transformers": twin}
     for stage in stages.values():  # first calls allocate and pick kernels

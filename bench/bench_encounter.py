@@ -11,11 +11,16 @@ note). ``--cold-cache`` forgets the builder's re-linked mentions before every no
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
-from common import default_mtsamples, emit_json, load_notes, print_header, set_threads, summary, verdict
+from common import (
+    emit_json,
+    notes_parser,
+    start_on_notes,
+    summary,
+    verdict,
+)
 
 TARGET_MS = 20.0
 
@@ -26,22 +31,16 @@ def _fmt(name: str, values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="MTSamples folder or the shared data folder (default: Settings().data_dir)")
-    parser.add_argument("--limit", type=int, default=200, help="notes to time, in name order (default 200; 0 = all)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser = notes_parser(__doc__, limit=200, threads=1)
     parser.add_argument("--warmup", type=int, default=5, help="untimed notes first (default 5)")
     parser.add_argument("--setting", default="auto", choices=["auto", "outpatient", "inpatient"])
     parser.add_argument("--cold-cache", action="store_true", help="clear the builder's link cache before each note")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    threads = set_threads(args.threads)
-    info = print_header("encounter code set: ms added to analyze per note (CPU)", device="cpu")
+    threads, info, notes = start_on_notes(args, "encounter code set: ms added to analyze per note (CPU)")
     from engine.encounter import build_encounter
     from engine.pipeline import ANALYSIS_STAGES, load_pipeline
 
-    notes = load_notes(default_mtsamples(args.data), args.limit or None)
     t0 = time.perf_counter()
     pipeline = load_pipeline(device="cpu")
     pipeline.warm(ANALYSIS_STAGES)

@@ -13,14 +13,19 @@ the targets of issue #21 (p95 <= 300 ms, p50 <= 120 ms, 2 cores). The transforme
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import default_mtsamples, emit_json, load_notes, print_header, set_threads, summary, verdict
+from common import (
+    emit_json,
+    notes_parser,
+    start_on_notes,
+    summary,
+    verdict,
+)
 
 TARGET_P95_MS = 300.0
 TARGET_P50_MS = 120.0
@@ -94,19 +99,14 @@ def time_variants(variants: list[tuple[str, Callable[[str], dict[str, float]]]],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="MTSamples folder or the shared data folder (default: Settings().data_dir)")
-    parser.add_argument("--limit", type=int, default=100, help="notes to time, in name order (default 100; 0 = all)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, the target's machine)")
+    parser = notes_parser(__doc__, limit=100, threads=2)  # 2 threads: the target's machine
     parser.add_argument("--warmup", type=int, default=3, help="untimed notes first (default 3)")
     parser.add_argument("--model-dir", help="model set (default: the committed one)")
     parser.add_argument("--no-transformers", action="store_true", help="skip the transformers pipeline row")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    threads = set_threads(args.threads)
-    info = print_header("analyze latency per note (warm, CPU): fast vs accurate vs transformers", device="cpu")
-    notes = load_notes(default_mtsamples(args.data), args.limit or None)
+    title = "analyze latency per note (warm, CPU): fast vs accurate vs transformers"
+    threads, info, notes = start_on_notes(args, title)
     t0 = time.perf_counter()
     variants = build_variants(args.model_dir, not args.no_transformers)
     print(f"loaded and warmed in {time.perf_counter() - t0:.1f} s")

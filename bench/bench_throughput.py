@@ -14,34 +14,32 @@ sections + assertion + ICD) of the default model is timed too, for the batch job
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from typing import Any
 
 from bench_latency import transformers_ner
-from common import default_mtsamples, emit_json, load_notes, print_header, set_threads, verdict
+from common import (
+    emit_json,
+    notes_parser,
+    start_on_notes,
+    verdict,
+)
 
 TARGET_RATIO = 4.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="MTSamples folder or the shared data folder (default: Settings().data_dir)")
-    parser.add_argument("--limit", type=int, default=100, help="notes, in name order (default 100; 0 = all)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser = notes_parser(__doc__, limit=100, threads=2)
     parser.add_argument("--batch-size", type=int, default=32, help="batch size for all (default 32)")
     parser.add_argument("--model-dir", help="model set (default: the committed one)")
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds of the three (default 1)")
     parser.add_argument("--skip-analyze", action="store_true", help="do not time the full analyze_many")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    threads = set_threads(args.threads)
-    info = print_header("batch NER throughput: fast vs accurate vs transformers pipeline", device="cpu")
+    threads, info, notes = start_on_notes(args, "batch NER throughput: fast vs accurate vs transformers pipeline")
     from engine.pipeline import ANALYSIS_STAGES, load_pipeline
 
-    notes = load_notes(default_mtsamples(args.data), args.limit or None)
     texts = [text for _, text in notes]
     pipelines = {name: load_pipeline(model_dir=args.model_dir, device="cpu", batch_size=args.batch_size,
                                      ner_model=name) for name in ("fast", "accurate")}

@@ -73,11 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", type=Path, help="save the digests here")
     group.add_argument("--compare", type=Path, help="compare with digests saved here")
+    parser.add_argument("--outputs", type=Path, help="also save the output lines here")
     args = parser.parse_args(argv)
     files = report_files(args.data, args.limit)
     began = time.perf_counter()
     results = run_analyze(files, args.repo)
     found = digests(results)
+    if args.outputs:
+        lines = (json.dumps({k: v for k, v in r.items() if k != "timings_ms"}, sort_keys=True) for r in results)
+        args.outputs.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     entities = sum(len(r.get("entities", [])) for r in results)
     print(f"{len(results)} notes, {entities} entities, {time.perf_counter() - began:.0f} s; digest {found['*']}")
     if args.write:

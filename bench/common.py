@@ -5,6 +5,7 @@ Every benchmark prints :func:`machine_info` first, so a figure is never separate
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -106,6 +107,28 @@ def default_mtsamples(data_dir: str | Path | None = None) -> Path:
     path = Path(data_dir)
     # A folder holding the .txt reports itself is taken as is (any name), else its mtsamples/ sub-folder.
     return path if path.name == "mtsamples" or any(path.glob("*.txt")) else path / "mtsamples"
+
+
+def notes_parser(doc: str, limit: int, threads: int) -> argparse.ArgumentParser:
+    """The options of a CPU benchmark over MTSamples notes, its own added after: ``--data``, ``--limit`` (0: all),
+    ``--threads`` (torch CPU threads) and ``--json``; the description is the first paragraph of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--data", help="MTSamples folder or the shared data folder (default: Settings().data_dir)")
+    parser.add_argument("--limit", type=int, default=limit, help=f"notes, in name order (default {limit}; 0 = all)")
+    parser.add_argument("--threads", type=int, default=threads, help=f"torch CPU threads (default {threads})")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    return parser
+
+
+def start_on_notes(args: argparse.Namespace, title: str) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    """What such a benchmark does first: set the threads, print the header (CPU), read the notes.
+
+    Returns:
+        The torch threads in use, the machine info and the ``(id, text)`` notes.
+    """
+    threads = set_threads(args.threads)
+    info = print_header(title, device="cpu")
+    return threads, info, load_notes(default_mtsamples(args.data), args.limit or None)
 
 
 def load_notes(folder: str | Path, limit: int | None = None) -> list[tuple[str, str]]:

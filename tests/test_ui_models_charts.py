@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support.gate_testing import gate_scores, register_gated_version, write_gate_report
 
-from engine import versions
 from engine.settings import DEFAULT_MODEL_DIR, Settings
-from engine.training.retrain_gate import RetrainReport, gate
 from engine.types import LABELS
 from ui.models_charts import calibration_map_figure, f1_by_type_figure, gate_figure, reliability_figure
 from ui.models_data import (
@@ -28,16 +27,6 @@ from ui.models_data import (
 )
 
 SHIPPED_NER = json.loads((DEFAULT_MODEL_DIR / "ner" / "metrics.json").read_text(encoding="utf-8"))
-
-
-def _scores(f1: dict[str, float], support: int = 10) -> dict:
-    """A ``score`` result with the given per-type F1 (``overall`` included) and ``support`` gold spans each."""
-    def one(value: float) -> dict:
-        tp = round(value * support)
-        return {"f1": value, "tp": tp, "fn": support - tp, "fp": 0}
-
-    return {"overall": one(f1["overall"]), "per_type": {k: one(v) for k, v in f1.items() if k != "overall"},
-            "n_gold": support * len(f1)}
 
 
 def test_f1_bars_hold_the_shipped_per_type_scores():
@@ -57,8 +46,8 @@ def test_f1_bars_hold_the_shipped_per_type_scores():
 
 def test_a_retrained_folder_shows_its_gate_sets(tmp_path):
     (tmp_path / "ner").mkdir()
-    gate_scores = {"feedback_test": _scores({"overall": 0.7, "DIAG": 0.6}), "base_dev": _scores({"overall": 0.65})}
-    (tmp_path / "ner" / "metrics.json").write_text(json.dumps({"gate": gate_scores, "training": {}}), encoding="utf-8")
+    sets = {"feedback_test": gate_scores({"overall": 0.7, "DIAG": 0.6}), "base_dev": gate_scores({"overall": 0.65})}
+    (tmp_path / "ner" / "metrics.json").write_text(json.dumps({"gate": sets, "training": {}}), encoding="utf-8")
     fig = f1_by_type_figure(f1_sources(read_model_set(tmp_path)))
     bars = {trace.name: list(trace.y) for trace in fig.data}
     assert bars["ner (feedback_test)"] == [0.6, None, None, None, None, 0.7]
@@ -104,17 +93,14 @@ def test_icd_curves_and_the_isotonic_map():
     assert all(a <= b for a, b in zip(line.y, line.y[1:], strict=False))  # isotonic: never decreasing
 
 
-def _report(tmp_path: Path) -> tuple[Path, dict]:
-    """A version folder with the report of the real gate on a candidate whose DIAG F1 fell."""
-    active = {"feedback_test": _scores({"overall": 0.70, "DIAG": 0.80, "MED": 0.60})}
-    candidate = {"feedback_test": _scores({"overall": 0.72, "DIAG": 0.70, "MED": 0.66})}
-    promote, checks, reasons = gate(active, candidate, margin=0.01, min_support=5)
-    report = RetrainReport(version="v-test", parent="base", promoted=promote, activated=False, reasons=reasons,
-                           checks=checks, metrics={"active": active, "candidate": candidate}, data={},
-                           data_hash="0" * 64, training_config={}, stages={"ner": "trained"},
-                           model_dir=str(tmp_path), margin=0.01, min_support=5)
-    (tmp_path / "report.json").write_text(json.dumps(report.to_dict()), encoding="utf-8")
-    return tmp_path, report.to_dict()
+ACTIVE = {"feedback_test": gate_scores({"overall": 0.70, "DIAG": 0.80, "MED": 0.60})}
+CANDIDATE = {"feedback_test": gate_scores({"overall": 0.72, "DIAG": 0.70, "MED": 0.66})}
+"""The gate sets of a candidate whose DIAG F1 fell."""
+
+
+def _report(folder: Path) -> tuple[Path, dict]:
+    """A version folder with the report of the real gate on :data:`CANDIDATE` against :data:`ACTIVE`."""
+    return folder, write_gate_report(folder, ACTIVE, CANDIDATE)
 
 
 def test_gate_figure_shows_before_and_after_and_marks_the_failing_metric(tmp_path):
@@ -143,18 +129,7 @@ render_version_charts(chosen.id, chosen)
 
 def test_the_models_charts_render_for_a_retrained_version(tmp_path, monkeypatch):
     monkeypatch.setenv("CLINICAL_NLP_REGISTRY_DIR", str(tmp_path / "registry"))
-    settings = Settings()
-    vid = versions.new_version_id(settings, "ab" * 32)
-    folder = settings.registry_dir / "versions" / vid
-    for stage in versions.STAGES:
-        (folder / stage).mkdir(parents=True)
-        (folder / stage / "config.json").write_text(json.dumps({"version": vid}), encoding="utf-8")
-    _report(folder)
-    scores = json.loads((folder / "report.json").read_text(encoding="utf-8"))["metrics"]["candidate"]
-    (folder / "ner" / "metrics.json").write_text(json.dumps({"gate": scores}), encoding="utf-8")
-    versions.register_version(settings, versions.VersionInfo(
-        id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}", status="refused",
-        data_hash="ab" * 32), activate=False)
+    register_gated_version(Settings(), ACTIVE, CANDIDATE, data_hash="ab" * 32)
     script = tmp_path / "page.py"
     script.write_text(PAGE, encoding="utf-8")
     at = AppTest.from_file(str(script), default_timeout=60).run()

@@ -7,17 +7,8 @@ from __future__ import annotations
 
 from engine import versions
 from engine.settings import DEFAULT_MODEL_DIR, Settings
-from ui.models_charts import calibration_map_figure, f1_by_type_figure, gate_figure, reliability_figure
-from ui.models_data import (
-    f1_sources,
-    gate_report,
-    gate_rows,
-    icd_calibration,
-    icd_calibration_map,
-    ner_calibration,
-    read_audit,
-    read_model_set,
-)
+from ui import models_charts as charts
+from ui import models_data as data
 
 
 def render_version_charts(version: str, info: versions.VersionInfo, settings: Settings | None = None) -> None:
@@ -32,14 +23,14 @@ def render_version_charts(version: str, info: versions.VersionInfo, settings: Se
 
     settings = settings or Settings()
     folder = versions.version_model_dir(settings, version)
-    model_set = read_model_set(folder)
+    model_set = data.read_model_set(folder)
     for problem in model_set.problems:
         st.warning(problem)
 
     st.markdown("#### Per-type F1")
-    sources = f1_sources(model_set)
+    sources = data.f1_sources(model_set)
     if sources:
-        st.plotly_chart(f1_by_type_figure(sources), key="chart_f1_by_type")
+        st.plotly_chart(charts.f1_by_type_figure(sources), key="chart_f1_by_type")
         st.caption("Strict span F1 (exact span and label) per entity type, from each NER folder's metrics.json: "
                    "`dev` is the model's own held-out split, `feedback_test` and `base_dev` the sets a retraining "
                    "gate scored it on. Hover a bar for its gold-span support.")
@@ -47,24 +38,25 @@ def render_version_charts(version: str, info: versions.VersionInfo, settings: Se
         st.info(f"No per-type F1 recorded for {version}.")
 
     st.markdown("#### Calibration")
-    audit = read_audit()
-    ner = ner_calibration(model_set, audit)
-    icd = icd_calibration(audit)
+    audit = data.read_audit()
+    ner = data.ner_calibration(model_set, audit)
+    icd = data.icd_calibration(audit)
     left, right = st.columns(2)
-    left.plotly_chart(reliability_figure(ner.curves, ner.ece, "NER entity confidence"), key="chart_ner_reliability")
-    right.plotly_chart(reliability_figure(icd.curves, None, "ICD code score"), key="chart_icd_reliability")
-    mapping = icd_calibration_map(settings.model_dir / "icd_ranker") or icd_calibration_map(
+    left.plotly_chart(charts.reliability_figure(ner.curves, ner.ece, "NER entity confidence"),
+                      key="chart_ner_reliability")
+    right.plotly_chart(charts.reliability_figure(icd.curves, None, "ICD code score"), key="chart_icd_reliability")
+    mapping = data.icd_calibration_map(settings.model_dir / "icd_ranker") or data.icd_calibration_map(
         DEFAULT_MODEL_DIR / "icd_ranker")
     if mapping:
-        st.plotly_chart(calibration_map_figure(mapping), key="chart_icd_calibration_map")
+        st.plotly_chart(charts.calibration_map_figure(mapping), key="chart_icd_calibration_map")
     st.caption(" ".join([*ner.notes, *icd.notes, "The ICD stage is not retrained: its charts are the same for "
                          "every version."]))
 
     st.markdown("#### Retraining gate")
-    report = gate_report(folder)
+    report = data.gate_report(folder)
     if report:
-        rows = gate_rows(report)
-        st.plotly_chart(gate_figure(rows, str(report.get("decision", ""))), key="chart_gate")
+        rows = data.gate_rows(report)
+        st.plotly_chart(charts.gate_figure(rows, str(report.get("decision", ""))), key="chart_gate")
         st.dataframe(rows, hide_index=True, key="gate_checks")
         for reason in report.get("reasons", []):
             st.markdown(f"- {reason}")

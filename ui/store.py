@@ -8,7 +8,6 @@ one short read-only transaction and returns plain Python values, so pages keep n
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,18 @@ EXPORT_FORMATS: tuple[str, ...] = db_export.FORMATS
 
 
 def decision_rows(
-    engine: Any,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    reviewer: str | None = None,
-    model_version: str | None = None,
-    decision: str | None = None,
-    label: str | None = None,
-    limit: int = 20_000,
+    engine: Any, filters: repository.ExportFilters | None = None, *, limit: int = 20_000, **keywords: Any
 ) -> list[dict[str, Any]]:
-    """Reviewers' decisions matching the filters, newest first, as table rows (see ``DecisionView.to_dict``)."""
-    filters = repository.ExportFilters(since=since, until=until, reviewer=reviewer, model_version=model_version,
-                                       decision=decision, label=label)
+    """Reviewers' decisions matching the filters, newest first, as table rows (see ``DecisionView.to_dict``).
+
+    Args:
+        engine: The store's SQLAlchemy engine.
+        filters: Which decisions (:class:`~db.repository.filters.ExportFilters`).
+        limit: At most this many rows.
+        **keywords: Instead of ``filters``, its fields (``since``, ``until``, ``reviewer``, ``model_version``,
+            ``decision``, ``label``), as the History page passes them.
+    """
+    filters = repository.ExportFilters.from_keywords(filters, keywords)
     with session_scope(engine, write=False) as session:
         return [v.to_dict() for v in repository.list_decisions(session, filters, limit=limit)]
 

@@ -39,16 +39,7 @@ def _conditions(filters: ExportFilters) -> list[Any] | None:
     """SQL conditions on :class:`CodesetDecision`, or ``None`` when the filters can match no code-set decision."""
     if filters.label is not None or (filters.decision is not None and filters.decision not in CODESET_ACTIONS):
         return None
-    table = CodesetDecision
-    conditions: list[Any] = []
-    if filters.since is not None:
-        conditions.append(table.created_at >= filters.since)
-    if filters.until is not None:
-        conditions.append(table.created_at < filters.until)
-    if filters.reviewer is not None:
-        conditions.append(table.reviewer == filters.reviewer)
-    if filters.model_version is not None:
-        conditions.append(table.model_version == filters.model_version)
+    conditions = filters.common_conditions(CodesetDecision)
     if filters.decision is not None:
         conditions.append(CodesetDecision.action == filters.decision)
     return conditions

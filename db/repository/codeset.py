@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.errors import FeedbackCode, FeedbackError
-from db.models import Analysis, CodesetDecision, utcnow
-from db.repository.validation import add_audit, check_code, check_comment, check_reviewer
+from db.models import Analysis, CodesetDecision
+from db.repository.validation import add_audit, check_code, check_comment, check_reviewer, signed
 
 CODESET_ACTIONS = ("accept", "remove", "move", "add")
 """The engine's decision actions (:data:`engine.encounter.decisions.ACTIONS`)."""
@@ -117,8 +117,8 @@ def record_codeset_decision(
         raise FeedbackError(FeedbackCode.BAD_CODE, f"{action} code {code!r} is not a line of analysis "
                                                    f"{analysis.id}'s code set (lines: {', '.join(before) or 'none'})")
     row = CodesetDecision(analysis_id=analysis.id, action=action, code=code, to_sequence=to, setting=setting,
-                          suggested=suggested_codes, final=final_codes, reviewer=reviewer, comment=comment,
-                          model_version=analysis.icd_version, conventions=conventions, created_at=utcnow())
+                          suggested=suggested_codes, final=final_codes, conventions=conventions,
+                          **signed(reviewer, comment, analysis.icd_version))
     session.add(row)
     session.flush()
     payload = row.to_dict()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.errors import FeedbackCode, FeedbackError
-from db.models import Analysis, Decision, Suggestion, utcnow
+from db.models import Analysis, Decision, Suggestion
 from db.repository.validation import (
     ENTITY_DECISIONS,
     TARGETS,
@@ -24,6 +24,7 @@ from db.repository.validation import (
     check_role,
     check_span,
     check_traits,
+    signed,
 )
 from engine.types import assertion_from_traits
 
@@ -111,11 +112,8 @@ def record_decision(
         analysis_id=suggestion.analysis_id,
         target=target,
         decision=decision,
-        reviewer=reviewer,
-        comment=comment,
-        model_version=model_version,
-        created_at=utcnow(),
         role=role,
+        **signed(reviewer, comment, model_version),
         **fields,
     )
     _add_decision(session, row, suggestion)
@@ -226,10 +224,7 @@ def add_missed_entity(
         corrected_start=start,
         corrected_end=end,
         corrected_label=label,
-        reviewer=reviewer,
-        comment=comment,
-        model_version=analysis.ner_version,
-        created_at=utcnow(),
+        **signed(reviewer, comment, analysis.ner_version),
     )
     _add_decision(session, row, suggestion)
     return suggestion

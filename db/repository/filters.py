@@ -60,13 +60,10 @@ class ExportFilters:
         Raises:
             FeedbackError: ``bad_decision`` or ``bad_label`` for a value outside the contract.
         """
-        conditions: list[Any] = self._common(Decision)
+        conditions: list[Any] = self.common_conditions(Decision)
         if self.decision is not None:
-            if self.decision not in ALL_DECISIONS:
-                raise FeedbackError(
-                    FeedbackCode.BAD_DECISION, f"decision filter {self.decision!r} not in {ALL_DECISIONS}"
-                )
-            conditions.append(Decision.decision == self.decision)
+            conditions.append(self._decision_is(Decision.decision, ALL_DECISIONS,
+                                                f"decision filter {self.decision!r} not in {ALL_DECISIONS}"))
         if self.label is not None:
             check_label(self.label)
             conditions.append(func.coalesce(Decision.corrected_label, Suggestion.label) == self.label)
@@ -78,16 +75,21 @@ class ExportFilters:
         Raises:
             FeedbackError: ``bad_decision`` for a decision other than keep/drop.
         """
-        conditions: list[Any] = self._common(SentenceDecision)
+        conditions: list[Any] = self.common_conditions(SentenceDecision)
         if self.decision is not None:
-            if self.decision not in SENTENCE_DECISIONS:
-                raise FeedbackError(
-                    FeedbackCode.BAD_DECISION, f"summary decision filter {self.decision!r}: keep/drop"
-                )
-            conditions.append(SentenceDecision.decision == self.decision)
+            conditions.append(self._decision_is(SentenceDecision.decision, SENTENCE_DECISIONS,
+                                                f"summary decision filter {self.decision!r}: keep/drop"))
         return conditions
 
-    def _common(self, table: Any) -> list[Any]:
+    def _decision_is(self, column: Any, allowed: tuple[str, ...], problem: str) -> Any:
+        """``column == decision``, once the decision is known to be one of ``allowed`` (else ``problem``)."""
+        if self.decision not in allowed:
+            raise FeedbackError(FeedbackCode.BAD_DECISION, problem)
+        return column == self.decision
+
+    def common_conditions(self, table: Any) -> list[Any]:
+        """SQL conditions of the four filters every decision table has (``since``, ``until``, ``reviewer``,
+        ``model_version``) on ``table``: :class:`Decision`, :class:`SentenceDecision` or a code-set decision."""
         conditions: list[Any] = []
         if self.since is not None:
             conditions.append(table.created_at >= self.since)

@@ -7,8 +7,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.errors import FeedbackCode, FeedbackError
-from db.models import Note, SentenceDecision, Summary, SummarySentenceRow, utcnow
-from db.repository.validation import SENTENCE_DECISIONS, add_audit, check_comment, check_reviewer, check_span
+from db.models import Note, SentenceDecision, Summary, SummarySentenceRow
+from db.repository.validation import (
+    SENTENCE_DECISIONS,
+    add_audit,
+    check_comment,
+    check_reviewer,
+    check_span,
+    signed,
+)
 
 
 def save_summary(
@@ -67,10 +74,7 @@ def record_sentence_decision(
         sentence_id=sentence.id,
         summary_id=sentence.summary_id,
         decision=decision,
-        reviewer=reviewer,
-        comment=comment,
-        model_version=sentence.summary.model_version,
-        created_at=utcnow(),
+        **signed(reviewer, comment, sentence.summary.model_version),
     )
     session.add(row)
     session.flush()

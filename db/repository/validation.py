@@ -128,3 +128,9 @@ def add_audit(
     row = AuditLog(kind=kind, ref_id=ref_id, actor=actor, payload=payload, created_at=when or utcnow())
     session.add(row)
     return row
+
+
+def signed(reviewer: str, comment: str | None, model_version: str | None) -> dict[str, Any]:
+    """The fields every decision row records (entity, code, sentence and code-set decisions alike): who decided,
+    their comment, the model version they decided on, and when (now, naive UTC)."""
+    return {"reviewer": reviewer, "comment": comment, "model_version": model_version, "created_at": utcnow()}

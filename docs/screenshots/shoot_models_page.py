@@ -5,7 +5,7 @@ no base corpus is found), and saves:
 
 - ``models_f1_calibration.png``: the base version's per-type F1 bars and calibration charts;
 - ``models_gate.png``: the gate's before/after chart of a demonstration version whose ``report.json`` comes from
-  the real gate applied to invented scores (the same construction as ``tests/test_ui_models_charts.py``);
+  the real gate applied to invented scores (``tests/support/gate_testing.py``, as in the page's tests);
 - ``retrain_no_base_corpus.png``: the retraining panel's warning before a run without a base corpus;
 - ``retrain_bad_folder.png``: the message for a base corpus folder that does not exist.
 
@@ -14,7 +14,6 @@ no base corpus is found), and saves:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -32,36 +31,15 @@ OUT = Path(__file__).resolve().parent
 def demo_version(registry: Path) -> str:
     """Register a refused demonstration version whose gate report is the real gate on invented scores."""
     os.environ["CLINICAL_NLP_REGISTRY_DIR"] = str(registry)
-    from engine import versions
+    from support.gate_testing import gate_scores, register_gated_version
+
     from engine.settings import Settings
-    from engine.training.retrain_gate import RetrainReport, gate
 
-    def scores(f1: dict[str, float], support: int = 12) -> dict:
-        def one(v: float) -> dict:
-            return {"f1": v, "tp": round(v * support), "fn": support - round(v * support), "fp": 0}
-        return {"overall": one(f1.pop("overall")), "per_type": {k: one(v) for k, v in f1.items()}, "n_gold": 60}
-
-    active = {"feedback_test": scores({"overall": 0.70, "DIAG": 0.74, "MED": 0.81, "TEST": 0.66}),
-              "base_dev": scores({"overall": 0.69, "DIAG": 0.66, "MED": 0.79, "TEST": 0.73})}
-    candidate = {"feedback_test": scores({"overall": 0.74, "DIAG": 0.79, "MED": 0.85, "TEST": 0.70}),
-                 "base_dev": scores({"overall": 0.68, "DIAG": 0.62, "MED": 0.79, "TEST": 0.72})}
-    settings = Settings()
-    vid = versions.new_version_id(settings, "d" * 64)
-    folder = settings.registry_dir / "versions" / vid
-    for stage in versions.STAGES:
-        (folder / stage).mkdir(parents=True)
-        (folder / stage / "config.json").write_text(json.dumps({"version": vid}), encoding="utf-8")
-    promote, checks, reasons = gate(active, candidate, margin=0.01, min_support=5)
-    report = RetrainReport(version=vid, parent="base", promoted=promote, activated=False, reasons=reasons,
-                           checks=checks, metrics={"active": active, "candidate": candidate}, data={},
-                           data_hash="d" * 64, training_config={}, stages={"ner": "trained"}, model_dir=str(folder),
-                           margin=0.01, min_support=5)
-    (folder / "report.json").write_text(json.dumps(report.to_dict()), encoding="utf-8")
-    (folder / "ner" / "metrics.json").write_text(json.dumps({"gate": candidate}), encoding="utf-8")
-    versions.register_version(settings, versions.VersionInfo(
-        id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}", status="refused",
-        data_hash="d" * 64), activate=False)
-    return vid
+    active = {"feedback_test": gate_scores({"overall": 0.70, "DIAG": 0.74, "MED": 0.81, "TEST": 0.66}, 12),
+              "base_dev": gate_scores({"overall": 0.69, "DIAG": 0.66, "MED": 0.79, "TEST": 0.73}, 12)}
+    candidate = {"feedback_test": gate_scores({"overall": 0.74, "DIAG": 0.79, "MED": 0.85, "TEST": 0.70}, 12),
+                 "base_dev": gate_scores({"overall": 0.68, "DIAG": 0.62, "MED": 0.79, "TEST": 0.72}, 12)}
+    return register_gated_version(Settings(), active, candidate, data_hash="d" * 64)
 
 
 def main() -> None:

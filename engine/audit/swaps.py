@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.rules import rule_rows
+from engine.templates import fill_slots
 
 SLOT_RE = re.compile(r"\{(\w+)\}")
 
@@ -49,19 +50,8 @@ def read_templates(path: Path) -> list[str]:
 
 def render(template: str, values: dict[str, str]) -> Rendered:
     """Fill the template's slots, recording where each value went."""
-    parts, slots, pos = [], [], 0
-    length = 0
-    for match in SLOT_RE.finditer(template):
-        literal = template[pos : match.start()]
-        parts.append(literal)
-        length += len(literal)
-        value = values[match.group(1)]
-        slots.append((length, length + len(value)))
-        parts.append(value)
-        length += len(value)
-        pos = match.end()
-    parts.append(template[pos:])
-    return Rendered("".join(parts), tuple(slots))
+    text, spans = fill_slots(template, SLOT_RE, lambda name: (values[name], name))
+    return Rendered(text, tuple((start, end) for start, end, _ in spans))
 
 
 def _masked(note: Rendered, start: int, end: int) -> str:

@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -309,6 +309,21 @@ def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     return keep[:, None, None, :]
 
 
+class EmbeddingInputs(TypedDict, total=False):
+    """The keyword inputs of :meth:`BertEmbeddings.forward` (``transformers``' names), which the encoder passes on."""
+
+    input_ids: torch.Tensor | None
+    token_type_ids: torch.Tensor | None
+    position_ids: torch.Tensor | None
+    inputs_embeds: torch.Tensor | None
+
+
+class EncoderInputs(EmbeddingInputs, total=False):
+    """The keyword inputs of :meth:`BertModel.forward`, which the token classifier passes on."""
+
+    attention_mask: torch.Tensor | None
+
+
 class BertModel(nn.Module):
     """The bare encoder (``transformers``' ``BertModel``): ``model(input_ids=..., attention_mask=...)`` gives
     ``last_hidden_state`` (and ``pooler_output`` when the model has a pooler)."""
@@ -325,16 +340,10 @@ class BertModel(nn.Module):
         return self.embeddings.word_embeddings
 
     def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
+        self, *, attention_mask: torch.Tensor | None = None, **inputs: Unpack[EmbeddingInputs]
     ) -> ModelOutput:
-        hidden = self.embeddings(
-            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
-        )
+        # The other inputs pass through to the embeddings as they are: BertEmbeddings.forward defines them.
+        hidden = self.embeddings(**inputs)
         hidden = self.encoder(hidden, attention_bias(attention_mask)).last_hidden_state
         pooled = self.pooler(hidden) if self.pooler is not None else None
         return ModelOutput(last_hidden_state=hidden, pooler_output=pooled)
@@ -362,22 +371,9 @@ class BertForTokenClassification(nn.Module):
         """The word embeddings."""
         return self.bert.get_input_embeddings()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> ModelOutput:
-        hidden = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-        ).last_hidden_state
+    def forward(self, *, labels: torch.Tensor | None = None, **inputs: Unpack[EncoderInputs]) -> ModelOutput:
+        # The encoder's inputs pass through as they are (EncoderInputs).
+        hidden = self.bert(**inputs).last_hidden_state
         logits = self.classifier(self.dropout(hidden))
         loss = None
         if labels is not None:

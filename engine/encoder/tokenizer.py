@@ -41,6 +41,17 @@ class BatchEncoding(dict):
         return self
 
 
+class _SpecialTokenId:
+    """A read-only ``<token>_id`` attribute: the vocabulary id of the tokenizer's special token ``<token>``
+    (``None`` when it has none), as ``transformers`` names them (``pad_token_id`` is the id of ``pad_token``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.token = name.removesuffix("_id")
+
+    def __get__(self, tokenizer: FastTokenizer | None, owner: type | None = None) -> int | None:
+        return None if tokenizer is None else tokenizer._id(getattr(tokenizer, self.token))
+
+
 class FastTokenizer:
     """A BERT word-piece tokenizer on the ``tokenizers`` library, called like ``transformers``' fast tokenizers
     for what the engine uses (single texts or lists, special tokens, padding, truncation, offsets, tensors).
@@ -68,25 +79,11 @@ class FastTokenizer:
     def _id(self, token: str | None) -> int | None:
         return None if token is None else self.backend_tokenizer.token_to_id(token)
 
-    @property
-    def unk_token_id(self) -> int | None:
-        return self._id(self.unk_token)
-
-    @property
-    def sep_token_id(self) -> int | None:
-        return self._id(self.sep_token)
-
-    @property
-    def pad_token_id(self) -> int | None:
-        return self._id(self.pad_token)
-
-    @property
-    def cls_token_id(self) -> int | None:
-        return self._id(self.cls_token)
-
-    @property
-    def mask_token_id(self) -> int | None:
-        return self._id(self.mask_token)
+    unk_token_id = _SpecialTokenId()
+    sep_token_id = _SpecialTokenId()
+    pad_token_id = _SpecialTokenId()
+    cls_token_id = _SpecialTokenId()
+    mask_token_id = _SpecialTokenId()
 
     @property
     def vocab_size(self) -> int:

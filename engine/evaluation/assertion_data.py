@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def read_brat(txt: Path) -> tuple[str, list[list[str]]]:
     return text, rows
 
 
+def annotated_documents(folder: Path) -> Iterator[tuple[Path, str, list[list[str]]]]:
+    """``(txt path, text, annotation rows)`` of every BRAT document in ``folder`` that has its ``.ann``, by name."""
+    for txt in sorted(folder.glob("*.txt")):
+        if txt.with_suffix(".ann").is_file():
+            yield txt, *read_brat(txt)
+
+
 def _offsets(field_: str) -> tuple[str, list[tuple[int, int]]]:
     kind, _, offsets = field_.partition(" ")
     frags = [tuple(int(x) for x in frag.split()) for frag in offsets.split(";")]
@@ -81,10 +89,7 @@ def _offsets(field_: str) -> tuple[str, list[tuple[int, int]]]:
 def read_maccrobat(folder: Path) -> list[GoldDoc]:
     """MACCROBAT events of the product's clinical types with their POLARITY (see the module docstring)."""
     docs: list[GoldDoc] = []
-    for txt in sorted(folder.glob("*.txt")):
-        if not txt.with_suffix(".ann").is_file():
-            continue
-        text, rows = read_brat(txt)
+    for txt, text, rows in annotated_documents(folder):
         spans: dict[str, tuple[int, int]] = {}
         events: dict[str, str] = {}
         polarity: dict[str, str] = {}
@@ -120,10 +125,7 @@ def read_maccrobat(folder: Path) -> list[GoldDoc]:
 def read_chia(folder: Path) -> list[GoldDoc]:
     """Chia concept entities with Has_negation (directly or through a negated Scope)."""
     docs: list[GoldDoc] = []
-    for txt in sorted(folder.glob("*.txt")):
-        if not txt.with_suffix(".ann").is_file():
-            continue
-        text, rows = read_brat(txt)
+    for txt, text, rows in annotated_documents(folder):
         entities: dict[str, tuple[str, int, int]] = {}
         negated: dict[str, list[str]] = {}
         for row in rows:

@@ -27,6 +27,7 @@ from faker import Faker
 
 from engine.deid.lexicon import load_lexicon
 from engine.settings import RULES_DIR
+from engine.templates import fill_slots
 
 TEMPLATES = Path(__file__).with_name("deid_templates.txt")
 _SLOT = re.compile(r"\{([A-Z_]+)\}")
@@ -170,21 +171,12 @@ def safe_upper(text: str) -> str:
 
 def render(template: str, sur: Surrogates) -> tuple[str, list[list[object]]]:
     """Fill one template line; returns the text and its PHI spans."""
-    out, spans, pos = [], [], 0
-    length = 0
-    for match in _SLOT.finditer(template):
-        literal = template[pos:match.start()]
-        out.append(literal)
-        length += len(literal)
-        value, label = sur.fill(match.group(1))
-        value = _case(value, label, sur.rng)
-        if label is not None:
-            spans.append([length, length + len(value), label])
-        out.append(value)
-        length += len(value)
-        pos = match.end()
-    out.append(template[pos:])
-    return "".join(out), spans
+    def fill(name: str) -> tuple[str, str | None]:
+        value, label = sur.fill(name)
+        return _case(value, label, sur.rng), label
+
+    text, spans = fill_slots(template, _SLOT, fill)
+    return text, [[start, end, label] for start, end, label in spans if label is not None]
 
 
 def load_templates(path: Path = TEMPLATES) -> list[str]:

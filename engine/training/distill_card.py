@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.corpora.document import Document
 from engine.settings import Settings
-from engine.training.ner_card import close_card
+from engine.training.ner_card import MACCROBAT_MAPPING, close_card
 
 CREDITS: tuple[str, ...] = (
     "MACCROBAT2020 clinical case reports, CC BY 4.0 (Caufield 2019/2020, figshare doi:10.6084/m9.figshare.9764942): "
@@ -77,10 +77,8 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         "",
         *(f"- {c}" for c in CREDITS),
         "",
-        "MACCROBAT types map to product labels as in the data README (Disease_disorder and Sign_symptom -> DIAG, "
-        "Therapeutic_procedure -> PROC, Medication -> MED, Diagnostic_procedure -> TEST, Biological_structure -> "
-        "ANAT). The dev split (the last 20 reports by id, the teacher's) was never trained on, nor given to the "
-        "teacher for soft targets.",
+        f"{MACCROBAT_MAPPING}. The dev split (the last 20 reports by id, the teacher's) was never trained on, nor "
+        "given to the teacher for soft targets.",
         "",
         "## Training",
         "",

@@ -25,6 +25,12 @@ SOURCES: dict[str, str] = {
 }
 
 
+MACCROBAT_MAPPING = (
+    "MACCROBAT types map to product labels as in the data README (Disease_disorder and Sign_symptom -> DIAG, "
+    "Therapeutic_procedure -> PROC, Medication -> MED, Diagnostic_procedure -> TEST, Biological_structure -> ANAT)"
+)
+"""How the base corpus's types become product labels, as both NER model cards state it."""
+
 CARD_LIMITS = [
     "## Limits",
     "",
@@ -67,9 +73,7 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         *(f"- {SOURCES[c]}" for c in corpora),
         *(["- (unrecognised corpora: " + ", ".join(training.get("data", [])) + ")"] if not corpora else []),
         "",
-        "MACCROBAT types map to product labels as in the data README (Disease_disorder and Sign_symptom -> DIAG, "
-        "Therapeutic_procedure -> PROC, Medication -> MED, Diagnostic_procedure -> TEST, Biological_structure -> "
-        "ANAT); discontinuous spans are skipped; overlapping spans keep the longer.",
+        f"{MACCROBAT_MAPPING}; discontinuous spans are skipped; overlapping spans keep the longer.",
         "",
         "## Training",
         "",
