@@ -141,10 +141,10 @@ def create_app(settings: ApiSettings | None = None, loader: Callable[[], Any] | 
 
     Args:
         settings: Service settings (default: from ``CLINICAL_NLP_API_*``).
-        loader: Builds the pipeline (default: :func:`default_loader`); called once, on the inference thread.
+        loader: Builds the pipeline (default: :func:`default_loader`); called once, on the first engine thread.
 
     Returns:
-        The FastAPI app; its lifespan migrates the database, then starts the inference thread (models load in
+        The FastAPI app; its lifespan migrates the database, then starts the engine threads (models load in
         the background: ``/ready`` says when they are there).
     """
     settings = settings or ApiSettings.from_env()
