@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in overrides.items():
         if value is not None:  # uvicorn's worker processes build the app from the environment
             os.environ[ENV_PREFIX + name.upper()] = str(value)
-    settings = ApiSettings()
+    settings = ApiSettings.from_env()
     import logging
 
     import uvicorn

@@ -1,6 +1,6 @@
 """The FastAPI application: ``create_app()`` builds it (uvicorn calls it as a factory, see :mod:`api.__main__`).
 
-One process holds one :class:`~api.inference.InferenceWorker` (one loaded pipeline, one inference thread, see that
+One process holds one :class:`~api.inference.InferenceWorker` (one loaded pipeline, a few engine threads, see that
 module for the concurrency design) and one database engine. The outer ASGI guard does three things for every
 request: refuses bodies over ``max_body_bytes`` with 413 before they are parsed, turns anything unexpected into a
 500 whose log line names only the exception type (never a message, which could quote the note), and records
@@ -19,8 +19,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import install_handlers
-from api.inference import InferenceWorker
+from api.inference import InferenceWorker, serving_threads
 from api.metrics import Metrics
+from api.monitor import MonitorGauges, MonitorRefresher, report_builder
 from api.schemas.common import ErrorBody
 from api.settings import ApiSettings
 
@@ -30,15 +31,15 @@ PREFIX = "/api/v1"
 
 
 def default_loader(settings: ApiSettings) -> Callable[[], Any]:
-    """A function that loads and warms the engine as the settings say (run on the inference thread)."""
+    """A function that loads and warms the engine as the settings say (run on the first engine thread)."""
 
     def load() -> Any:
+        import torch
+
         from engine import load_pipeline
 
-        if settings.torch_threads > 0:
-            import torch
-
-            torch.set_num_threads(settings.torch_threads)
+        # Process-wide: every engine thread's forward pass uses this many intra-op threads (api/inference.py).
+        torch.set_num_threads(serving_threads(settings.engine_threads, settings.torch_threads)[1])
         from engine.encounter.service import build_encounter
         from engine.pipeline import ANALYSIS_STAGES, freeze_loaded_objects
 
@@ -140,13 +141,13 @@ def create_app(settings: ApiSettings | None = None, loader: Callable[[], Any] | 
 
     Args:
         settings: Service settings (default: from ``CLINICAL_NLP_API_*``).
-        loader: Builds the pipeline (default: :func:`default_loader`); called once, on the inference thread.
+        loader: Builds the pipeline (default: :func:`default_loader`); called once, on the first engine thread.
 
     Returns:
-        The FastAPI app; its lifespan migrates the database, then starts the inference thread (models load in
+        The FastAPI app; its lifespan migrates the database, then starts the engine threads (models load in
         the background: ``/ready`` says when they are there).
     """
-    settings = settings or ApiSettings()
+    settings = settings or ApiSettings.from_env()
     metrics = Metrics()
 
     @asynccontextmanager
@@ -154,14 +155,23 @@ def create_app(settings: ApiSettings | None = None, loader: Callable[[], Any] | 
         from db.session import init_db
 
         app.state.db = init_db(settings.db_url)
-        worker = InferenceWorker(loader or default_loader(settings), infer_batch=settings.infer_batch,
-                                 infer_batch_chars=settings.infer_batch_chars, max_queue=settings.max_queue)
+        threads, torch_threads = serving_threads(settings.engine_threads, settings.torch_threads)
+        app.state.threads = {"engine": threads, "torch": torch_threads}
+        worker = InferenceWorker(loader or default_loader(settings), threads=threads,
+                                 infer_batch=settings.infer_batch, infer_batch_chars=settings.infer_batch_chars,
+                                 max_queue=settings.max_queue)
         worker.on_batch = metrics.observe_batch
         app.state.worker = worker
         worker.start()
+        refresher = MonitorRefresher(MonitorGauges(metrics.registry), report_builder(
+            settings.db_url, settings.monitor_window, settings.model_dir), settings.monitor_interval_s)
+        app.state.monitor = refresher
+        if settings.monitor_interval_s > 0:
+            refresher.start()
         try:
             yield
         finally:
+            refresher.stop()
             worker.stop()
 
     app = FastAPI(title="Clinical NLP API", version="1", lifespan=lifespan, docs_url="/docs",

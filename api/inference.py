@@ -1,13 +1,22 @@
-"""One loaded pipeline, one inference thread: how concurrent requests share the engine.
+"""One loaded pipeline, a few inference threads: how concurrent requests share the engine.
 
 Design: every use of the engine (analyse, summarise, link, de-identify, the encounter code set) is a job on one
-priority queue, run by one thread that owns the :class:`~engine.pipeline.Pipeline`. Request handlers never touch
-the pipeline; they submit a job and await its future, so the event loop and the HTTP threads stay free while the
-engine works. Why one thread and not a lock around a thread pool: on CPU the forward pass already uses every core
-(torch intra-op threads), so two concurrent forwards only fight over the same cores, and the stages' Python parts
-(assertion, ICD linking, caches) are then touched by one thread only, with no locking to get wrong. What one
-thread gains instead is batching: analyse jobs waiting together (up to ``infer_batch`` notes and
-``infer_batch_chars`` characters) go through :meth:`Pipeline.analyze_many`, which batches their NER windows.
+priority queue, run by a small pool of engine threads that share the one :class:`~engine.pipeline.Pipeline`
+(loaded once). Request handlers never touch the pipeline; they submit a job and await its future, so the event
+loop and the HTTP threads stay free while the engine works.
+
+Why several engine threads, each with few torch threads (:func:`serving_threads`: on 2 CPUs, 2 engine threads of
+1 torch thread each), and not one thread with every core in its forward pass: after the forward pass (torch,
+which releases the GIL) each note spends tens of milliseconds in Python (sections, assertion, ICD coding), during
+which one engine thread leaves the cores idle; two overlap one note's Python with another's forward pass. And a
+forward pass split over 2 intra-op threads waits at every operator for its slowest thread: on a machine where other
+processes take a core that costs about 3x (measured, docs/api.md), while two 1-thread passes share what is free.
+The pipeline's stages are the ones the app already shares between its sessions' threads (their caches are
+per-call or guarded).
+
+What each thread gains by taking several waiting jobs at once is batching: analyse jobs waiting together (up to
+``infer_batch`` notes and ``infer_batch_chars`` characters, and at most a fair share of the queue so the other
+threads get work too) go through :meth:`Pipeline.analyze_many`, which batches their NER windows.
 
 Jobs are ordered by priority (``stat`` before ``urgent`` before ``routine``; the readiness probe before all),
 then by arrival. A full queue refuses new work (:class:`QueueFull`, 503) rather than letting latency grow without
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -51,25 +61,47 @@ class _Job:
     """For ``call``: ``fn(pipeline, None)``; for ``analyze``: an optional ``fn(pipeline, result)`` run after."""
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where there is one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def serving_threads(engine_threads: int = 0, torch_threads: int = 0, cpus: int | None = None) -> tuple[int, int]:
+    """``(engine threads, torch threads per forward pass)`` for the settings; 0 means "choose".
+
+    Engine threads default to one per usable CPU, at most 4 (past that, more intra-op threads per pass pay off
+    better than more Python threads contending for the GIL); torch threads default to the CPUs shared out among
+    them, at least 1.
+    """
+    cpus = cpus or usable_cpus()
+    engines = engine_threads or max(1, min(cpus, 4))
+    return engines, torch_threads or max(1, cpus // engines)
+
+
 class InferenceWorker:
-    """The thread that owns the pipeline and runs queued jobs.
+    """The engine threads that share the pipeline and run queued jobs.
 
     Args:
-        load: Builds the pipeline (called once, on the worker thread, when :meth:`start` runs).
+        load: Builds the pipeline (called once, on the first engine thread, when :meth:`start` runs).
+        threads: Engine threads (they start once the pipeline is loaded).
         infer_batch: Most analyse jobs per :meth:`Pipeline.analyze_many` call.
         infer_batch_chars: Most characters per such call.
         max_queue: Most waiting jobs.
     """
 
-    def __init__(self, load: Callable[[], Any], *, infer_batch: int = 8, infer_batch_chars: int = 40_000,
-                 max_queue: int = 256) -> None:
+    def __init__(self, load: Callable[[], Any], *, threads: int = 1, infer_batch: int = 8,
+                 infer_batch_chars: int = 40_000, max_queue: int = 256) -> None:
         self._load = load
+        self.threads = max(1, threads)
         self.infer_batch = infer_batch
         self.infer_batch_chars = infer_batch_chars
         self.max_queue = max_queue
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.pipeline: Any = None
         self.loaded = threading.Event()
@@ -78,32 +110,35 @@ class InferenceWorker:
         self.last_done = 0.0
         """``time.monotonic()`` when the last job finished (0: none yet)."""
         self.on_batch: Callable[[int, float], None] | None = None
-        """Called with (notes, seconds) after each analyse call (metrics)."""
+        """Called with (notes, seconds) after each analyse call (metrics; from any engine thread)."""
 
     # ------------------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the thread; the pipeline loads and warms on it (see :attr:`loaded`)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-            self._thread.start()
+        """Start the first engine thread; it loads and warms the pipeline, then starts the others."""
+        if not self._threads:
+            self._threads.append(threading.Thread(target=self._first, name="inference-0", daemon=True))
+            self._threads[0].start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the running job; waiting jobs fail with ``RuntimeError``."""
+        """Stop after the running jobs; waiting jobs fail with ``RuntimeError``."""
         self._stop.set()
-        self._queue.put(_Job(-1, -1, "stop", Future()))
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for _ in range(self.threads):
+            self._queue.put(_Job(-1, -1, "stop", Future()))
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.stop_pending(RuntimeError("the service is shutting down"))
 
     @property
     def alive(self) -> bool:
-        """Whether the thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the engine threads run (all of them, once the pipeline is loaded)."""
+        running = [t for t in self._threads if t.is_alive()]
+        return bool(running) and (not self.loaded.is_set() or len(running) == self.threads)
 
     @property
     def depth(self) -> int:
-        """Jobs waiting (not counting the one running)."""
+        """Jobs waiting (not counting the ones running)."""
         return self._queue.qsize()
 
     # ------------------------------------------------------------------------------------------------ submitting
@@ -130,7 +165,7 @@ class InferenceWorker:
 
     # ------------------------------------------------------------------------------------------------ the thread
 
-    def _run(self) -> None:
+    def _first(self) -> None:
         t0 = time.perf_counter()
         try:
             self.pipeline = self._load()
@@ -141,7 +176,19 @@ class InferenceWorker:
             self.stop_pending(exc)
             return
         self.load_seconds = time.perf_counter() - t0
+        for i in range(1, self.threads):
+            thread = threading.Thread(target=self._run, name=f"inference-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
         self.loaded.set()
+        self._run()
+
+    def _share(self) -> int:
+        """Most analyse jobs one call may take now: ``infer_batch``, but no more than a fair share of the queue,
+        so that one thread does not take every waiting note while the others go idle."""
+        return max(1, min(self.infer_batch, -(-(self._queue.qsize() + 1) // self.threads)))
+
+    def _run(self) -> None:
         held: list[_Job] = []
         while not self._stop.is_set():
             job = held.pop(0) if held else self._queue.get()
@@ -152,13 +199,14 @@ class InferenceWorker:
                 continue
             batch = [job]
             chars = len(job.text)
-            while len(batch) < self.infer_batch and chars < self.infer_batch_chars:
+            limit = self._share()
+            while len(batch) < limit and chars < self.infer_batch_chars:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt.kind != "analyze" or chars + len(nxt.text) > self.infer_batch_chars:
-                    held.append(nxt)  # runs next, before anything queued later
+                    held.append(nxt)  # runs next on this thread, before anything queued later
                     break
                 batch.append(nxt)
                 chars += len(nxt.text)

@@ -1,4 +1,4 @@
-"""The REST API's settings in one typed object, read from ``CLINICAL_NLP_API_*`` environment variables.
+"""The REST API's settings in one typed object; :meth:`ApiSettings.from_env` reads ``CLINICAL_NLP_API_*``.
 
 Engine settings (model set, device, rules) stay in :mod:`engine.settings` and are not repeated here, except the
 two a service start names often (``device``, ``model_dir``), which are handed to :func:`engine.load_pipeline`.
@@ -7,32 +7,31 @@ two a service start names often (``device``, ``model_dir``), which are handed to
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 ENV_PREFIX = "CLINICAL_NLP_API_"
 
 
-def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
-    raw = os.environ.get(ENV_PREFIX + name.upper())
-    if raw is None or raw == "":
-        return default
+def _db_url() -> str:
+    from db.settings import default_url
+
+    return default_url()
+
+
+def _cast(name: str, raw: str, default: Any) -> Any:
+    """``raw`` as the type of the field's default (``int``, ``float`` or ``str``)."""
+    cast = type(default)
     try:
         return cast(raw)
     except ValueError:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {cast.__name__}") from None
 
 
-def _db_url() -> str:
-    from db.settings import default_url
-
-    return os.environ.get(ENV_PREFIX + "DB_URL") or default_url()
-
-
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
-    """All settings of the service.
+    """All settings of the service; ``ApiSettings()`` is the defaults, :meth:`from_env` the environment's.
 
     Attributes:
         host: Interface uvicorn binds (``CLINICAL_NLP_API_HOST``).
@@ -45,31 +44,43 @@ class ApiSettings:
             file under ``db/``).
         device: ``cpu``, ``cuda`` or ``auto`` for the engine.
         model_dir: Another model set for the engine (empty: the engine's own default).
-        infer_batch: Most notes the inference worker analyses in one call (NER forward passes batched).
+        infer_batch: Most notes one engine thread analyses in one call (NER forward passes batched).
         infer_batch_chars: Most characters in one such call (a long note runs alone).
+        engine_threads: Inference threads sharing the one pipeline (0: one per usable CPU, at most 4).
+        torch_threads: Threads of each forward pass (0: the usable CPUs shared out among the engine threads).
         max_queue: Requests waiting for the engine beyond this get 503.
         request_timeout_s: A request waiting longer than this for the engine gets 504.
         ready_timeout_s: ``/ready`` waits this long for its test sentence.
-        torch_threads: Threads of the engine's forward pass (0: torch's default).
+        monitor_interval_s: Seconds between refreshes of the monitoring gauges of ``/metrics`` (0: never).
+        monitor_window: Notes in the monitoring window of those gauges (0: the engine's monitoring setting).
         log_level: Log level of the service's own logger and uvicorn's.
     """
 
-    host: str = field(default_factory=lambda: _env("host", "127.0.0.1"))
-    port: int = field(default_factory=lambda: _env("port", 8000, int))
-    workers: int = field(default_factory=lambda: _env("workers", 1, int))
-    max_note_chars: int = field(default_factory=lambda: _env("max_note_chars", 100_000, int))
-    max_body_bytes: int = field(default_factory=lambda: _env("max_body_bytes", 24_000_000, int))
-    max_batch_notes: int = field(default_factory=lambda: _env("max_batch_notes", 32, int))
+    # the server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    # what one request may carry
+    max_note_chars: int = 100_000
+    max_body_bytes: int = 24_000_000
+    max_batch_notes: int = 32
+    # the store and the engine
     db_url: str = field(default_factory=_db_url)
-    device: str = field(default_factory=lambda: _env("device", "auto"))
-    model_dir: str = field(default_factory=lambda: _env("model_dir", ""))
-    infer_batch: int = field(default_factory=lambda: _env("infer_batch", 8, int))
-    infer_batch_chars: int = field(default_factory=lambda: _env("infer_batch_chars", 40_000, int))
-    max_queue: int = field(default_factory=lambda: _env("max_queue", 256, int))
-    request_timeout_s: float = field(default_factory=lambda: _env("request_timeout_s", 300.0, float))
-    ready_timeout_s: float = field(default_factory=lambda: _env("ready_timeout_s", 2.0, float))
-    torch_threads: int = field(default_factory=lambda: _env("torch_threads", 0, int))
-    log_level: str = field(default_factory=lambda: _env("log_level", "info"))
+    device: str = "auto"
+    model_dir: str = ""
+    # how requests share the engine (api/inference.py)
+    infer_batch: int = 8
+    infer_batch_chars: int = 40_000
+    engine_threads: int = 0
+    torch_threads: int = 0
+    # waiting
+    max_queue: int = 256
+    request_timeout_s: float = 300.0
+    ready_timeout_s: float = 2.0
+    # the monitoring gauges (api/monitor.py)
+    monitor_interval_s: float = 60.0
+    monitor_window: int = 0
 
     def __post_init__(self) -> None:
         positive = ("port", "workers", "max_note_chars", "max_body_bytes", "max_batch_notes", "infer_batch",
@@ -77,8 +88,27 @@ class ApiSettings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"API setting {name} must be positive, got {getattr(self, name)!r}")
+        for name in ("engine_threads", "torch_threads", "monitor_interval_s", "monitor_window"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"API setting {name} must not be negative, got {getattr(self, name)!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"API setting device must be cpu, cuda or auto, got {self.device!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        """The settings with every ``CLINICAL_NLP_API_<NAME>`` that is set and not empty applied.
+
+        Raises:
+            ValueError: A value is not of its setting's type, or out of range.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw:
+                default = f.default if f.default is not MISSING else ""  # db_url, the one computed default
+                values[f.name] = _cast(f.name, raw, default)
+        return cls(**values)
 
     def with_overrides(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> ApiSettings:
         """A copy with the given non-None fields replaced (unknown names raise ``TypeError``)."""

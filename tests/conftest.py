@@ -1,4 +1,4 @@
-"""Shared fixtures: the real default engine on CPU, the shared data folder (skip when absent)."""
+"""Shared fixtures: the real default engine on CPU, the shared data folder (skip when absent), the API server."""
 
 from __future__ import annotations
 
@@ -63,3 +63,23 @@ def app_db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("CLINICAL_NLP_DB_URL", url)
     init_db(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real ``python -m api`` process for the API test files (``tests/support/api_server.py``)."""
+    from support.api_server import Server
+
+    srv = Server(tmp_path_factory.mktemp("api"))
+    try:
+        srv.ready = srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def api(api_server):
+    """An HTTP client of :func:`api_server` with ann's key."""
+    with api_server.client() as c:
+        yield c

@@ -37,12 +37,14 @@ async def ready(request: Request) -> JSONResponse:
         return JSONResponse({"status": "slow", "limit_s": limit}, 503)
     ms = (time.perf_counter() - t0) * 1000
     return JSONResponse({"status": "ready", "probe_ms": round(ms, 1), "probe_entities": len(result.entities),
-                         "load_seconds": round(worker.load_seconds or 0.0, 2), "models": worker.pipeline.models})
+                         "load_seconds": round(worker.load_seconds or 0.0, 2), "models": worker.pipeline.models,
+                         "threads": request.app.state.threads})
 
 
 @router.get("/metrics", summary="Prometheus text exposition", response_class=Response,
             dependencies=[Depends(require_key)])
 async def metrics(request: Request) -> Response:
-    """Latency per route, error counts, entities per note, mean confidence, engine batch sizes."""
+    """Latency per route, error counts, entities per note, mean confidence, engine batch sizes, and the monitoring
+    gauges as the last background refresh left them (a scrape computes nothing, see :mod:`api.monitor`)."""
     m = request.app.state.metrics
     return Response(m.render(request.app.state.worker.depth), media_type=m.content_type)

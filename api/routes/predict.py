@@ -83,7 +83,7 @@ def encounter_setting(builder: Any, req: PredictRequest) -> tuple[str, str | Non
 
 
 def _after(req: PredictRequest) -> Any:
-    """The job run on the inference thread right after the note's analysis: ``(summary, encounter)``, each
+    """The job run on the engine thread right after the note's analysis: ``(summary, encounter)``, each
     ``None`` unless asked for."""
     want_summary = req.include_summary or req.summary_sentences is not None
     want_encounter = req.include_encounter or req.setting is not None
