@@ -83,3 +83,12 @@ def api(api_server):
     """An HTTP client of :func:`api_server` with ann's key."""
     with api_server.client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def deid():
+    """The real de-identification stage on the shipped rules and tagger (stateless, so one for the session)."""
+    from engine.deid.stage import Deidentifier
+    from engine.settings import Settings
+
+    return Deidentifier(Settings())

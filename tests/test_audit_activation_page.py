@@ -4,12 +4,12 @@ sign-off (``--accept``) and override (``--override-audit``) inputs with who give
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.audit_testing import write_audit
+from support.gate_testing import fake_stage_folders
 
 from engine import versions
 from engine.settings import Settings
@@ -19,7 +19,6 @@ from ui.retrain_panel import render_retrain_panel
 
 render_retrain_panel()
 """
-NER_CONFIG = Path(__file__).resolve().parents[1] / "assets" / "models" / "ner" / "config.json"
 
 
 @pytest.fixture
@@ -34,14 +33,7 @@ def env(tmp_path, monkeypatch, app_db_url):
 
 def _version(settings: Settings, tag: str, differing: dict[str, int] | None, audited: bool = True) -> str:
     """A registered, inactive version with fake stage folders and (``audited``) its own audit report."""
-    vid = versions.new_version_id(settings, tag * 8)
-    folder = settings.registry_dir / "versions" / vid
-    for stage in versions.STAGES:
-        (folder / stage).mkdir(parents=True)
-        config = {"version": vid}
-        if stage == "ner":  # the panel's base-corpus status reads the active tagger's labels
-            config["id2label"] = json.loads(NER_CONFIG.read_text(encoding="utf-8"))["id2label"]
-        (folder / stage / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    vid, folder = fake_stage_folders(settings, tag)
     if audited:
         write_audit(folder, vid, differing)
     info = versions.VersionInfo(id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}",

@@ -20,11 +20,6 @@ from engine.settings import REPO_ROOT, Settings
 
 
 @pytest.fixture(scope="module")
-def deid() -> Deidentifier:
-    return Deidentifier(Settings())
-
-
-@pytest.fixture(scope="module")
 def rules() -> Deidentifier:
     return Deidentifier(Settings(), use_tagger=False)
 

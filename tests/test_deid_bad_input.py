@@ -13,12 +13,7 @@ import pytest
 
 from engine.deid import Deidentifier
 from engine.evaluation.deid import load_handwritten
-from engine.settings import REPO_ROOT, Settings
-
-
-@pytest.fixture(scope="module")
-def deid() -> Deidentifier:
-    return Deidentifier(Settings())
+from engine.settings import REPO_ROOT
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:

@@ -6,18 +6,9 @@ caught the nursing-home and Glasgow cases in these short lines) and 3 of the 7 l
 from __future__ import annotations
 
 import pytest
+from support.deid_testing import phi_texts
 
 from engine.deid.stage import Deidentifier
-from engine.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def deid() -> Deidentifier:
-    return Deidentifier(Settings())
-
-
-def _masked(deid: Deidentifier, text: str) -> set[str]:
-    return {text[s.start:s.end] for s in deid.find(text)}
 
 
 @pytest.mark.parametrize(("text", "phi"), [
@@ -36,7 +27,7 @@ def _masked(deid: Deidentifier, text: str) -> set[str]:
     ("Pt discharged home with VNA (Cape Visiting Nurses).", "Cape Visiting Nurses"),
 ])
 def test_context_finds(deid: Deidentifier, text: str, phi: str) -> None:
-    assert any(phi in m for m in _masked(deid, text)), _masked(deid, text)
+    assert any(phi in m for m in phi_texts(deid, text)), phi_texts(deid, text)
 
 
 @pytest.mark.parametrize(("text", "clean"), [
@@ -49,6 +40,6 @@ def test_context_finds(deid: Deidentifier, text: str, phi: str) -> None:
     ("0400 pt c/o CP 6/10, on CPAP 10/5.", ("6/10", "10/5")),  # pain score, vent settings
 ])
 def test_context_leaves_alone(deid: Deidentifier, text: str, clean: tuple[str, ...]) -> None:
-    masked = _masked(deid, text)
+    masked = phi_texts(deid, text)
     for word in clean:
         assert not any(word == m or f" {word} " in f" {m} " for m in masked), (word, masked)

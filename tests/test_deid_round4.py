@@ -6,18 +6,9 @@ too and guard the new rules against reaching too far."""
 from __future__ import annotations
 
 import pytest
+from support.deid_testing import phi_texts
 
 from engine.deid.stage import Deidentifier
-from engine.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def deid() -> Deidentifier:
-    return Deidentifier(Settings())
-
-
-def _masked(deid: Deidentifier, text: str) -> set[str]:
-    return {text[s.start:s.end] for s in deid.find(text)}
 
 
 @pytest.mark.parametrize(("text", "phi"), [
@@ -44,7 +35,7 @@ def _masked(deid: Deidentifier, text: str) -> set[str]:
     ("Patient John Whitcombe seen on 03/14/2023 for chest pain.", "John Whitcombe"),  # listed first + unknown word
 ])
 def test_round4_finds(deid: Deidentifier, text: str, phi: str) -> None:
-    assert any(phi in m for m in _masked(deid, text)), _masked(deid, text)
+    assert any(phi in m for m in phi_texts(deid, text)), phi_texts(deid, text)
 
 
 @pytest.mark.parametrize(("text", "clean"), [
@@ -59,6 +50,6 @@ def test_round4_finds(deid: Deidentifier, text: str, phi: str) -> None:
     ("Report given to oncoming nurse. -RN", ("RN",)),
 ])
 def test_round4_leaves_alone(deid: Deidentifier, text: str, clean: tuple[str, ...]) -> None:
-    masked = _masked(deid, text)
+    masked = phi_texts(deid, text)
     for word in clean:
         assert not any(word == m or f" {word} " in f" {m} " for m in masked), (word, masked)

@@ -3,13 +3,13 @@ background retraining process's life cycle (a real subprocess, here one that has
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 from support.audit_testing import write_audit
+from support.gate_testing import fake_stage_folders
 
 from engine import versions
 from engine.settings import Settings
@@ -21,18 +21,10 @@ render_retrain_panel()
 """
 
 
-NER_CONFIG = Path(__file__).resolve().parents[1] / "assets" / "models" / "ner" / "config.json"
 
 
 def _version(settings: Settings, tag: str) -> str:
-    vid = versions.new_version_id(settings, tag * 8)
-    folder = settings.registry_dir / "versions" / vid
-    for stage in versions.STAGES:
-        (folder / stage).mkdir(parents=True)
-        config = {"version": vid}
-        if stage == "ner":  # the panel's base-corpus status reads the active tagger's labels
-            config["id2label"] = json.loads(NER_CONFIG.read_text(encoding="utf-8"))["id2label"]
-        (folder / stage / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    vid, folder = fake_stage_folders(settings, tag)
     write_audit(folder, vid)  # activation is gated by the set's own audit (engine.audit.gate)
     info = versions.VersionInfo(id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}",
                                 status="promoted", data_hash=tag * 64)

@@ -53,3 +53,20 @@ def register_gated_version(settings: Settings, active: dict[str, Any], candidate
         id=vid, parent=versions.BASE, created=versions.utc_now(), path=f"versions/{vid}",
         status=written["decision"], data_hash=data_hash), activate=False)
     return vid
+
+
+NER_CONFIG = Path(__file__).resolve().parents[2] / "assets" / "models" / "ner" / "config.json"
+
+
+def fake_stage_folders(settings: Settings, tag: str) -> tuple[str, Path]:
+    """A new version id and its folder with one ``config.json`` per stage (no weights: the panels only read the
+    configs, and the NER one carries the shipped tagger's labels, which the base-corpus status reads)."""
+    vid = versions.new_version_id(settings, tag * 8)
+    folder = settings.registry_dir / "versions" / vid
+    for stage in versions.STAGES:
+        (folder / stage).mkdir(parents=True)
+        config: dict[str, Any] = {"version": vid}
+        if stage == "ner":
+            config["id2label"] = json.loads(NER_CONFIG.read_text(encoding="utf-8"))["id2label"]
+        (folder / stage / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return vid, folder
