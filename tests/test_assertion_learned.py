@@ -56,6 +56,13 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def rule_parts():
+    """The shipped rules and section detector on CPU (loaded once for the module)."""
+    settings = Settings(device="cpu")
+    return load_rules(settings), load_sections(settings)
+
+
 def test_saved_folder_describes_itself_and_loads(tiny_model: Path) -> None:
     config = json.loads((tiny_model / "config.json").read_text(encoding="utf-8"))
     assert config["labels"] == list(TRAITS) and config["version"] == "assertion-test" and config["layers"] == 1
@@ -65,10 +72,9 @@ def test_saved_folder_describes_itself_and_loads(tiny_model: Path) -> None:
     assert set(probs) == set(TRAITS) and all(0.0 <= p <= 1.0 for p in probs.values())
 
 
-def test_training_learns_the_examples(tiny_model: Path) -> None:
+def test_training_learns_the_examples(tiny_model: Path, rule_parts) -> None:
     model = LearnedAssertion(tiny_model)
-    settings = Settings(device="cpu")
-    stage, sections = load_rules(settings), load_sections(settings)
+    stage, sections = rule_parts
     right = 0
     for text, finding, gold in SENTENCES:
         start = text.index(finding)
@@ -78,9 +84,8 @@ def test_training_learns_the_examples(tiny_model: Path) -> None:
     assert right >= 4  # six sentences seen 160 times: a model that learned nothing gets at most the plain one
 
 
-def test_combined_never_overrides_rules_negation_and_adds_only_fill_traits(tiny_model: Path) -> None:
-    settings = Settings(device="cpu")
-    rules, sections = load_rules(settings), load_sections(settings)
+def test_combined_never_overrides_rules_negation_and_adds_only_fill_traits(tiny_model: Path, rule_parts) -> None:
+    rules, sections = rule_parts
     model = LearnedAssertion(tiny_model)
     text = "Patient denies chest pain. He has a cough today."
     spans = [(15, 25), (36, 41)]
@@ -148,9 +153,8 @@ def test_gates_decide_which_findings_the_model_scores() -> None:
     assert needs_model(["historical"], {"hypothetical"}, fill, "cued")
 
 
-def test_cued_gate_adds_only_where_a_rule_cue_is_in_the_sentence(tiny_model: Path) -> None:
-    settings = Settings(device="cpu")
-    rules, sections = load_rules(settings), load_sections(settings)
+def test_cued_gate_adds_only_where_a_rule_cue_is_in_the_sentence(tiny_model: Path, rule_parts) -> None:
+    rules, sections = rule_parts
     model = LearnedAssertion(tiny_model)
     # "cough" lies before "return if" (a forward cue): the cue is in the sentence, its scope misses the finding.
     text = "He has a cough today, but return if fever. She has a rash."

@@ -8,12 +8,17 @@ A screenshot of the page is saved under ``tests/artifacts/`` when a step fails.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, click_key, run_app, screenshot_on_failure
+from support.devserver import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    accept_first_reject_second,
+    run_app,
+    screenshot_on_failure,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = (REPO / "tests" / "fixtures" / "app" / "note_short.txt").read_text(encoding="utf-8")
@@ -70,17 +75,7 @@ def test_review_flow_analyze_decide_history_export(app_url, page, tmp_path):
         assert "trigger" in (negated.get_attribute("title") or "")
         assert page.locator(".ent-legend").count() == 1
 
-        acc = page.locator("[class*='st-key-code-acc-']").first
-        acc.wait_for()
-        key = re.search(r"st-key-(code-acc-(\d+)-0)", acc.get_attribute("class") or "")
-        assert key, "the review panel shows no code to accept"
-        pos = key.group(2)
-        code0 = page.locator(f".st-key-code-row-{pos}-0 code").first.inner_text()
-        code1 = page.locator(f".st-key-code-row-{pos}-1 code").first.inner_text()
-        click_key(page, f"code-acc-{pos}-0")
-        page.get_by_text(f"Recorded: accept code {code0}").wait_for()
-        click_key(page, f"code-rej-{pos}-1")
-        page.get_by_text(f"Recorded: reject code {code1}").wait_for()
+        _, code0, code1 = accept_first_reject_second(page)
 
         page.get_by_role("link", name="History").click()
         page.get_by_text("Review history").wait_for()

@@ -24,7 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.devserver import CHROMIUM, CHROMIUM_ARGS, click_key, run_app, screenshot_on_failure, settle
+from support.devserver import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    accept_first_reject_second,
+    click_key,
+    run_app,
+    screenshot_on_failure,
+    settle,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 # The shipped short note, plus a line that puts it in the retrainer's training split (the note alone falls in the
@@ -119,18 +127,8 @@ def test_two_reviewers_conflict_adjudicate_export_retrain(app, page, tmp_path):
         # Dr Ann: accept one code, reject another, correct the entity's type.
         set_reviewer(page, "Dr Ann")
         analyze(page, 1)
-        acc = page.locator("[class*='st-key-code-acc-']").first
-        acc.wait_for()
-        key = re.search(r"st-key-code-acc-(\d+)-0", acc.get_attribute("class") or "")
-        assert key, "the review panel shows no code to accept"
-        pos = int(key.group(1))
+        pos, code0, code1 = accept_first_reject_second(page)
         text, label = page.locator(".st-key-review_panel").inner_text().splitlines()[0].split(" · ")[:2]
-        code0 = page.locator(f".st-key-code-row-{pos}-0 code").first.inner_text()
-        code1 = page.locator(f".st-key-code-row-{pos}-1 code").first.inner_text()
-        click_key(page, f"code-acc-{pos}-0")
-        page.get_by_text(f"Recorded: accept code {code0}").wait_for()
-        click_key(page, f"code-rej-{pos}-1")
-        page.get_by_text(f"Recorded: reject code {code1}").wait_for()
         new_label = "PROC" if label != "PROC" else "TEST"
         correct_label(page, pos, new_label)
         page.get_by_text(f"Recorded: correct entity {text}").wait_for()

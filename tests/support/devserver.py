@@ -114,3 +114,22 @@ def click_key(pg, key: str, attempts: int = 3) -> None:
         except PlaywrightTimeout:
             if attempt == attempts - 1:
                 raise
+
+
+def accept_first_reject_second(pg) -> tuple[int, str, str]:
+    """On the Analyze page's review panel, accept the first entity-with-codes' first code and reject its second;
+    waits for each decision's confirmation. Returns the entity's position and the two codes."""
+    import re
+
+    acc = pg.locator("[class*='st-key-code-acc-']").first
+    acc.wait_for()
+    key = re.search(r"st-key-code-acc-(\d+)-0", acc.get_attribute("class") or "")
+    assert key, "the review panel shows no code to accept"
+    pos = int(key.group(1))
+    code0 = pg.locator(f".st-key-code-row-{pos}-0 code").first.inner_text()
+    code1 = pg.locator(f".st-key-code-row-{pos}-1 code").first.inner_text()
+    click_key(pg, f"code-acc-{pos}-0")
+    pg.get_by_text(f"Recorded: accept code {code0}").wait_for()
+    click_key(pg, f"code-rej-{pos}-1")
+    pg.get_by_text(f"Recorded: reject code {code1}").wait_for()
+    return pos, code0, code1
