@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from support.db_testing import seed_bulk_sqlite
 
-from db.export import iter_documents
+from db.export import ExportOptions, iter_documents
 from db.session import init_db, session_scope
 from engine.deid.export import default_deidentifier
 
@@ -34,7 +34,7 @@ def main(n_notes: int = 300) -> None:
         for flag in (False, True):
             started, chars = time.perf_counter(), 0
             with session_scope(engine, write=False) as session:
-                for doc in iter_documents(session, deidentify=flag):
+                for doc in iter_documents(session, options=ExportOptions(deidentify=flag)):
                     chars += len(doc["text"])
             seconds = time.perf_counter() - started
             print(f"round {rnd} deidentify={flag}: {seconds:.2f} s for {n_notes} notes, {chars} chars, "

@@ -52,7 +52,7 @@ def test_folder_to_jsonl_skips_bad_note_and_resumes(pipeline, tmp_path, capsys):
     folder = write_folder(tmp_path / "notes")
     out = tmp_path / "out.jsonl"
 
-    stats = batch.run_local(folder, out, "jsonl", pipeline, batch_size=2, progress=False)
+    stats = batch.run_local(folder, out, "jsonl", pipeline, batch.RunOptions(batch_size=2, progress=False))
 
     assert (stats.written, stats.failed, stats.skipped) == (3, 1, 0)
     results = read_jsonl(out)
@@ -67,7 +67,7 @@ def test_folder_to_jsonl_skips_bad_note_and_resumes(pipeline, tmp_path, capsys):
 
     # Resume: nothing is analysed twice; a note added since is.
     (folder / "n4.txt").write_text("Impression: pneumonia of the right lower lobe.", encoding="utf-8")
-    stats = batch.run_local(folder, out, "jsonl", pipeline, batch_size=2, progress=False)
+    stats = batch.run_local(folder, out, "jsonl", pipeline, batch.RunOptions(batch_size=2, progress=False))
     assert (stats.written, stats.skipped) == (1, 3)
     assert [r["id"] for r in read_jsonl(out)] == ["n1", "n2", "sub/n3", "n4"]
 
@@ -75,12 +75,12 @@ def test_folder_to_jsonl_skips_bad_note_and_resumes(pipeline, tmp_path, capsys):
 def test_resume_repairs_a_line_cut_by_a_crash(pipeline, tmp_path):
     folder = write_folder(tmp_path / "notes", bad=False)
     out = tmp_path / "out.jsonl"
-    batch.run_local(folder, out, "jsonl", pipeline, progress=False)
+    batch.run_local(folder, out, "jsonl", pipeline, batch.RunOptions(progress=False))
     lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
     # As if the run had died while writing the last result.
     out.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2], encoding="utf-8")
 
-    stats = batch.run_local(folder, out, "jsonl", pipeline, progress=False)
+    stats = batch.run_local(folder, out, "jsonl", pipeline, batch.RunOptions(progress=False))
 
     assert (stats.written, stats.skipped) == (1, 2)
     assert sorted(r["id"] for r in read_jsonl(out)) == ["n1", "n2", "sub/n3"]
@@ -106,7 +106,7 @@ def test_table_inputs_and_parquet_output_agree_with_folder(pipeline, tmp_path):
     reference = {}
     for kind, path in inputs.items():
         out = tmp_path / f"out-{kind}.jsonl"
-        stats = batch.run_local(path, out, "jsonl", pipeline, progress=False)
+        stats = batch.run_local(path, out, "jsonl", pipeline, batch.RunOptions(progress=False))
         assert stats.written == 3, kind
         assert stats.failed == (2 if kind == "jsonl" else 0), kind
         for result in read_jsonl(out):
@@ -115,7 +115,8 @@ def test_table_inputs_and_parquet_output_agree_with_folder(pipeline, tmp_path):
             assert entities_key(result) == reference[result["id"]], (kind, result["id"])
 
     parquet_out = tmp_path / "out.parquet"
-    stats = batch.run_local(inputs["csv"], parquet_out, batch.output_format(parquet_out), pipeline, progress=False)
+    fmt = batch.output_format(parquet_out)
+    stats = batch.run_local(inputs["csv"], parquet_out, fmt, pipeline, batch.RunOptions(progress=False))
     assert stats.written == 3
     rows = pq.read_table(parquet_out).to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(NOTES)
@@ -124,7 +125,7 @@ def test_table_inputs_and_parquet_output_agree_with_folder(pipeline, tmp_path):
         check_contract(result, NOTES[result["id"]])
         assert entities_key(result) == reference[result["id"]]
     # Resume from the Parquet folder: everything is already there.
-    stats = batch.run_local(inputs["jsonl"], parquet_out, "parquet", pipeline, progress=False)
+    stats = batch.run_local(inputs["jsonl"], parquet_out, "parquet", pipeline, batch.RunOptions(progress=False))
     assert (stats.written, stats.skipped) == (0, 3)
 
 
@@ -173,7 +174,7 @@ def run_cli(args: list[str], timeout: int) -> subprocess.CompletedProcess:
 def test_ray_pipeline_gives_the_local_results(pipeline, tmp_path):
     folder = write_folder(tmp_path / "notes")
     local_out = tmp_path / "local.jsonl"
-    batch.run_local(folder, local_out, "jsonl", pipeline, progress=False)
+    batch.run_local(folder, local_out, "jsonl", pipeline, batch.RunOptions(progress=False))
 
     ray_out = tmp_path / "ray.jsonl"
     # Resume under Ray as well: one note is already in the output.

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from db import repository as repo
-from db.export import iter_documents
+from db.export import ExportOptions, iter_documents
 from db.models import AuditLog, Note
 from db.session import dispose_engines, get_engine, init_db, session_scope
 from ui.review import find_stored_analysis, load_analysis, record_decision, store_analysis
@@ -77,8 +77,8 @@ def test_original_mode_keeps_the_text_and_export_redacts_it(engine) -> None:
     assert text == NOTE and result["deid"] == {"store_text": "original"} and audit == {"store_text": "original"}
     _accept_all(engine, stored)
     with session_scope(engine, write=False) as s:
-        (doc,) = list(iter_documents(s, include_silver=True))
-        (raw,) = list(iter_documents(s, deidentify=False, include_silver=True))
+        (doc,) = list(iter_documents(s, options=ExportOptions(include_silver=True)))
+        (raw,) = list(iter_documents(s, options=ExportOptions(deidentify=False, include_silver=True)))
     assert raw["text"] == NOTE and raw["store_text"] == "original" and not raw["deidentified"]
     assert doc["deidentified"] and doc["store_text"] == "original"
     for phi in PHI:
@@ -95,7 +95,7 @@ def test_deidentified_notes_export_as_stored(engine) -> None:
     _accept_all(engine, stored)
     text = _stored(engine, stored.analysis_id)[0]
     with session_scope(engine, write=False) as s:
-        (doc,) = list(iter_documents(s, include_silver=True))
+        (doc,) = list(iter_documents(s, options=ExportOptions(include_silver=True)))
     assert doc["text"] == text and doc["deidentified"] and doc["store_text"] == "deidentified"
     assert all(doc["text"][g["start"]:g["end"]] == g["text"] for g in doc["gold"] + doc["entities"])
 
@@ -110,7 +110,7 @@ def test_none_mode_keeps_no_wording_and_is_not_exported(engine) -> None:
         assert s.scalar(select(Note.sha256)) is not None  # the hash stays, so the note is still recognised
     _accept_all(engine, stored)  # accept/reject still work on a text-less note
     with session_scope(engine, write=False) as s:
-        assert list(iter_documents(s, include_silver=True)) == []
+        assert list(iter_documents(s, options=ExportOptions(include_silver=True))) == []
     assert find_stored_analysis(engine, NOTE, MODELS) is None  # nothing to reopen: analyse afresh
     with pytest.raises(ValueError, match="store_text=none"):
         load_analysis(engine, stored.analysis_id)
@@ -137,7 +137,7 @@ def test_page_offsets_are_mapped_onto_the_stored_note(engine) -> None:
     add_missed_entity(engine, reviewer="ann", analysis_id=stored.analysis_id, start=m, end=m + len("aspirin 81 mg"),
                       label="MED")
     with session_scope(engine, write=False) as s:
-        (doc,) = list(iter_documents(s, include_silver=True))
+        (doc,) = list(iter_documents(s, options=ExportOptions(include_silver=True)))
     assert {"repeat troponin", "aspirin 81 mg"} <= {g["text"] for g in doc["gold"]}
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from test_deid_store import NOTE, PHI, _result
 
-from db.export import export_dataset, iter_summaries
+from db.export import ExportOptions, export_dataset, iter_summaries
 from db.models import AuditLog, Note, Summary, SummarySentenceRow
 from db.session import dispose_engines, get_engine, init_db, session_scope
 from ui.review import record_decision, record_sentence_decision, store_analysis, store_summary
@@ -75,7 +75,7 @@ def test_summary_store_original_and_none(db, summary, mode: str) -> None:
     assert all((t == NOTE[s:e]) if mode == "original" else t == "" for s, e, t in rows)
     record_sentence_decision(engine, reviewer="ann", sentence_id=ids[0], decision="keep")
     with session_scope(engine, write=False) as s:
-        recs, raw = list(iter_summaries(s)), list(iter_summaries(s, deidentify=False))
+        recs, raw = list(iter_summaries(s)), list(iter_summaries(s, options=ExportOptions(deidentify=False)))
     if mode == "none":
         assert recs == raw == []  # no text kept, nothing to export
         return

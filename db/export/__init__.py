@@ -18,6 +18,7 @@ Tokens, IOB tags, BRAT fragments and overlap resolution come from :mod:`engine.c
 from db.export.dataset import FORMATS, STREAMABLE, export_dataset
 from db.export.importer import ImportReport, import_jsonl, read_jsonl
 from db.export.manifest import Manifest, split_of
+from db.export.options import ExportOptions
 from db.export.selection import iter_documents
 from db.export.summaries import iter_summaries
 from db.repository import ExportFilters
@@ -26,6 +27,7 @@ __all__ = [
     "FORMATS",
     "STREAMABLE",
     "ExportFilters",
+    "ExportOptions",
     "ImportReport",
     "Manifest",
     "export_dataset",

@@ -20,9 +20,9 @@ from db.export.brat import write_brat
 from db.export.codesets import write_codesets
 from db.export.conll import write_conll
 from db.export.docbin import write_docbin
-from db.export.gold import CONFLICT_OPTIONS
 from db.export.jsonl import write_jsonl
 from db.export.manifest import Manifest, combined_hash, count_document, count_summary
+from db.export.options import ExportOptions
 from db.export.selection import iter_documents
 from db.export.summaries import iter_summaries
 from db.repository import ExportFilters
@@ -98,8 +98,8 @@ def export_dataset(
     """
     filters = ExportFilters.from_keywords(filters, keywords)
     _check_options(fmt, out_dir, stream, filters, split)
-    if conflicts not in CONFLICT_OPTIONS:
-        raise FeedbackError(FeedbackCode.BAD_EXPORT, f"conflicts {conflicts!r} is not one of {CONFLICT_OPTIONS}")
+    options = ExportOptions(split=split, seed=seed, batch=batch, deidentify=deidentify,
+                            include_silver=include_silver, conflicts=conflicts)
     out_path = None
     if out_dir is not None:
         out_path = Path(out_dir)
@@ -109,11 +109,10 @@ def export_dataset(
     counts: Counter[str] = Counter()
     tally: dict[str, list[int]] = {}
     if fmt == "summary_jsonl":
-        summaries = iter_summaries(session, filters, split=split, seed=seed, batch=batch, deidentify=deidentify)
+        summaries = iter_summaries(session, filters, options)
         files = write_jsonl(summaries, out_path, stream, "summaries", counts, split, count_summary)
     else:
-        docs = iter_documents(session, filters, split=split, seed=seed, batch=batch, include_silver=include_silver,
-                              conflicts=conflicts, tally=tally, deidentify=deidentify)
+        docs = iter_documents(session, filters, options, tally=tally)
         files = _write_documents(docs, fmt, out_path, stream, counts, split)
         counts[f"notes_conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"] += len(
             tally[f"conflict_{'excluded' if conflicts == 'exclude' else 'flagged'}"])

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
-from db.errors import FeedbackCode, FeedbackError
-from db.export.gold import CONFLICT_OPTIONS, entity_gold
+from db.export.gold import entity_gold
 from db.export.manifest import split_of
+from db.export.options import ExportOptions
 from db.models import Analysis, Decision, Note, Suggestion
 from db.repository import ExportFilters
 from engine.deid.offsets import map_entities
@@ -165,13 +165,8 @@ def _page_entities(
 def iter_documents(
     session: Session,
     filters: ExportFilters | None = None,
+    options: ExportOptions | None = None,
     *,
-    split: float | None = None,
-    seed: int = 0,
-    batch: int = 50,
-    deidentify: bool = True,
-    include_silver: bool = False,
-    conflicts: str = "exclude",
     tally: dict[str, list[int]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one export record per selected analysis, in analysis order (see the module doc for which).
@@ -190,26 +185,17 @@ def iter_documents(
     Args:
         session: An open session (read-only work: ``session_scope(engine, write=False)``).
         filters: Which decisions to select.
-        split: Fraction of notes for ``dev`` (``None``: no split; the record's ``split`` is then ``None``).
-        seed: Seed of the split hash.
-        batch: Documents fetched per page.
-        deidentify: False exports notes stored ``original`` as they are.
-        include_silver: Export notes not marked fully reviewed too (``status='silver'``).
-        conflicts: ``exclude`` leaves out notes with an unresolved conflict; ``flag`` exports them with it listed.
+        options: Split, paging, text and review options (:class:`~db.export.options.ExportOptions`).
         tally: Filled with the analysis ids exported as ``gold``/``silver`` and those with conflicts
             (``conflict_flagged``/``conflict_excluded``), for the manifest.
-
-    Raises:
-        FeedbackError: ``bad_export`` for an unknown ``conflicts`` option.
     """
-    if conflicts not in CONFLICT_OPTIONS:
-        raise FeedbackError(FeedbackCode.BAD_EXPORT, f"conflicts {conflicts!r} is not one of {CONFLICT_OPTIONS}")
+    opts = options or ExportOptions()
     filters = filters or ExportFilters()
     conditions = filters.decision_conditions()
     tally = tally if tally is not None else {}
     for key in ("gold", "silver", "conflict_flagged", "conflict_excluded"):
         tally.setdefault(key, [])
-    for page in pages(_matching_analysis_ids(session, filters, 1000, include_silver), batch):
+    for page in pages(_matching_analysis_ids(session, filters, 1000, opts.include_silver), opts.batch):
         heads = _page_heads(session, page)
         entities = _page_entities(session, page, filters, conditions)
         for analysis_id in page:
@@ -218,17 +204,18 @@ def iter_documents(
             if head.store_text == "none" or not head.text:
                 continue
             reviewed = head.reviewed_at is not None
-            gold, silver, open_conflicts = _after_review(ents, head.text, reviewed, include_silver)
+            gold, silver, open_conflicts = _after_review(ents, head.text, reviewed, opts.include_silver)
             if open_conflicts:
-                tally["conflict_excluded" if conflicts == "exclude" else "conflict_flagged"].append(analysis_id)
-                if conflicts == "exclude":
+                tally["conflict_excluded" if opts.conflicts == "exclude" else "conflict_flagged"].append(analysis_id)
+                if opts.conflicts == "exclude":
                     continue
             status = "gold" if reviewed else "silver"
             tally[status].append(analysis_id)
             text, store_text = head.text, head.store_text or "original"
-            if deidentify and store_text == "original":
+            if opts.deidentify and store_text == "original":
                 text, ents, gold, silver = _redacted(head.text, head.sha256, ents, gold, silver)
-            yield {**_head_fields(head, analysis_id), "split": split_of(head.sha256, split, seed), "text": text,
+            yield {**_head_fields(head, analysis_id), "split": split_of(head.sha256, opts.split, opts.seed),
+                   "text": text,
                    "store_text": store_text, "deidentified": store_text == "deidentified" or text is not head.text,
                    "entities": ents, "models": head.models, "timings_ms": head.timings_ms, "gold": gold,
                    "silver": silver, "status": status, "review": _review_fields(head), "conflicts": open_conflicts}

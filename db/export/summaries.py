@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.export.manifest import split_of
+from db.export.options import ExportOptions
 from db.export.selection import keyset_ids, pages
 from db.models import Note, SentenceDecision, Summary, SummarySentenceRow
 from db.repository import ExportFilters
@@ -89,13 +90,7 @@ def _page_sentences(session: Session, page: list[int], conditions: list[Any]) ->
 
 
 def iter_summaries(
-    session: Session,
-    filters: ExportFilters | None = None,
-    *,
-    split: float | None = None,
-    seed: int = 0,
-    batch: int = 50,
-    deidentify: bool = True,
+    session: Session, filters: ExportFilters | None = None, options: ExportOptions | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per summary with selected sentence decisions; each sentence's ``label`` is the newest
     selected decision (``keep``/``drop``), ``None`` when it has none.
@@ -103,15 +98,14 @@ def iter_summaries(
     Args:
         session: An open session.
         filters: Which sentence decisions to select (no ``label``; ``decision`` is keep/drop).
-        split: Fraction of notes for ``dev``.
-        seed: Seed of the split hash.
-        batch: Summaries fetched per page.
-        deidentify: As for :func:`~db.export.selection.iter_documents`: a note stored with its original text is
-            redacted here (sentences mapped onto the redacted text) unless False; notes kept without text
-            (``store_text=none``) are left out.
+        options: Split, paging and text options (:class:`~db.export.options.ExportOptions`; ``batch`` counts
+            summaries; ``include_silver`` and ``conflicts`` do not apply). As for documents, a note stored with its
+            original text is redacted here (sentences mapped onto the redacted text) unless ``deidentify`` is
+            False; notes kept without text (``store_text=none``) are left out.
     """
+    opts = options or ExportOptions()
     conditions = (filters or ExportFilters()).sentence_conditions()
-    for page in pages(_summary_ids(session, conditions, batch), batch):
+    for page in pages(_summary_ids(session, conditions, opts.batch), opts.batch):
         heads = {
             r.id: r
             for r in session.execute(
@@ -127,7 +121,7 @@ def iter_summaries(
             if not text:
                 continue
             original = sha256_text(text) == head.sha256
-            if deidentify and original:
+            if opts.deidentify and original:
                 text, rows = _redacted_sentences(text, head.sha256, rows)
             yield {
                 "id": head.external_id if head.external_id is not None else f"summary-{summary_id}",
@@ -135,7 +129,7 @@ def iter_summaries(
                 "note_sha256": head.sha256,
                 "source": head.source,
                 "model_version": head.model_version,
-                "split": split_of(head.sha256, split, seed),
+                "split": split_of(head.sha256, opts.split, opts.seed),
                 "text": text,
                 "deidentified": text is not head.text or not original,
                 "sentences": rows,

@@ -28,6 +28,7 @@ One module per job: notes in are :mod:`engine.inputs` (shared with the per-note 
 
 from engine.batch.cli import build_parser, main
 from engine.batch.local import ErrorLog, RunStats, analyze_batch, analyze_results, analyze_with_stats, run_local
+from engine.batch.options import RunOptions
 from engine.batch.outputs import (
     JsonlWriter,
     ParquetWriter,
@@ -49,6 +50,7 @@ __all__ = [
     "JsonlWriter",
     "Note",
     "ParquetWriter",
+    "RunOptions",
     "RunStats",
     "StatsLog",
     "analyze_batch",

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from engine.batch.local import run_local
+from engine.batch.options import RunOptions
 from engine.batch.outputs import done_ids, errors_path, output_format
 from engine.batch.ray import run_ray
 from engine.batch.stats import stats_path
@@ -60,24 +60,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         validate_input(input_path, args.id_column, args.text_column)
         done_ids(output, fmt)
         # Both runners read and write alike; only where the engine runs differs.
-        common: dict[str, Any] = {
-            "batch_size": args.batch_size,
-            "id_column": args.id_column,
-            "text_column": args.text_column,
-            "progress": not args.no_progress,
-            "rows_per_file": args.rows_per_file,
-        }
+        options = RunOptions(
+            batch_size=args.batch_size, id_column=args.id_column, text_column=args.text_column,
+            progress=not args.no_progress, rows_per_file=args.rows_per_file, monitor_stats=not args.no_stats,
+        )
         if args.ray:
-            stats = run_ray(input_path, output, fmt, address=args.address, model_dir=args.model_dir,
-                            device=args.device, actors=args.actors, num_cpus=args.num_cpus,
-                            monitor_stats=not args.no_stats, **common)
+            stats = run_ray(input_path, output, fmt, options, address=args.address, model_dir=args.model_dir,
+                            device=args.device, actors=args.actors, num_cpus=args.num_cpus)
         else:
             from engine.pipeline import load_pipeline
 
             pipeline = load_pipeline(model_dir=args.model_dir, device=args.device)
             pipeline.warm(ANALYSIS_STAGES)
-            stats = run_local(input_path, output, fmt, pipeline, monitor_stats=not args.no_stats,
-                              low_confidence=pipeline.settings.monitor.low_confidence, **common)
+            stats = run_local(input_path, output, fmt, pipeline, options,
+                              low_confidence=pipeline.settings.monitor.low_confidence)
     except InputError as exc:
         sys.stderr.write(f"error: [{ErrorCode.BAD_INPUT.value}] {exc}\n")
         return 1

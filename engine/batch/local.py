@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from engine.batch.options import RunOptions
 from engine.batch.outputs import JsonlWriter, ParquetWriter, done_ids, errors_path, open_writer
 from engine.batch.stats import StatsLog, stats_path
 from engine.errors import EngineError
@@ -145,13 +145,13 @@ def progress_bar(total: int | None, disable: bool, stderr: TextIO) -> Any:
 
 @contextmanager
 def run_outputs(
-    output: Path, fmt: str, rows_per_file: int, total: int | None, progress: bool, stderr: TextIO,
-    stats: RunStats, started: float,
+    output: Path, fmt: str, total: int | None, options: RunOptions, stats: RunStats, started: float
 ) -> Iterator[tuple[JsonlWriter | ParquetWriter, ErrorLog, Any, StatsLog]]:
     """The writer, error log, progress bar and monitoring statistics log (``OUTPUT.stats.jsonl``) of one run,
     closed (and ``stats`` completed) however it ends."""
-    writer = open_writer(output, fmt, rows_per_file)
-    bar = progress_bar(total, not progress, stderr)
+    stderr = options.stream()
+    writer = open_writer(output, fmt, options.rows_per_file)
+    bar = progress_bar(total, not options.progress, stderr)
     errors = ErrorLog(errors_path(output), stderr, bar)
     monitor = StatsLog(stats_path(output))
     try:
@@ -193,14 +193,9 @@ def run_local(
     output: Path,
     fmt: str,
     pipeline: Any,
-    batch_size: int = 32,
+    options: RunOptions | None = None,
+    *,
     max_batch_chars: int = 200_000,
-    id_column: str = "id",
-    text_column: str = "text",
-    progress: bool = True,
-    stderr: TextIO | None = None,
-    rows_per_file: int = 1000,
-    monitor_stats: bool = True,
     low_confidence: float = LOW_CONFIDENCE,
 ) -> RunStats:
     """Analyse every note of ``input_path`` not yet in ``output``, in this process.
@@ -210,15 +205,8 @@ def run_local(
         output: The JSON lines file or Parquet dataset folder (appended to).
         fmt: ``jsonl`` or ``parquet``.
         pipeline: A :class:`~engine.pipeline.Pipeline` (anything with ``analyze_many``/``analyze``).
-        batch_size: Notes per ``analyze_many`` call (NER forward passes are batched across them).
+        options: Reading, batching, progress and output settings (default :class:`RunOptions`).
         max_batch_chars: A batch is also closed once its notes hold this many characters.
-        id_column: The id field of table inputs.
-        text_column: The text field of table inputs.
-        progress: Show a progress bar (notes/s) on ``stderr``.
-        stderr: Where messages go (default ``sys.stderr``).
-        rows_per_file: Parquet results per part file.
-        monitor_stats: Also append each written note's monitoring statistics (no text) to ``OUTPUT.stats.jsonl``
-            (:mod:`engine.batch.stats`; stored with ``python -m engine monitor ingest``).
         low_confidence: The low-confidence threshold of those statistics (``MonitorSettings.low_confidence``).
 
     Returns:
@@ -227,17 +215,16 @@ def run_local(
     Raises:
         InputError: The input or output as a whole is unusable (nothing was analysed).
     """
-    stderr = stderr or sys.stderr
+    opts = options or RunOptions()
     started = time.perf_counter()
     done = done_ids(output, fmt)
-    notes = iter_notes(input_path, id_column, text_column)  # an unusable input raises before OUTPUT is created
+    # An unusable input raises here, before OUTPUT is created.
+    notes = iter_notes(input_path, opts.id_column, opts.text_column)
     stats = RunStats()
-    with run_outputs(output, fmt, rows_per_file, count_notes(input_path), progress, stderr, stats, started) as (
-        writer, errors, bar, monitor
-    ):
+    with run_outputs(output, fmt, count_notes(input_path), opts, stats, started) as (writer, errors, bar, monitor):
         todo = _new_notes(notes, done, errors, bar, stats)
-        for batch in _batches(todo, batch_size, max_batch_chars):
-            if monitor_stats:
+        for batch in _batches(todo, opts.batch_size, max_batch_chars):
+            if opts.monitor_stats:
                 out, lines = analyze_with_stats(pipeline, batch, low_confidence)
             else:
                 out, lines = analyze_batch(pipeline, batch), []

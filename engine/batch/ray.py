@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from engine.batch.local import RunStats, analyze_with_stats, run_outputs
+from engine.batch.options import RunOptions
 from engine.batch.outputs import done_ids
 from engine.errors import EngineError, ErrorCode
 from engine.inputs import (
@@ -224,19 +224,14 @@ def run_ray(
     input_path: Path,
     output: Path,
     fmt: str,
+    options: RunOptions | None = None,
+    *,
     address: str | None = None,
     model_dir: str | None = None,
     device: str = "auto",
     overrides: dict[str, Any] | None = None,
-    batch_size: int = 32,
     actors: int | None = None,
     num_cpus: int | None = None,
-    id_column: str = "id",
-    text_column: str = "text",
-    progress: bool = True,
-    stderr: TextIO | None = None,
-    rows_per_file: int = 1000,
-    monitor_stats: bool = True,
 ) -> RunStats:
     """The batch job as a Ray Data pipeline; results stream back and are written (and resumable) as in
     :func:`run_local`.
@@ -250,27 +245,26 @@ def run_ray(
     """
     import ray
 
-    stderr = stderr or sys.stderr
+    opts = options or RunOptions()
+    stderr = opts.stream()
     started = time.perf_counter()
-    validate_input(input_path, id_column, text_column)
+    validate_input(input_path, opts.id_column, opts.text_column)
     done = done_ids(output, fmt)
     _ray_init(address, num_cpus)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours shows notes/s; Ray's per-operator bars would interleave with it
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ds, pool = build_ray_dataset(
-        input_path, done, model_dir, device, overrides or {}, batch_size, actors, id_column, text_column,
-        monitor_stats,
+        input_path, done, model_dir, device, overrides or {}, opts.batch_size, actors, opts.id_column,
+        opts.text_column, opts.monitor_stats,
     )
     stderr.write(f"ray: {pool['actors']} engine actor(s) on {pool['device']}, cluster {ray.cluster_resources()}\n")
     stats = RunStats(skipped=len(done))
     total = count_notes(input_path)
     todo = max(total - len(done), 0) if total is not None else None
     seen: set[str] = set(done)
-    with run_outputs(output, fmt, rows_per_file, todo, progress, stderr, stats, started) as (
-        writer, errors, bar, monitor
-    ):
-        for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+    with run_outputs(output, fmt, todo, opts, stats, started) as (writer, errors, bar, monitor):
+        for batch in ds.iter_batches(batch_size=opts.batch_size, batch_format="numpy"):
             good, lines = [], []
             for note_id, result, error, line in zip(batch["id"], batch["result"], batch["error"], batch["stats"],
                                                     strict=True):

@@ -344,9 +344,9 @@ def export_peak_memory(url: str, out_dir: str, fmt: str = "jsonl", materialise: 
         before = _proc_status_kib("VmRSS")
         started = time.perf_counter()
         if materialise:
-            from db.export import iter_documents
+            from db.export import ExportOptions, iter_documents
 
-            held = list(iter_documents(session, include_silver=True, conflicts="flag"))
+            held = list(iter_documents(session, options=ExportOptions(include_silver=True, conflicts="flag")))
         manifest = export_dataset(session, fmt, out_dir, include_silver=True, conflicts="flag")
         seconds = time.perf_counter() - started
         peak = _proc_status_kib("VmHWM")
