@@ -26,12 +26,15 @@ from typing import Any
 
 from engine.assertion_rules import (
     PLAN_SECTION,
+    PROCEDURES_FILE,
     RULES_VERSION,
     SECTIONS_FILE,
     TOKEN,
     TRIGGERS_FILE,
     Rule,
     expand,
+    names_operation,
+    read_procedure_words,
     read_section_traits,
     read_triggers,
 )
@@ -46,6 +49,7 @@ __all__ = ["AssertionStage", "Rule", "expand", "load", "read_section_traits", "r
 _CUE_STOPS = {
     "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
     "past": "family", "current": "family", "current-weak": "family", "recent": "historical",
+    "procedure": "historical",
 }
 # Sentence ends: a newline, or . ! ? followed by space or a capital (MTSamples glues "pain.He"), not inside a number.
 _SENTENCE_END = re.compile(r"[\n.!?]")
@@ -93,11 +97,14 @@ class AssertionStage:
         rules: ``(tokens, rule)`` pairs from :func:`read_triggers`.
         section_traits: Section name -> trait.
         version: Version string written in results.
+        procedures: Operation words and word endings (:func:`read_procedure_words`) for the ``procedure`` cue.
     """
 
-    def __init__(self, rules: list[tuple[list[str], Rule]], section_traits: dict[str, str], version: str) -> None:
+    def __init__(self, rules: list[tuple[list[str], Rule]], section_traits: dict[str, str], version: str,
+                 procedures: tuple[frozenset[str], tuple[str, ...]] = (frozenset(), ())) -> None:
         self.version = version
         self.section_traits = section_traits
+        self._procedures = procedures
         self._sentence_cache: dict[tuple[str, tuple[int, ...]], list[int]] = {}
         self._root = _Node()
         for tokens, rule in rules:
@@ -273,8 +280,8 @@ class AssertionStage:
     def sentence_cues(self, text: str, bounds: tuple[int, int]) -> set[str]:
         """Traits that some trigger or time cue in the sentence ``text[bounds[0]:bounds[1]]`` could give, whatever
         its scope: where a trait is absent here the rules' "no" is a confident one (used to label training data)."""
-        as_trait = {"date": "historical", "past": "historical", "current": "historical", "recent": "historical",
-                    "current-weak": "historical", "future": "hypothetical", "future-weak": "hypothetical"}
+        as_trait = {cue: "historical" for cue in ("date", "past", "current", "current-weak", "recent", "procedure")}
+        as_trait.update({"future": "hypothetical", "future-weak": "hypothetical"})
         sentence = self._scan(text, *bounds)
         return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
 
@@ -314,6 +321,9 @@ class AssertionStage:
             if sentence is None:
                 sentence = cache[key] = self._scan(text, s_start, s_end)
             found = self._judge_in(sentence, start, end)
+            procedure = found.pop("procedure", None)
+            if procedure is not None and names_operation(text[start:end], self._procedures):
+                found.setdefault("historical", procedure)
             section_trait = None
             header = headers[section_at] if section_at is not None else (0, 0)
             if section_at is not None and start >= header[1]:
@@ -461,10 +471,15 @@ def load_rules(settings: Settings) -> AssertionStage:
     rules_dir = Path(settings.rules_dir)
     triggers_path = rules_dir / TRIGGERS_FILE
     sections_path = rules_dir / SECTIONS_FILE
+    procedures_path = rules_dir / PROCEDURES_FILE
     rules = read_triggers(triggers_path)
     section_traits = read_section_traits(sections_path)
-    digest = hashlib.sha256(triggers_path.read_bytes() + sections_path.read_bytes()).hexdigest()[:10]
-    return AssertionStage(rules, section_traits, version=f"context-rules-{RULES_VERSION}-{digest}")
+    procedures = read_procedure_words(procedures_path)
+    blob = triggers_path.read_bytes() + sections_path.read_bytes()
+    if procedures_path.is_file():
+        blob += procedures_path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()[:10]
+    return AssertionStage(rules, section_traits, f"context-rules-{RULES_VERSION}-{digest}", procedures)
 
 
 def load(settings: Settings) -> Any:
