@@ -26,16 +26,19 @@ from typing import Any
 
 from engine.assertion_rules import (
     PLAN_SECTION,
+    PROCEDURES_FILE,
     RULES_VERSION,
     SECTIONS_FILE,
     TOKEN,
     TRIGGERS_FILE,
     Rule,
     expand,
+    names_operation,
+    read_procedure_words,
     read_section_traits,
     read_triggers,
 )
-from engine.sentences import _line_break_is_boundary
+from engine.assertion_sentences import SENTENCE_END, is_sentence_end, line_width
 from engine.settings import Settings
 from engine.types import TRAITS, Judgement, Section, sort_traits
 
@@ -46,15 +49,8 @@ __all__ = ["AssertionStage", "Rule", "expand", "load", "read_section_traits", "r
 _CUE_STOPS = {
     "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
     "past": "family", "current": "family", "current-weak": "family", "recent": "historical",
+    "procedure": "historical",
 }
-# Sentence ends: a newline, or . ! ? followed by space or a capital (MTSamples glues "pain.He"), not inside a number.
-_SENTENCE_END = re.compile(r"[\n.!?]")
-_ABBREVIATIONS = frozenset(
-    {
-        *("dr", "mr", "mrs", "ms", "st", "vs", "fig", "figs", "no", "approx", "e", "g", "i", "eg", "ie", "etc"),
-        *("pt", "pts", "sr", "jr", "mg", "ml", "dl", "cm", "mm", "inc", "resp", "temp", "wt", "ht"),
-    }
-)
 _YEAR = re.compile(r"(?:19|20)\d\d\Z")
 _NUMBER_WORDS = frozenset(
     {
@@ -93,11 +89,14 @@ class AssertionStage:
         rules: ``(tokens, rule)`` pairs from :func:`read_triggers`.
         section_traits: Section name -> trait.
         version: Version string written in results.
+        procedures: Operation words and word endings (:func:`read_procedure_words`) for the ``procedure`` cue.
     """
 
-    def __init__(self, rules: list[tuple[list[str], Rule]], section_traits: dict[str, str], version: str) -> None:
+    def __init__(self, rules: list[tuple[list[str], Rule]], section_traits: dict[str, str], version: str,
+                 procedures: tuple[frozenset[str], tuple[str, ...]] = (frozenset(), ())) -> None:
         self.version = version
         self.section_traits = section_traits
+        self._procedures = procedures
         self._sentence_cache: dict[tuple[str, tuple[int, ...]], list[int]] = {}
         self._root = _Node()
         for tokens, rule in rules:
@@ -166,8 +165,8 @@ class AssertionStage:
         if cached is not None:
             return cached
         starts = {0}
-        width = _line_width(text)
-        starts.update(m.start() + 1 for m in _SENTENCE_END.finditer(text) if _is_sentence_end(text, m.start(), width))
+        width = line_width(text)
+        starts.update(m.start() + 1 for m in SENTENCE_END.finditer(text) if is_sentence_end(text, m.start(), width))
         starts.update(c for c in cuts if 0 < c < len(text))
         result = sorted(starts)
         if len(self._sentence_cache) >= 64:
@@ -180,18 +179,18 @@ class AssertionStage:
         """The sentence holding ``[start, end)``, found by looking outward from the span only (one-span calls)."""
         left = 0
         window = 512
-        width = _line_width(text)
+        width = line_width(text)
         while True:
             lo = max(0, start - window)
-            ends = _SENTENCE_END.finditer(text, lo, start)
-            found = [m.start() + 1 for m in ends if _is_sentence_end(text, m.start(), width)]
+            ends = SENTENCE_END.finditer(text, lo, start)
+            found = [m.start() + 1 for m in ends if is_sentence_end(text, m.start(), width)]
             if found or lo == 0:
                 left = found[-1] if found else 0
                 break
             window *= 4
         right = len(text)
-        for m in _SENTENCE_END.finditer(text, max(end - 1, start)):
-            if _is_sentence_end(text, m.start(), width):
+        for m in SENTENCE_END.finditer(text, max(end - 1, start)):
+            if is_sentence_end(text, m.start(), width):
                 right = m.start() + 1
                 break
         for cut in cuts:
@@ -273,8 +272,8 @@ class AssertionStage:
     def sentence_cues(self, text: str, bounds: tuple[int, int]) -> set[str]:
         """Traits that some trigger or time cue in the sentence ``text[bounds[0]:bounds[1]]`` could give, whatever
         its scope: where a trait is absent here the rules' "no" is a confident one (used to label training data)."""
-        as_trait = {"date": "historical", "past": "historical", "current": "historical", "recent": "historical",
-                    "current-weak": "historical", "future": "hypothetical", "future-weak": "hypothetical"}
+        as_trait = {cue: "historical" for cue in ("date", "past", "current", "current-weak", "recent", "procedure")}
+        as_trait.update({"future": "hypothetical", "future-weak": "hypothetical"})
         sentence = self._scan(text, *bounds)
         return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
 
@@ -314,6 +313,9 @@ class AssertionStage:
             if sentence is None:
                 sentence = cache[key] = self._scan(text, s_start, s_end)
             found = self._judge_in(sentence, start, end)
+            procedure = found.pop("procedure", None)
+            if procedure is not None and names_operation(text[start:end], self._procedures):
+                found.setdefault("historical", procedure)
             section_trait = None
             header = headers[section_at] if section_at is not None else (0, 0)
             if section_at is not None and start >= header[1]:
@@ -382,67 +384,6 @@ def _resolve_date(found: dict[str, tuple[int, int, int]], in_plan: bool) -> None
         found["historical"] = date
 
 
-_MAX_WRAP = 100  # widest fixed-width export we treat as hard-wrapped
-
-
-def _line_width(text: str) -> int:
-    """The width a hard-wrapped note was wrapped at (its longest line), or 0 when it does not look hard-wrapped.
-
-    Wrapped prose fills most of its long lines to within a word of the width (fixed-width exports use 60 to 100
-    columns); a list with one item a line (trial criteria, a problem list) has one longest line and the others
-    anywhere below it.
-    """
-    if "\n" not in text:
-        return 0
-    lengths = [len(line.rstrip()) for line in text.split("\n")]
-    width = max(lengths)
-    long = [n for n in lengths if n > width // 2]
-    full = sum(1 for n in long if n >= width - 12)
-    return width if width <= _MAX_WRAP and full >= 3 and full >= 0.6 * len(long) else 0
-
-
-def _is_sentence_end(text: str, j: int, width: int) -> bool:
-    """Whether the newline, ``.``, ``!`` or ``?`` at ``j`` ends a sentence (not "1.5 mg", "Dr.", "p.r.n. pain",
-    not a line break that wraps prose in a note ``width`` characters wide)."""
-    char = text[j]
-    if char == "\n":
-        return _line_end_is_sentence_end(text, j, width)
-    nxt = text[j + 1] if j + 1 < len(text) else " "
-    if not (nxt.isspace() or nxt.isupper()):
-        return False
-    if char == ".":
-        k = j
-        while k > 0 and text[k - 1].isalpha():
-            k -= 1
-        if j > k and text[k:j].lower() in _ABBREVIATIONS:
-            return False
-        # A dotted abbreviation before a lower-case word ("q.6h. p.r.n. pain", "b.i.d. with meals") goes on.
-        if k > 1 and text[k - 1] == "." and text[k - 2].isalnum() and nxt == " ":
-            after = text[j + 1 : j + 3].lstrip(" ")
-            if after[:1].islower():
-                return False
-    return True
-
-
-def _line_end_is_sentence_end(text: str, j: int, width: int) -> bool:
-    """Whether the newline at ``j`` ends a sentence: not when it only wraps a line of prose.
-
-    EHR exports hard-wrap notes at a fixed width ("return to the emergency room if you\\ndevelop chest pain"); a
-    cue and its finding on two lines of one sentence must stay in one scope. A line was wrapped when the next
-    line's first word would not have fitted on it within the note's width (``width``; 0 for a note that is not
-    hard-wrapped, see :func:`_line_width`), the greedy wrap's own criterion, so a list with one item a line keeps
-    its breaks; and the sentence splitter (:mod:`engine.sentences`) sees no other reason for a break there
-    (terminal punctuation, a list item or header, a capitalised line after a short one).
-    """
-    nxt_end = text.find("\n", j + 1)
-    nxt = text[j + 1 : nxt_end if nxt_end != -1 else len(text)]
-    prev = text[text.rfind("\n", 0, j) + 1 : j].rstrip()
-    first = nxt.split(None, 1)
-    if not width or not first or not prev or len(prev) + 1 + len(first[0]) <= width - 2:
-        return True
-    return _line_break_is_boundary(prev, nxt)
-
-
 def _header_end(text: str, start: int, end: int) -> int:
     """Where a section's header ends: after its colon (and a following comma), else at the end of its line."""
     limit = min(end, start + 80)
@@ -461,10 +402,15 @@ def load_rules(settings: Settings) -> AssertionStage:
     rules_dir = Path(settings.rules_dir)
     triggers_path = rules_dir / TRIGGERS_FILE
     sections_path = rules_dir / SECTIONS_FILE
+    procedures_path = rules_dir / PROCEDURES_FILE
     rules = read_triggers(triggers_path)
     section_traits = read_section_traits(sections_path)
-    digest = hashlib.sha256(triggers_path.read_bytes() + sections_path.read_bytes()).hexdigest()[:10]
-    return AssertionStage(rules, section_traits, version=f"context-rules-{RULES_VERSION}-{digest}")
+    procedures = read_procedure_words(procedures_path)
+    blob = triggers_path.read_bytes() + sections_path.read_bytes()
+    if procedures_path.is_file():
+        blob += procedures_path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()[:10]
+    return AssertionStage(rules, section_traits, f"context-rules-{RULES_VERSION}-{digest}", procedures)
 
 
 def load(settings: Settings) -> Any:

@@ -16,6 +16,7 @@ from engine.types import TRAITS
 
 TRIGGERS_FILE = "assertion_triggers.tsv"
 SECTIONS_FILE = "assertion_sections.tsv"
+PROCEDURES_FILE = "assertion_procedures.tsv"
 RULES_VERSION = "1.0"
 
 DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
@@ -26,8 +27,10 @@ DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
 # A ``current`` cue ("controlled on", "currently on") after a historical finding makes it current, and a ``recent`` cue
 # ("today", "2 days ago") within its clause makes it recent: no historical ("s/p fall this morning"). A
 # ``current-weak`` cue (a bare ", on levothyroxine") drops a history trigger's historical but not a history
-# section's: "MEDICAL HISTORY: Seizure disorder, on levetiracetam" stays a past-history item.
-CUES = ("date", "future", "future-weak", "past", "current", "current-weak", "recent")
+# section's: "MEDICAL HISTORY: Seizure disorder, on levetiracetam" stays a past-history item. A ``procedure`` cue
+# ("she has had a", "he had") makes an operation historical ("She has had a [hysterectomy]") and nothing else
+# (the words that make a finding an operation are in ``assertion_procedures.tsv``).
+CUES = ("date", "future", "future-weak", "past", "current", "current-weak", "recent", "procedure")
 # A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
 PLAN_SECTION = "future"
 
@@ -109,3 +112,26 @@ def read_section_traits(path: Path) -> dict[str, str]:
             raise EngineError(ErrorCode.MODEL_INVALID, f"{path.name}:{lineno}: expected section<TAB>trait")
         out[parts[0].lower()] = parts[1]
     return out
+
+
+def read_procedure_words(path: Path) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Read the operation words and ``-suffix`` endings of a procedure word file (none when it is absent, as in a
+    rule folder from before the file existed)."""
+    if not path.is_file():
+        return frozenset(), ()
+    words: set[str] = set()
+    suffixes: list[str] = []
+    for _, fields in rule_rows(path, what="assertion rule file"):
+        entry = fields[0].strip().lower()
+        if entry.startswith("-"):
+            suffixes.append(entry[1:])
+        elif entry:
+            words.add(entry)
+    return frozenset(words), tuple(suffixes)
+
+
+def names_operation(span: str, procedures: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+    """Whether the span's last word names an operation ("hysterectomy", "gallbladder surgery", "A&P repair")."""
+    words = TOKEN.findall(span.lower())
+    last = words[-1] if words else ""
+    return last in procedures[0] or (len(last) > 6 and last.endswith(procedures[1]))

@@ -20,8 +20,10 @@ scored on its own (a span can carry several), plus ``assertion``: accuracy and m
 ``mts-test`` / ``mts-dev`` are the blind and dev parts of the labelled MTSamples spans, each judged in its sentence
 alone (as a sentence-level kit gives them); ``mts-test-note`` / ``mts-dev-note`` judge the same spans in their whole
 report, ``mts-test-wrap`` / ``mts-dev-wrap`` in their whole report hard-wrapped at 72 columns (as fixed-width EHR
-exports store notes). ``--part tune`` / ``check`` take the even / odd documents in sorted order: the rules were
-tuned looking only at errors on the ``tune`` half, so ``check`` is the fairer figure for unseen text.
+exports store notes). ``mts-blind8`` (``-note``, ``-wrap``) are the same three views of blind8, labelled spans in 23
+other reports (``tests/fixtures/assertion/mtsamples_blind8.jsonl``). ``--part tune`` / ``check`` take the even /
+odd documents in sorted order: the rules were tuned looking only at errors on the ``tune`` half, so ``check`` is
+the fairer figure for unseen text.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 from engine.errors import EngineError, ErrorCode
 from engine.evaluation.assertion_data import (
     EXCEPTION_CUES,
+    MTSAMPLES_BLIND8,
     MTSAMPLES_REFS,
     SENTENCES_FILE,
     GoldDoc,
@@ -92,7 +95,8 @@ __all__ = [
 DATASETS = ("maccrobat", "chia", "sentences")
 DERIVED_DATASETS = ("maccrobat-time", "chia-time")
 """Time and mood traits derived from the corpora's own annotations (:mod:`engine.evaluation.assertion_derived`)."""
-MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note", "mts-test-wrap", "mts-dev-wrap")
+MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note", "mts-test-wrap", "mts-dev-wrap",
+                "mts-blind8", "mts-blind8-note", "mts-blind8-wrap")
 """The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone, in the whole note, or in
 the whole note hard-wrapped at 72 columns (:func:`engine.evaluation.assertion_data.hard_wrap`)."""
 JSONL_PREFIX = "jsonl:"
@@ -145,7 +149,8 @@ def load_docs(dataset: str, data_dir: Path, part: str = "all", limit: int | None
         raise EngineError(ErrorCode.DATA_NOT_FOUND, f"no {dataset} data at {folder}")
     if kind == "mts":
         _, mts_part, *note = dataset.split("-")
-        docs = read_mtsamples(folder, mts_part, note[0] if note else "sentence", MTSAMPLES_REFS)
+        refs = MTSAMPLES_BLIND8 if mts_part == "blind8" else MTSAMPLES_REFS
+        docs = read_mtsamples(folder, mts_part, note[0] if note else "sentence", refs)
     else:
         readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl,
                    "maccrobat-time": read_maccrobat_time, "chia-time": read_chia_time}
@@ -230,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated: maccrobat,chia,sentences, maccrobat-time,chia-time, mts-test,mts-dev,"
-                             "mts-test-note,mts-dev-note, mts-test-wrap,mts-dev-wrap (default: the first three, or "
+                             "mts-test-note,mts-dev-note, mts-test-wrap,mts-dev-wrap, mts-blind8(-note,-wrap) "
+                             "(default: the first three, or "
                              "none with --jsonl)")
     parser.add_argument("--jsonl", type=Path, action="append", default=[],
                         help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")

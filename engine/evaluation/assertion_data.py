@@ -213,6 +213,11 @@ def select(docs: list[GoldDoc], part: str, limit: int | None) -> list[GoldDoc]:
 
 MTSAMPLES_REFS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "assertion" / "mtsamples_refs.jsonl"
 """Labels on spans of the shared MTSamples reports (references only); ``part`` is ``test`` (blind) or ``dev``."""
+MTSAMPLES_BLIND8 = MTSAMPLES_REFS.with_name("mtsamples_blind8.jsonl")
+"""blind8: the same format, ``part`` ``blind8``, in 23 other MTSamples reports (written before the fifth session's
+changes, scored once at its end)."""
+MTSAMPLES_LABELLED = (MTSAMPLES_REFS, MTSAMPLES_BLIND8)
+"""Every reference file: their reports are kept out of the learned classifier's silver training data."""
 
 
 def _mts_text(folder: Path, name: str, cache: dict[str, str]) -> str:

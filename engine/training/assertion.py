@@ -165,10 +165,11 @@ def _read(path: Path) -> str:
 
 def run_silver(data_dir: Path, out: Path, settings: Settings) -> int:
     """Write NER spans of the unlabelled MTSamples reports to ``out`` (one JSON object a report, offsets only)."""
-    from engine.evaluation.assertion_data import MTSAMPLES_REFS
+    from engine.evaluation.assertion_data import MTSAMPLES_LABELLED
     from engine.registry import load_stage
 
-    labelled = {json.loads(line)["file"] for line in MTSAMPLES_REFS.read_text(encoding="utf-8").splitlines() if line}
+    labelled = {json.loads(line)["file"] for refs in MTSAMPLES_LABELLED
+                for line in refs.read_text(encoding="utf-8").splitlines() if line}
     folder = data_dir / "mtsamples"
     names = [p.name for p in sorted(folder.glob("*.txt")) if p.name not in labelled]
     ner = load_stage("ner", settings)
