@@ -153,16 +153,14 @@ def build_ray_dataset(
     model_dir: str | None,
     device: str,
     overrides: dict[str, Any],
-    batch_size: int,
     actors: int | None,
-    id_column: str = "id",
-    text_column: str = "text",
-    monitor_stats: bool = True,
+    options: RunOptions,
 ) -> tuple[Any, dict[str, Any]]:
     """The Ray Data pipeline: read -> normalise -> skip done ids -> engine actor pool.
 
     GPU actors (one GPU each, one per GPU of the cluster) when the cluster has GPUs and ``device`` allows it, else
-    CPU actors.
+    CPU actors. ``options`` gives the input's columns, the actor batch size and whether actors compute monitoring
+    statistics.
 
     Returns:
         The lazy dataset (``id``, ``result``, ``error``, ``stats`` columns) and a description of the actor pool.
@@ -170,6 +168,7 @@ def build_ray_dataset(
     import ray
     import ray.data
 
+    id_column, text_column = options.id_column, options.text_column
     kind = input_kind(input_path)
     src = str(input_path.resolve())
     if kind == "folder":
@@ -210,8 +209,8 @@ def build_ray_dataset(
     ds = ds.map_batches(
         EngineActor,
         fn_constructor_kwargs={"model_dir": model_dir, "device": pool["device"], "overrides": overrides,
-                               "monitor_stats": monitor_stats},
-        batch_size=batch_size,
+                               "monitor_stats": options.monitor_stats},
+        batch_size=options.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool["actors"]),
         num_cpus=pool["num_cpus"],
@@ -254,10 +253,7 @@ def run_ray(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours shows notes/s; Ray's per-operator bars would interleave with it
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    ds, pool = build_ray_dataset(
-        input_path, done, model_dir, device, overrides or {}, opts.batch_size, actors, opts.id_column,
-        opts.text_column, opts.monitor_stats,
-    )
+    ds, pool = build_ray_dataset(input_path, done, model_dir, device, overrides or {}, actors, opts)
     stderr.write(f"ray: {pool['actors']} engine actor(s) on {pool['device']}, cluster {ray.cluster_resources()}\n")
     stats = RunStats(skipped=len(done))
     total = count_notes(input_path)
