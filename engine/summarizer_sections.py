@@ -4,8 +4,10 @@ The scorer was trained on PubMed articles, where the opening states the finding;
 assessment/impression and plan say what matters, and the header block (dictation lines, keywords) says nothing.
 Each sentence's logit is shifted by its section's prior (``assets/rules/summary_sections.tsv``, in standard
 deviations of the note's own logits, so the shift means the same on any note), and a sentence that is only a
-header ("ASSESSMENT:") or lies in a metadata field is never chosen. A text without recognised sections (a PubMed
-article) is scored exactly as before.
+header ("ASSESSMENT:") or lies in a metadata field is never chosen. A row ``<section>:first`` adds its prior to
+the first sentence of that section that is more than its header ("ASSESSMENT AND PLAN: Acute myocardial
+infarction."): the conclusion is stated first, and the plan's orders that follow outscored it. A text without
+recognised sections (a PubMed article) is scored exactly as before.
 """
 
 from __future__ import annotations
@@ -61,12 +63,20 @@ class SectionPriors:
         mean = sum(logits) / max(n, 1)
         spread = max(math.sqrt(sum((x - mean) ** 2 for x in logits) / max(n, 1)), MIN_SPREAD)
         out: list[float | None] = []
+        seen: set[int] = set()
         for (start, end), logit in zip(spans, logits, strict=True):
             if any(a < end and start < b for a, b, _ in metadata) or _only_header(text, start, end, headers):
                 out.append(None)
                 continue
-            name = next((s.name for s in found if s.start <= start < s.end), None)
-            out.append(logit + self.priors.get(name, 0.0) * spread if name else logit)
+            section = next((s for s in found if s.start <= start < s.end), None)
+            if section is None:
+                out.append(logit)
+                continue
+            prior = self.priors.get(section.name, 0.0)
+            if section.start not in seen:
+                seen.add(section.start)
+                prior += self.priors.get(f"{section.name}:first", 0.0)
+            out.append(logit + prior * spread)
         return out
 
 

@@ -202,22 +202,45 @@ def evaluate(
 
 ASSESSMENT_SECTIONS = frozenset({"assessment", "assessment and plan", "diagnoses", "plan", "problem list"})
 """Where a clinical note says what the clinician concluded and will do (canonical section names)."""
+CONCLUSION_SECTIONS = frozenset({"assessment", "assessment and plan", "diagnoses"})
+"""Where the clinician's conclusion is stated; its first sentence is usually the diagnosis itself."""
+
+
+def conclusion_lead(text: str, found: Sequence[Any], headers: Sequence[tuple[int, int]]) -> int | None:
+    """Start of the first sentence of the note's first conclusion section that is more than its header."""
+    from engine.sentences import split_sentences
+
+    bodies = [(s.start, s.end) for s in found if s.name in CONCLUSION_SECTIONS]
+    if not bodies:
+        return None
+    lo, hi = bodies[0]
+    for start, end in split_sentences(text):
+        if lo <= start < hi:
+            rest = text[start:end]
+            for a, b in headers:
+                if start <= a < end:
+                    rest = rest.replace(text[a:b], " ")
+            if any(c.isalnum() for c in rest):
+                return start
+    return None
 
 
 def clinical_coverage(notes: Sequence[tuple[str, str]], summarizer: Any, sections: Any) -> dict[str, dict[str, float]]:
     """How the summaries of clinical notes treat their structure, with and without the section priors.
 
     Over the notes that have an assessment, diagnoses or plan section: the share of summaries (default length)
-    holding at least one sentence from such a section, the share of summary sentences from them, and the share
-    of summary sentences in metadata fields (dictation, keywords) or made of a header alone.
+    holding at least one sentence from such a section, the share of summary sentences from them, the share
+    of summary sentences in metadata fields (dictation, keywords) or made of a header alone, and, over the notes
+    with an assessment or diagnoses section, the share of summaries holding that section's first statement.
     """
     priors = summarizer.priors
     out: dict[str, dict[str, float]] = {}
     for name, use in (("model alone", None), ("model + section priors", priors)):
         summarizer.priors = use
-        with_ap = sentences = from_ap = from_meta = counted = 0
+        with_ap = sentences = from_ap = from_meta = counted = leads = with_lead = 0
         for _, text in notes:
             found = sections.detect(text)
+            lead = conclusion_lead(text, found, sections.header_spans(text))
             ap = [(s.start, s.end) for s in found if s.name in ASSESSMENT_SECTIONS]
             if not ap:
                 continue
@@ -229,11 +252,16 @@ def clinical_coverage(notes: Sequence[tuple[str, str]], summarizer: Any, section
             from_ap += len(hits)
             from_meta += sum(1 for c in chosen if any(a < c.end and c.start < b for a, b, _ in meta))
             sentences += len(chosen)
+            if lead is not None:
+                leads += 1
+                with_lead += any(c.start == lead for c in chosen)
         out[name] = {
             "notes": counted,
             "summaries_with_assessment_or_plan": with_ap / max(counted, 1),
             "sentences_from_assessment_or_plan": from_ap / max(sentences, 1),
             "sentences_from_metadata": from_meta / max(sentences, 1),
+            "notes_with_conclusion": leads,
+            "summaries_with_conclusion_lead": with_lead / max(leads, 1),
         }
     summarizer.priors = priors
     return out
@@ -254,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--clinical", type=int, default=0, metavar="N",
         help="also measure, on the first N MTSamples reports, how often summaries hold the assessment/plan",
+    )
+    parser.add_argument(
+        "--clinical-from", type=int, default=0, metavar="I",
+        help="with --clinical: start at the I-th report (sorted by name), e.g. to score a held-out part",
     )
     parser.add_argument(
         "--update-metrics", action="store_true", help="record the table in the model folder's metrics.json"
@@ -279,8 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         folder = settings.data_dir / "mtsamples"
         notes = [(p.stem, p.read_text(encoding="utf-8", errors="replace")) for p in sorted(folder.glob("*.txt"))]
-        clinical = clinical_coverage(notes[: args.clinical], summarizer, load_sections(settings))
-        print(f"\nclinical notes (first {args.clinical} MTSamples reports in {folder}, default summary length):")
+        part = notes[args.clinical_from : args.clinical_from + args.clinical]
+        clinical = clinical_coverage(part, summarizer, load_sections(settings))
+        span = f"{args.clinical_from + 1}-{args.clinical_from + len(part)}"
+        print(f"\nclinical notes ({span} of the MTSamples reports in {folder}, default summary length):")
         for name, row in clinical.items():
             print(f"  {name:<24} " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in row.items()))
