@@ -121,19 +121,39 @@ class HistoryBackfill:
         lines = [(m.start(1), m.end(1)) for m in _STATEMENT_LINE.finditer(text)
                  if len(m.group(1).split()) <= MAX_ITEM_WORDS and not _PROBLEM_STOP.search(m.group(1))
                  and not _any_in(phrases, m.start(1), m.end(1))]
-        for lo, hi in [*regions, *lines]:
+        found.update(self.list_items(text, [*regions, *lines]))
+        return sorted(found)
+
+    def list_items(self, text: str, regions: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+        """The items of problem-list ``regions``: each numbered item, line or sentence, cut where a qualifier
+        clause starts ("secondary to", "with", a colon), split into its list items."""
+        found: set[tuple[int, int]] = set()
+        for lo, hi in regions:
             pos = lo
-            for piece in [*_PROBLEM_SPLIT.split(text[lo:hi])]:
+            for piece in _PROBLEM_SPLIT.split(text[lo:hi]):
                 start = text.index(piece, pos)
                 pos = start + len(piece)
                 stop = _PROBLEM_STOP.search(piece)
                 found.update(self._items(text, start, start + (stop.start() if stop else len(piece))))
-        return sorted(found)
+        return found
 
     def regions(self, sections: Sequence[Any], headers: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-        """The bodies (after the header) of the problem-list sections among ``sections``."""
-        header_end = dict(headers)
-        return [(header_end.get(s.start, s.start), s.end) for s in sections if s.name in self.sections]
+        """The bodies of the problem-list sections among ``sections``, without their headers: a header inside a
+        body ("DISCHARGE DIAGNOSES: AXIS I: ... AXIS III: Hepatitis C.") splits it, so the item after it is read
+        (the colon would otherwise end the item before it starts)."""
+        out = []
+        for s in sections:
+            if s.name not in self.sections:
+                continue
+            pos = s.start
+            for lo, hi in sorted(headers):
+                if s.start <= lo < s.end:
+                    if lo > pos:
+                        out.append((pos, lo))
+                    pos = max(pos, min(hi, s.end))
+            if pos < s.end:
+                out.append((pos, s.end))
+        return out
 
     def find(
         self, text: str, spans: Sequence[Span], icd: Any, regions: Sequence[tuple[int, int]] = ()
@@ -150,13 +170,22 @@ class HistoryBackfill:
         # Sorted, non-overlapping (start, end) ranges taken so far; a bisection keeps a 5 MB note's check cheap.
         taken = sorted((s.start, s.end) for s in spans if s.score >= WEAK_SPAN_SCORE)
         weak = sorted((s.start, s.end) for s in spans if s.score < WEAK_SPAN_SCORE)
+        # In a diagnosis list only a DIAG entity is in an item's way: the model tags "AXIS III: Hepatitis C." a
+        # TEST and "Acute on chronic renal failure." part anatomy; other spans inside such an item give way to it.
+        diag = sorted((s.start, s.end) for s in spans if s.score >= WEAK_SPAN_SCORE and s.label == "DIAG")
+        other = sorted((s.start, s.end) for s in spans if s.score >= WEAK_SPAN_SCORE and s.label != "DIAG")
+        # ... unless the item's last word, its head, is anatomy ("rib cage and spine" gives the item "spine").
+        anatomy_ends = {s.end for s in spans if s.label == "ANAT"}
+        listed = self.list_items(text, regions)
         terms = {(m.start(), m.end()) for p in self.terms for m in p.finditer(text)}
         # Shortest first: where phrases overlap ("Family history: mother had breast cancer"), the item closest to
         # the diagnosis itself is the one to link.
         ranges = set(self.candidates(text, regions)) | terms
         for start, end in sorted(ranges, key=lambda r: (r[1] - r[0], r[0])):
-            i = bisect.bisect_left(taken, (end,))
-            if i > 0 and taken[i - 1][1] > start:
+            if (start, end) in listed:
+                if _overlaps(diag, start, end) or _straddles(other, start, end) or end in anatomy_ends:
+                    continue
+            elif _overlaps(taken, start, end):
                 continue
             if _straddles(weak, start, end):
                 continue
@@ -169,18 +198,29 @@ class HistoryBackfill:
                 keep = codes[0].score >= self.min_score and codes[0].code.startswith(DISEASE_CHAPTERS)
             if keep:
                 out.append(Span(start=start, end=end, label="DIAG", score=round(float(codes[0].score) * 0.9, 4)))
+                # Spans inside the new one give way to it; the lists stay sorted and non-overlapping.
+                taken = [r for r in taken if not start <= r[0] < r[1] <= end]
                 bisect.insort(taken, (start, end))
+                bisect.insort(diag, (start, end))
         return sorted(out, key=lambda s: s.start)
 
     def add(
         self, text: str, spans: Sequence[Span], icd: Any, regions: Sequence[tuple[int, int]] = ()
     ) -> list[Span]:
         """``spans`` with :meth:`find`'s new spans merged in, sorted by start (what the pipeline passes on); weak
-        NER spans lying inside a new span are dropped (:data:`WEAK_SPAN_SCORE`)."""
+        NER spans (:data:`WEAK_SPAN_SCORE`) and, in diagnosis lists, non-DIAG spans lying inside a new span are
+        dropped."""
         new = self.find(text, spans, icd, regions)
         ranges = [(n.start, n.end) for n in new]
-        kept = [s for s in spans if s.score >= WEAK_SPAN_SCORE or not _inside(ranges, s.start, s.end)]
+        kept = [s for s in spans if (s.score >= WEAK_SPAN_SCORE and s.label == "DIAG")
+                or not _inside(ranges, s.start, s.end)]
         return sorted([*kept, *new], key=lambda s: s.start)
+
+
+def _overlaps(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether one of the sorted, non-overlapping ``ranges`` overlaps ``[start, end)``."""
+    i = bisect.bisect_left(ranges, (end,))
+    return i > 0 and ranges[i - 1][1] > start
 
 
 def _any_in(points: Sequence[int], start: int, end: int) -> bool:

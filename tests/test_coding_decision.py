@@ -61,8 +61,9 @@ def test_metastatic_site_cancer_is_coded_as_the_primary(pipeline) -> None:
 
 
 def test_a_residual_code_is_only_suggested(pipeline) -> None:
-    coded = _code(pipeline, "History of testicular cancer.", ("testicular cancer", "DIAG", ["historical"]))
-    finding = coded["testicular cancer"]  # the linker finds only Z85.9, "... malignant neoplasm, unspecified"
+    # (was "testicular cancer", which the linker now reads as the testis: Z85.47)
+    coded = _code(pipeline, "History of adrenal cancer.", ("adrenal cancer", "DIAG", ["historical"]))
+    finding = coded["adrenal cancer"]  # the linker finds only Z85.9, "... malignant neoplasm, unspecified"
     assert finding.codes == [] and finding.note == GENERIC_NOTE
     assert finding.candidates[0].code == "Z85.9" and "Z85.9" in RULES.residual
 

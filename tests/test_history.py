@@ -7,6 +7,7 @@ import pytest
 
 from engine.history import HistoryBackfill, load_patterns
 from engine.settings import RULES_DIR
+from engine.types import Span
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +49,27 @@ def test_non_diagnoses_and_ner_spans_are_left_alone(pipeline, backfill: HistoryB
     assert any(text[s.start : s.end] == "hypertension" for s in ner_spans)  # the model finds this one itself
     assert backfill.find(text, ner_spans, pipeline.stage("icd")) == []  # so nothing is added twice
     assert [e.text for e in pipeline.analyze(text).entities].count("hypertension") == 1
+
+
+def test_a_diagnosis_list_item_the_model_tags_as_another_label_is_coded(pipeline) -> None:
+    """In a diagnosis list only a DIAG entity blocks an item: the model tags "Hepatitis C" a TEST here, and the
+    axis header inside the list no longer cuts the item off at its colon."""
+    text = ("DISCHARGE DIAGNOSES:AXIS I: Schizoaffective disorder.AXIS II: Deferred.AXIS III: Hepatitis C."
+            "AXIS IV: Severe.")
+    history, icd, sections = pipeline.stage("history"), pipeline.stage("icd"), pipeline.stage("sections")
+    regions = history.regions(sections.detect(text), sections.header_spans(text))
+    start = text.index("Hepatitis C")
+    test_span = Span(start=start, end=start + len("Hepatitis C"), label="TEST", score=0.63)
+    (added,) = [s for s in history.add(text, [test_span], icd, regions) if s.start == start]
+    assert added.label == "DIAG" and text[added.start : added.end] == "Hepatitis C"
+    coded = [e for e in pipeline.analyze(text).entities if e.text == "Hepatitis C"]
+    assert coded and coded[0].codes and coded[0].codes[0].code.startswith("B1")
+
+
+def test_an_item_whose_head_is_anatomy_is_not_a_diagnosis(pipeline) -> None:
+    text = "PAST MEDICAL HISTORY: Metastatic breast cancer to her rib cage and spine, hypothyroidism."
+    history, icd, sections = pipeline.stage("history"), pipeline.stage("icd"), pipeline.stage("sections")
+    regions = history.regions(sections.detect(text), sections.header_spans(text))
+    start = text.index("spine")
+    anatomy = Span(start=start, end=start + len("spine"), label="ANAT", score=0.8)
+    assert not [s for s in history.find(text, [anatomy], icd, regions) if s.start == start]

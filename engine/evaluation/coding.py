@@ -283,6 +283,20 @@ def errors(notes: Sequence[GoldNote], predictions: Sequence[set[str]]) -> str:
     return "\n".join(out)
 
 
+def encounter_predictions(
+    pipeline: Any, results: Sequence[dict[str, Any]], pairs: Sequence[tuple[GoldNote, str]]
+) -> list[set[str]]:
+    """The code set of each note's encounter (:mod:`engine.encounter`), built from its analysis in the note's gold
+    setting: what ``code`` would submit, with symptoms integral to a coded diagnosis dropped (guideline I.B.5)."""
+    from engine.encounter.service import analysis_from_dict, build_encounter
+
+    out = []
+    for result, (note, text) in zip(results, pairs, strict=True):
+        encounter = build_encounter(pipeline, analysis_from_dict(result), text, note.setting).to_dict()
+        out.append({c["code"] for c in encounter.get("codes", [])})
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line of ``python -m engine evaluate coding``."""
     parser = argparse.ArgumentParser(prog="python -m engine evaluate coding", description=__doc__.split("\n")[0])
@@ -306,6 +320,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sweep", action="store_true", help="also print precision/recall at each abstention threshold"
+    )
+    parser.add_argument(
+        "--encounter", action="store_true",
+        help="also score the encounter's code set (integral symptoms dropped, combinations; the gold setting)",
     )
     return parser.parse_args(argv)
 
@@ -334,7 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [r.to_dict() for r in pipeline.analyze_many([(n.file, t) for n, t in pairs])]
     print(f"today's engine: {len(results)} notes in {time.perf_counter() - t0:.1f} s")
     systems: dict[str, list[set[str]]] = {"today": [predicted_codes(r) for r in results]}
-    if any(r.get("encounter") for r in results):
+    if args.encounter:
+        systems["today, encounter code set"] = encounter_predictions(pipeline, results, pairs)
+    elif any(r.get("encounter") for r in results):
         systems["today, encounter code set"] = [predicted_codes(r, "encounter") for r in results]
     if args.baseline:
         t0 = time.perf_counter()
