@@ -113,8 +113,8 @@ DEV_SPLIT = (
       *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6)),
       f"{JSONL_PREFIX}{FIXTURES / 'clinical_dev7.jsonl'}"), "all"),
 )
-"""The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev parts and the hand-written sets 4-6 and dev7,
-none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
+"""The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev parts and the hand-written sets 4-6 and
+dev7, none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
 FIVE = ("negated", "family", "hypothetical", "possible", "historical")
 EVAL_TRAITS = {
     "maccrobat": ("negated", "uncertain"),
@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                         help="comma-separated: ours,medspacy,negspacy,rules,learned,combined")
     parser.add_argument("--dev", action="store_true",
-                        help="the dev split: corpora check halves, mts-dev, mts-dev9 (-note,-wrap), clinical_blind4-6, dev7")
+                        help="the dev split: corpora check halves, mts-dev, mts-dev9 (-note,-wrap), clinical 4-6, dev7")
     parser.add_argument("--model", type=Path, default=None,
                         help="assertion model folder for learned/combined (default: the model set's)")
     parser.add_argument("--part", choices=["all", "tune", "check"], default="all", help="even/odd document halves")
