@@ -49,7 +49,7 @@ __all__ = ["AssertionStage", "Rule", "expand", "load", "read_section_traits", "r
 _CUE_STOPS = {
     "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
     "past": "family", "current": "family", "current-weak": "family", "recent": "historical",
-    "procedure": "historical",
+    "procedure": "historical", "actual": "family",
 }
 _YEAR = re.compile(r"(?:19|20)\d\d\Z")
 _NUMBER_WORDS = frozenset(
@@ -275,7 +275,7 @@ class AssertionStage:
         as_trait = {cue: "historical" for cue in ("date", "past", "current", "current-weak", "recent", "procedure")}
         as_trait.update({"future": "hypothetical", "future-weak": "hypothetical"})
         sentence = self._scan(text, *bounds)
-        return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
+        return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers} - {"actual"}
 
     def model_inputs(
         self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section] | None = None
@@ -329,7 +329,8 @@ class AssertionStage:
     ) -> Judgement:
         """The judgement from the triggers in scope (``found``, changed in place) and the section's trait."""
         in_plan = section_trait == PLAN_SECTION
-        if in_plan:
+        actual = found.pop("actual", None)  # "You were seen for ...": the patient's now, whatever the section says
+        if in_plan or (actual is not None and section_trait == "hypothetical"):
             section_trait = None
         _resolve_date(found, in_plan)
         now = [found.pop(cue, None) for cue in ("current", "recent")]
