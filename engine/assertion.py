@@ -330,7 +330,7 @@ class AssertionStage:
         """The judgement from the triggers in scope (``found``, changed in place) and the section's trait."""
         in_plan = section_trait == PLAN_SECTION
         actual = found.pop("actual", None)  # "You were seen for ...": the patient's now, whatever the section says
-        if in_plan or (actual is not None and section_trait == "hypothetical"):
+        if in_plan:
             section_trait = None
         _resolve_date(found, in_plan)
         now = [found.pop(cue, None) for cue in ("current", "recent")]
@@ -340,6 +340,10 @@ class AssertionStage:
             found.pop("historical", None)
             if section_trait == "historical" and now != [None, None]:
                 section_trait = None
+        if section_trait == "hypothetical" and (actual is not None or found):
+            # An instructions section's item is a condition to watch for only where nothing in its clause says
+            # otherwise ("She has a history of [hypertension]", "You were seen for [cellulitis]", "no [fever]").
+            section_trait = None
         triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
         header_text = text[header[0] : header[1]].rstrip(" :\t\r\n,")
         # "PMH: ... No history of mania": a negated finding had no past episode to date.
