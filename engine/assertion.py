@@ -49,7 +49,7 @@ __all__ = ["AssertionStage", "Rule", "expand", "load", "read_section_traits", "r
 _CUE_STOPS = {
     "date": "historical", "future": "hypothetical", "future-weak": "hypothetical",
     "past": "family", "current": "family", "current-weak": "family", "recent": "historical",
-    "procedure": "historical",
+    "procedure": "historical", "actual": "family",
 }
 _YEAR = re.compile(r"(?:19|20)\d\d\Z")
 _NUMBER_WORDS = frozenset(
@@ -275,7 +275,7 @@ class AssertionStage:
         as_trait = {cue: "historical" for cue in ("date", "past", "current", "current-weak", "recent", "procedure")}
         as_trait.update({"future": "hypothetical", "future-weak": "hypothetical"})
         sentence = self._scan(text, *bounds)
-        return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers}
+        return {as_trait.get(m.rule.traits[0], m.rule.traits[0]) for m in sentence.triggers} - {"actual"}
 
     def model_inputs(
         self, text: str, spans: Sequence[tuple[int, int]], sections: Sequence[Section] | None = None
@@ -329,6 +329,7 @@ class AssertionStage:
     ) -> Judgement:
         """The judgement from the triggers in scope (``found``, changed in place) and the section's trait."""
         in_plan = section_trait == PLAN_SECTION
+        actual = found.pop("actual", None)  # "You were seen for ...": the patient's now, whatever the section says
         if in_plan:
             section_trait = None
         _resolve_date(found, in_plan)
@@ -339,6 +340,10 @@ class AssertionStage:
             found.pop("historical", None)
             if section_trait == "historical" and now != [None, None]:
                 section_trait = None
+        if section_trait == "hypothetical" and (actual is not None or found):
+            # An instructions section's item is a condition to watch for only where nothing in its clause says
+            # otherwise ("She has a history of [hypertension]", "You were seen for [cellulitis]", "no [fever]").
+            section_trait = None
         triggers = {t: text[v[1] : v[2]] for t, v in found.items()}
         header_text = text[header[0] : header[1]].rstrip(" :\t\r\n,")
         # "PMH: ... No history of mania": a negated finding had no past episode to date.

@@ -226,9 +226,14 @@ class CombinedAssertionStage:
         return judgements
 
     def _cues(self, item: tuple[str, int, int, tuple[int, int], str | None]) -> set[str]:
-        """Traits a rule cue in the finding's sentence (or its section's trait) could give."""
+        """Traits a rule cue in the finding's sentence (or its section's trait) could give.
+
+        An instructions section's hypothetical is left out: the rules already give it wherever the finding's clause
+        does not say otherwise, and where it does ("You have [heart failure]") the model should not bring it back.
+        """
         section = self.section_traits.get(item[4] or "")
-        return self.rules.sentence_cues(item[0], item[3]) | ({section} if section else set())
+        cued = {section} if section and section != "hypothetical" else set()
+        return self.rules.sentence_cues(item[0], item[3]) | cued
 
 
 def gate_allows(gate: str, trait: str, cues: set[str]) -> bool:

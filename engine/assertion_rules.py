@@ -29,8 +29,10 @@ DIRECTIONS = ("forward", "backward", "bidirectional", "terminate", "pseudo")
 # ``current-weak`` cue (a bare ", on levothyroxine") drops a history trigger's historical but not a history
 # section's: "MEDICAL HISTORY: Seizure disorder, on levetiracetam" stays a past-history item. A ``procedure`` cue
 # ("she has had a", "he had") makes an operation historical ("She has had a [hysterectomy]") and nothing else
-# (the words that make a finding an operation are in ``assertion_procedures.tsv``).
-CUES = ("date", "future", "future-weak", "past", "current", "current-weak", "recent", "procedure")
+# (the words that make a finding an operation are in ``assertion_procedures.tsv``). An ``actual`` cue ("you were seen
+# for", "for your", "you have") says the finding is the patient's now, so a hypothetical section (discharge
+# instructions) does not make it hypothetical: "INSTRUCTIONS: You were seen today for [cellulitis]"; triggers still do.
+CUES = ("date", "future", "future-weak", "past", "current", "current-weak", "recent", "procedure", "actual")
 # A section trait that is no trait: findings there are not hypothetical, but a date there is a plan's date.
 PLAN_SECTION = "future"
 

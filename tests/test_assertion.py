@@ -326,3 +326,16 @@ def test_one_item_a_line_keeps_its_line_breaks(stage) -> None:
             "Patients with chronic liver disease or renal failure requiring dialysis\n")
     got = stage.judge(text, [_span(text, "pregnant"), _span(text, "seizures")])
     assert [j.assertion for j in got] == ["present", "negated"]
+
+
+def test_instruction_lists_and_history_headers(stage, sections) -> None:
+    """Issue 20, seventh session: an instructions section's items are conditions to watch for unless their own clause
+    says otherwise, and history headers written many ways open a past-history section."""
+    note = ("RETURN PRECAUTIONS:\n- chest pain\n- fainting\n"
+            "DISCHARGE INSTRUCTIONS:\nYou were seen today for cellulitis.\nNo fever.\n"
+            "PREVIOUS OPERATIONS:\nAppendectomy\nPAST CARDIAC HISTORY: Inferior MI.\n")
+    words = ["chest pain", "fainting", "cellulitis", "fever", "Appendectomy", "Inferior MI"]
+    got = stage.judge(note, [_span(note, w) for w in words], sections.detect(note))
+    assert [j.assertion for j in got] == ["hypothetical", "hypothetical", "present", "negated", "historical",
+                                          "historical"]
+    assert got[0].trigger == "RETURN PRECAUTIONS"

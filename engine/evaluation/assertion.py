@@ -21,7 +21,8 @@ scored on its own (a span can carry several), plus ``assertion``: accuracy and m
 alone (as a sentence-level kit gives them); ``mts-test-note`` / ``mts-dev-note`` judge the same spans in their whole
 report, ``mts-test-wrap`` / ``mts-dev-wrap`` in their whole report hard-wrapped at 72 columns (as fixed-width EHR
 exports store notes). ``mts-blind8`` (``-note``, ``-wrap``) are the same three views of blind8, labelled spans in 23
-other reports (``tests/fixtures/assertion/mtsamples_blind8.jsonl``). ``--part tune`` / ``check`` take the even /
+other reports (``tests/fixtures/assertion/mtsamples_blind8.jsonl``); ``mts-dev9`` (``-note``, ``-wrap``) a dev set in 93
+more (``mtsamples_dev9.jsonl``, hypothetical and historical weighted). ``--part tune`` / ``check`` take the even /
 odd documents in sorted order: the rules were tuned looking only at errors on the ``tune`` half, so ``check`` is
 the fairer figure for unseen text.
 """
@@ -40,6 +41,7 @@ from engine.errors import EngineError, ErrorCode
 from engine.evaluation.assertion_data import (
     EXCEPTION_CUES,
     MTSAMPLES_BLIND8,
+    MTSAMPLES_DEV9,
     MTSAMPLES_REFS,
     SENTENCES_FILE,
     GoldDoc,
@@ -96,7 +98,7 @@ DATASETS = ("maccrobat", "chia", "sentences")
 DERIVED_DATASETS = ("maccrobat-time", "chia-time")
 """Time and mood traits derived from the corpora's own annotations (:mod:`engine.evaluation.assertion_derived`)."""
 MTS_DATASETS = ("mts-test", "mts-dev", "mts-test-note", "mts-dev-note", "mts-test-wrap", "mts-dev-wrap",
-                "mts-blind8", "mts-blind8-note", "mts-blind8-wrap")
+                "mts-blind8", "mts-blind8-note", "mts-blind8-wrap", "mts-dev9", "mts-dev9-note", "mts-dev9-wrap")
 """The labelled MTSamples spans: blind ``test`` and ``dev`` parts, in the sentence alone, in the whole note, or in
 the whole note hard-wrapped at 72 columns (:func:`engine.evaluation.assertion_data.hard_wrap`)."""
 JSONL_PREFIX = "jsonl:"
@@ -107,11 +109,12 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "assertion"
 DEFAULT_SYSTEMS = ("ours", "medspacy", "negspacy")
 DEV_SPLIT = (
     (("maccrobat", "chia", "maccrobat-time", "chia-time"), "check"),
-    (("mts-dev", "mts-dev-note", "mts-dev-wrap",
-      *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6))), "all"),
+    (("mts-dev", "mts-dev-note", "mts-dev-wrap", "mts-dev9", "mts-dev9-note", "mts-dev9-wrap",
+      *(f"{JSONL_PREFIX}{FIXTURES / f'clinical_blind{k}.jsonl'}" for k in (4, 5, 6)),
+      f"{JSONL_PREFIX}{FIXTURES / 'clinical_dev7.jsonl'}"), "all"),
 )
-"""The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev part and the hand-written sets 4-6,
-none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
+"""The dev split (``--dev``): the corpora's ``check`` halves, the MTSamples dev parts and the hand-written sets 4-6 and
+dev7, none of which the learned classifier trains on; the MTSamples ``test`` part stays blind."""
 FIVE = ("negated", "family", "hypothetical", "possible", "historical")
 EVAL_TRAITS = {
     "maccrobat": ("negated", "uncertain"),
@@ -149,7 +152,7 @@ def load_docs(dataset: str, data_dir: Path, part: str = "all", limit: int | None
         raise EngineError(ErrorCode.DATA_NOT_FOUND, f"no {dataset} data at {folder}")
     if kind == "mts":
         _, mts_part, *note = dataset.split("-")
-        refs = MTSAMPLES_BLIND8 if mts_part == "blind8" else MTSAMPLES_REFS
+        refs = {"blind8": MTSAMPLES_BLIND8, "dev9": MTSAMPLES_DEV9}.get(mts_part, MTSAMPLES_REFS)
         docs = read_mtsamples(folder, mts_part, note[0] if note else "sentence", refs)
     else:
         readers = {"maccrobat": read_maccrobat, "chia": read_chia, "sentences": read_sentences, "jsonl": read_jsonl,
@@ -235,15 +238,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N documents per dataset")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated: maccrobat,chia,sentences, maccrobat-time,chia-time, mts-test,mts-dev,"
-                             "mts-test-note,mts-dev-note, mts-test-wrap,mts-dev-wrap, mts-blind8(-note,-wrap) "
-                             "(default: the first three, or "
+                             "mts-test-note,mts-dev-note, mts-test-wrap,mts-dev-wrap, mts-blind8(-note,-wrap), "
+                             "mts-dev9(-note,-wrap) (default: the first three, or "
                              "none with --jsonl)")
     parser.add_argument("--jsonl", type=Path, action="append", default=[],
                         help="also score this span-judgment JSONL ({id,text,start,end,assertion,traits}); repeatable")
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                         help="comma-separated: ours,medspacy,negspacy,rules,learned,combined")
     parser.add_argument("--dev", action="store_true",
-                        help="the dev split: corpora check halves, mts-dev(-note), clinical_blind4-6")
+                        help="the dev split: corpora check halves, mts-dev, mts-dev9 (-note,-wrap), clinical 4-6, dev7")
     parser.add_argument("--model", type=Path, default=None,
                         help="assertion model folder for learned/combined (default: the model set's)")
     parser.add_argument("--part", choices=["all", "tune", "check"], default="all", help="even/odd document halves")

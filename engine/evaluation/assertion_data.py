@@ -216,7 +216,11 @@ MTSAMPLES_REFS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "a
 MTSAMPLES_BLIND8 = MTSAMPLES_REFS.with_name("mtsamples_blind8.jsonl")
 """blind8: the same format, ``part`` ``blind8``, in 23 other MTSamples reports (written before the fifth session's
 changes, scored once at its end)."""
-MTSAMPLES_LABELLED = (MTSAMPLES_REFS, MTSAMPLES_BLIND8)
+MTSAMPLES_DEV9 = MTSAMPLES_REFS.with_name("mtsamples_dev9.jsonl")
+"""dev9: the same format, ``part`` ``dev9``, in 93 other MTSamples reports, chosen for hypothetical and historical
+findings (risks discussed, return precautions, ``p.r.n.`` reasons, past-history sections); a dev set, read while
+tuning (seventh session)."""
+MTSAMPLES_LABELLED = (MTSAMPLES_REFS, MTSAMPLES_BLIND8, MTSAMPLES_DEV9)
 """Every reference file: their reports are kept out of the learned classifier's silver training data."""
 
 
