@@ -166,4 +166,28 @@ def find_context(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
                     break
         if span is not None:
             out.append(span)
+    return out + _slash_names(tokens, lex)
+
+
+def _surname(tok: Token, lex: Lexicon) -> bool:
+    """A capitalised listed surname that is no cue or frequent word ("Collins", "VALDEZ"; not "PT", "Hct")."""
+    low = tok.text.lower()
+    return _capital(tok) and len(low) > 2 and lex.last_names.get(low, 10**6) < 20000 and low not in lex.cues \
+        and not lex.is_common(low, 20) and low not in lex.eponyms
+
+
+def _slash_names(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
+    """A line that is only surnames joined by slashes, a co-signature ("Collins/Park", "VALDEZ/SCHUMACHER")."""
+    out: list[PhiSpan] = []
+    i = 0
+    while i < len(tokens):
+        j = i
+        while j + 2 < len(tokens) and tokens[j + 1].text == "/" and not tokens[j + 2].line_start:
+            j += 2
+        line_end = j + 1 >= len(tokens) or tokens[j + 1].line_start or tokens[j + 1].text == "."
+        words = tokens[i:j + 1:2]
+        if j > i and line_end and (tokens[i].line_start or tokens[i - 1].text == ".") \
+                and all(_surname(t, lex) for t in words):
+            out += [PhiSpan(t.start, t.end, "NAME", "context") for t in words]
+        i = j + 1
     return out
