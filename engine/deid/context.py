@@ -179,15 +179,18 @@ def _surname(tok: Token, lex: Lexicon) -> bool:
 def _slash_names(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
     """A line that is only surnames joined by slashes, a co-signature ("Collins/Park", "VALDEZ/SCHUMACHER")."""
     out: list[PhiSpan] = []
-    i = 0
-    while i < len(tokens):
-        j = i
-        while j + 2 < len(tokens) and tokens[j + 1].text == "/" and not tokens[j + 2].line_start:
+    k, n = 1, len(tokens)
+    while k + 1 < n:
+        if tokens[k].text != "/" or tokens[k + 1].line_start:
+            k += 1
+            continue
+        i, j = k - 1, k + 1
+        while j + 2 < n and tokens[j + 1].text == "/" and not tokens[j + 2].line_start:
             j += 2
-        line_end = j + 1 >= len(tokens) or tokens[j + 1].line_start or tokens[j + 1].text == "."
+        line_end = j + 1 >= n or tokens[j + 1].line_start or tokens[j + 1].text == "."
         words = tokens[i:j + 1:2]
-        if j > i and line_end and (tokens[i].line_start or tokens[i - 1].text == ".") \
+        if line_end and (tokens[i].line_start or (i > 0 and tokens[i - 1].text == ".")) \
                 and all(_surname(t, lex) for t in words):
             out += [PhiSpan(t.start, t.end, "NAME", "context") for t in words]
-        i = j + 1
+        k = j + 2
     return out

@@ -105,8 +105,8 @@ def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[in
         ok = ok and not lex.is_common(tok.text, 300) and len(tok.text) > 1
         if ok and kind == "role" and tok.text.isupper() and tokens[i].text.isupper():
             ok = _likely_name(tok.text, lex)  # all caps: "PT/OT EVAL", "PT WORKS AT"
-        if ok and kind == "role" and not tokens[i].text[:1].isupper():
-            ok = _cap(tok.text) and (_likely_name(tok.text, lex) or _first_name(tok.text, lex))  # "charge nurse Rosalind"
+        if ok and kind == "role" and not tokens[i].text[:1].isupper():  # "charge nurse Rosalind"
+            ok = _cap(tok.text) and (_likely_name(tok.text, lex) or _first_name(tok.text, lex))
     return (j, _extend(tokens, j, lex)) if ok else None
 
 
