@@ -166,4 +166,31 @@ def find_context(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
                     break
         if span is not None:
             out.append(span)
+    return out + _slash_names(tokens, lex)
+
+
+def _surname(tok: Token, lex: Lexicon) -> bool:
+    """A capitalised listed surname that is no cue or frequent word ("Collins", "VALDEZ"; not "PT", "Hct")."""
+    low = tok.text.lower()
+    return _capital(tok) and len(low) > 2 and lex.last_names.get(low, 10**6) < 20000 and low not in lex.cues \
+        and not lex.is_common(low, 20) and low not in lex.eponyms
+
+
+def _slash_names(tokens: list[Token], lex: Lexicon) -> list[PhiSpan]:
+    """A line that is only surnames joined by slashes, a co-signature ("Collins/Park", "VALDEZ/SCHUMACHER")."""
+    out: list[PhiSpan] = []
+    k, n = 1, len(tokens)
+    while k + 1 < n:
+        if tokens[k].text != "/" or tokens[k + 1].line_start:
+            k += 1
+            continue
+        i, j = k - 1, k + 1
+        while j + 2 < n and tokens[j + 1].text == "/" and not tokens[j + 2].line_start:
+            j += 2
+        line_end = j + 1 >= n or tokens[j + 1].line_start or tokens[j + 1].text == "."
+        words = tokens[i:j + 1:2]
+        if line_end and (tokens[i].line_start or (i > 0 and tokens[i - 1].text == ".")) \
+                and all(_surname(t, lex) for t in words):
+            out += [PhiSpan(t.start, t.end, "NAME", "context") for t in words]
+        k = j + 2
     return out

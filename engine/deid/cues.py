@@ -77,14 +77,19 @@ def _likely_name(word: str, lex: Lexicon) -> bool:
 def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[int, int] | None:
     """The name following cue token ``i`` of the given kind, as a token range, or None."""
     j = i + 1
+    if kind == "near" and tokens[i].text.lower() == "w":
+        if j >= len(tokens) or tokens[j].text != "/" or tokens[j].start != tokens[i].end:
+            return None
+        j += 1  # "spoke w/ Corinne"
+    first = j
     while j < len(tokens) and tokens[j].text.lower() in _SKIP_AFTER_CUE and j - i <= 3 \
             and (kind == "title" or tokens[j].text != "."):  # only a title's dot: "son. PMH" ends a sentence
         j += 1
     if j >= len(tokens) or tokens[j].start - tokens[i].end > 6:
         return None
     tok = tokens[j]
-    if kind == "title" and i > 0 and tokens[i - 1].text.isdigit():
-        return None  # "16 Fr Foley" is a catheter size, not Father Foley
+    if kind in ("title", "role") and i > 0 and tokens[i - 1].text.isdigit():
+        return None  # "16 Fr Foley" is a catheter size, not Father Foley; "500 cc NS"
     if kind in ("role", "relation") and _initial(tokens, j):
         return j, _extend(tokens, j, lex)  # "RN J. Okonkwo"
     if kind == "title":
@@ -93,13 +98,15 @@ def _after_cue(tokens: list[Token], i: int, kind: str, lex: Lexicon) -> tuple[in
             and not lex.is_common(tok.text) and tok.text not in lex.cues)  # a lower-case note: "per dr olufemi"
     elif kind == "near":
         low = tok.text.lower()
-        ok = j == i + 1 and _cap(tok.text) and lex.first_names.get(low, 10**6) < 3000 and not lex.is_common(low, 20) \
+        ok = j == first and _cap(tok.text) and lex.first_names.get(low, 10**6) < 3000 and not lex.is_common(low, 20) \
             and low not in lex.cities and low not in lex.eponyms
     else:
         ok = _namey(tok, lex, allow_lower=True) and (lex.is_name_word(tok.text) or not lex.is_common(tok.text))
         ok = ok and not lex.is_common(tok.text, 300) and len(tok.text) > 1
         if ok and kind == "role" and tok.text.isupper() and tokens[i].text.isupper():
             ok = _likely_name(tok.text, lex)  # all caps: "PT/OT EVAL", "PT WORKS AT"
+        if ok and kind == "role" and not tokens[i].text[:1].isupper():  # "charge nurse Rosalind"
+            ok = _cap(tok.text) and (_likely_name(tok.text, lex) or _first_name(tok.text, lex))
     return (j, _extend(tokens, j, lex)) if ok else None
 
 
@@ -179,7 +186,7 @@ def find_names(tokens: list[Token], text: str, lex: Lexicon) -> list[PhiSpan]:
                 if tok.text.isupper() and (i + 1 >= len(tokens) or tokens[i + 1].text != "."
                                            or len(low) > 2):
                     found.append(_before_credential(tokens, i, lex))
-            elif kind in ("title", "relation", "near") or (kind == "role" and tok.text[:1].isupper()):
+            elif kind in ("title", "relation", "near", "role"):
                 found.append(_after_cue(tokens, i, kind, lex))
         if low in _HEADER_CUES and tok.line_start:
             found.append(_header(tokens, i, text, lex))

@@ -34,7 +34,7 @@ from engine.training.deid_data import (
 from engine.training.deid_mtsamples import mtsamples_note
 
 TAGGER_LABELS = ("NAME", "LOCATION", "HOSPITAL")
-VERSION = "deid-crf-2"
+VERSION = "deid-crf-3"
 
 
 def build_examples(data_dir: Path, seed: int = 13, n_train: int = 3000, n_dev: int = 600) -> dict[str, list[dict]]:

@@ -48,6 +48,8 @@ _ORG_TAILS = ("Hospital", "Medical Center", "General Hospital", "Memorial Hospit
               "Hospice", "Assisted Living", "Nursing and Rehabilitation Center", "Family Practice", "Cardiology "
               "Associates", "Cancer Center", "Infirmary", "Manor", "Healthcare")
 _SHORT_TAILS = ("General", "Memorial", "Regional", "Medical", "Deaconess", "Mercy", "Presbyterian", "Baptist")
+_TRADES = ("Freight", "Logistics", "Foods", "Motors", "Pharmacy", "Home Health", "Fire Rescue", "Ambulance",
+           "Counseling", "Transit", "Bank", "Insurance", "Realty", "Builders", "Electric", "Dental")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
 
@@ -76,9 +78,22 @@ class Surrogates:
         return self.faker().first_name()
 
     def last(self) -> str:
-        if self.rng.random() < 0.4:
+        r = self.rng.random()
+        if r < 0.05:  # hyphenated ("Abernathy-Cole") and apostrophe ("O'Rourke") surnames, round 7
+            return f"{self.rng.choice(self.census_last).title()}-{self.faker().last_name()}"
+        if r < 0.08:
+            return f"{self.rng.choice(('O', 'D'))}'{self.rng.choice(self.census_last).title()}"
+        if r < 0.4:
             return self.rng.choice(self.census_last).title()
         return self.faker().last_name()
+
+    def company(self) -> str:
+        """An employer or agency: Faker's firm names, or a bare name or place with a trade word (round 7)."""
+        r = self.rng.random()
+        if r < 0.6:
+            return self.fakers[0].company()
+        head = self.last() if r < 0.8 else self.rng.choice(self.cities)
+        return head if r < 0.7 else f"{head} {self.rng.choice(_TRADES)}"
 
     def date_parts(self) -> tuple[int, int, int]:
         return self.rng.randint(1, 12), self.rng.randint(1, 28), self.rng.choice((self.rng.randint(1930, 2024),
@@ -150,7 +165,7 @@ class Surrogates:
             "STREET": lambda: (self.fakers[0].street_address(), "LOCATION"),
             "ZIP": lambda: (self.fakers[0].zipcode(), "LOCATION"),
             "STATE": lambda: (r.choice((self.fakers[0].state_abbr(), self.fakers[0].state())), None),
-            "COMPANY": lambda: (self.fakers[0].company(), "HOSPITAL"),
+            "COMPANY": lambda: (self.company(), "HOSPITAL"),
             "EPONYM": lambda: (r.choice(EPONYMS), None),
         }
         return simple[slot]()
