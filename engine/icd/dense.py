@@ -62,15 +62,18 @@ class SynonymEncoder:
     Args:
         folder: A fine-tuned encoder folder; ``None`` for the plain backbone.
         threads: torch threads for encoding (``None``: leave torch's setting).
+        layers: For the plain backbone, keep only its first ``layers`` layers (``None``: all six).
     """
 
-    def __init__(self, folder: Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, folder: Path | None = None, threads: int | None = None, layers: int | None = None) -> None:
         from engine.backbone import load_delta, load_encoder, load_tokenizer, resolve_backbone
 
         torch = _torch()
         if threads:
             torch.set_num_threads(threads)
         self.config = EncoderConfig.read(folder) if folder is not None else EncoderConfig()
+        if folder is None and layers and layers < self.config.layers:
+            self.config = EncoderConfig(version=f"{self.config.version}-{layers}l", layers=layers)
         backbone = resolve_backbone(self.config.backbone)
         self.tokenizer = load_tokenizer(backbone).backend_tokenizer
         self.tokenizer.no_padding()
@@ -121,10 +124,10 @@ class SynonymEncoder:
         return out
 
 
-def load_encoder_folder(settings: Settings, plain: bool = False) -> SynonymEncoder | None:
-    """The shipped fine-tuned encoder (``None`` when its folder is absent), or the plain backbone."""
+def load_encoder_folder(settings: Settings, plain: bool = False, layers: int | None = None) -> SynonymEncoder | None:
+    """The shipped fine-tuned encoder (``None`` when its folder is absent), or the plain backbone (``layers``)."""
     if plain:
-        return SynonymEncoder(None)
+        return SynonymEncoder(None, layers=layers)
     folder = Path(getattr(settings, "icd_encoder_dir", MODEL_DIR))
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         return None
@@ -181,6 +184,26 @@ class VectorIndex:
         index.hnsw.efSearch = 64
         strings = json.loads((folder / "strings.json").read_text(encoding="utf-8"))
         return VectorIndex(index, np.load(folder / "ptr.npy"), np.load(folder / "codes.npy"), strings)
+
+    def description_keys(self, data: object) -> np.ndarray:
+        """Per code index, the key of its description's string (an encounter variant: its parent's; -1: none)."""
+        cached = getattr(self, "_desc_keys", None)
+        if cached is not None and len(cached) == len(data.codes):
+            return cached
+        pos = {t: i for i, t in enumerate(self.strings)}
+        parent = np.asarray(data.parent).tolist()
+        keys = [pos.get(d.lower(), -1) for d in data.descriptions]
+        for ci in range(len(keys)):
+            p = ci
+            while keys[ci] < 0 and parent[p] >= 0:
+                p = parent[p]
+                keys[ci] = keys[p]
+        self._desc_keys = np.asarray(keys, dtype=np.int64)
+        return self._desc_keys
+
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        """The (8-bit decoded) vectors of string ``keys``, one row each."""
+        return self.index.reconstruct_batch(np.asarray(keys, dtype=np.int64))
 
     def search_strings(self, vector: np.ndarray, k: int = 40) -> list[tuple[int, int, float]]:
         """``[(string key, code index, cosine)]`` of the ``k`` nearest strings, nearest first."""
