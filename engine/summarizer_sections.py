@@ -65,7 +65,7 @@ class SectionPriors:
         out: list[float | None] = []
         seen: set[int] = set()
         for (start, end), logit in zip(spans, logits, strict=True):
-            if any(a < end and start < b for a, b, _ in metadata) or _only_header(text, start, end, headers):
+            if any(a < end and start < b for a, b, _ in metadata) or only_header(text, start, end, headers):
                 out.append(None)
                 continue
             section = next((s for s in found if s.start <= start < s.end), None)
@@ -80,7 +80,7 @@ class SectionPriors:
         return out
 
 
-def _only_header(text: str, start: int, end: int, headers: Sequence[tuple[int, int]]) -> bool:
+def only_header(text: str, start: int, end: int, headers: Sequence[tuple[int, int]]) -> bool:
     """Whether the sentence holds nothing but section headers and punctuation."""
     rest = text[start:end]
     for a, b in headers:

@@ -31,6 +31,7 @@ from engine.corpora.pubmed import PubMedArticle, read_pubmed, split_path
 from engine.errors import EngineError, ErrorCode
 from engine.sentences import split_sentences
 from engine.settings import PACKAGED_BACKBONE, Settings
+from engine.summarizer_sections import only_header
 
 METRICS = ("rouge1", "rouge2", "rougeLsum")
 
@@ -208,21 +209,12 @@ CONCLUSION_SECTIONS = frozenset({"assessment", "assessment and plan", "diagnoses
 
 def conclusion_lead(text: str, found: Sequence[Any], headers: Sequence[tuple[int, int]]) -> int | None:
     """Start of the first sentence of the note's first conclusion section that is more than its header."""
-    from engine.sentences import split_sentences
-
     bodies = [(s.start, s.end) for s in found if s.name in CONCLUSION_SECTIONS]
     if not bodies:
         return None
     lo, hi = bodies[0]
-    for start, end in split_sentences(text):
-        if lo <= start < hi:
-            rest = text[start:end]
-            for a, b in headers:
-                if start <= a < end:
-                    rest = rest.replace(text[a:b], " ")
-            if any(c.isalnum() for c in rest):
-                return start
-    return None
+    return next((start for start, end in split_sentences(text)
+                 if lo <= start < hi and not only_header(text, start, end, headers)), None)
 
 
 def clinical_coverage(notes: Sequence[tuple[str, str]], summarizer: Any, sections: Any) -> dict[str, dict[str, float]]:
@@ -240,10 +232,10 @@ def clinical_coverage(notes: Sequence[tuple[str, str]], summarizer: Any, section
         with_ap = sentences = from_ap = from_meta = counted = leads = with_lead = 0
         for _, text in notes:
             found = sections.detect(text)
-            lead = conclusion_lead(text, found, sections.header_spans(text))
             ap = [(s.start, s.end) for s in found if s.name in ASSESSMENT_SECTIONS]
             if not ap:
                 continue
+            lead = conclusion_lead(text, found, sections.header_spans(text))
             meta = sections.metadata_spans(text)
             chosen = summarizer.summarize(text)
             counted += 1
